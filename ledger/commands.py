@@ -1,0 +1,245 @@
+"""The rules an event must pass before it is recorded (SPEC 5).
+
+Each check looks at the state folded so far and either refuses the event
+(raises `LedgerError` naming the field and the rule) or returns warnings.
+`admit` runs the checks for one new event against a stream, re-checking the
+whole stream when the event is back-dated, so that nothing already recorded
+becomes invalid.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ledger.errors import LedgerError
+from ledger.events import (
+    BuyerEvent,
+    BuyerRegistered,
+    CreditNoteIssued,
+    DueDateExtended,
+    Event,
+    InvoiceIssued,
+    LimitCancelled,
+    LimitGranted,
+    LimitReduced,
+    PaymentReceived,
+    PaymentReversed,
+    PolicyAmended,
+    PolicyStarted,
+    TurnoverDeclared,
+)
+from ledger.money import format_minor
+from ledger.policy import PolicyTerms
+from projections.balances import BuyerBook
+from projections.order import in_fold_order
+
+TermsAt = Callable[[datetime.date], PolicyTerms]
+
+
+def check_buyer_event(book: BuyerBook, event: BuyerEvent, terms: PolicyTerms) -> list[str]:
+    """Refuse `event` if it breaks a rule given `book`; return its warnings."""
+    money = lambda amount: format_minor(amount, terms.currency)  # noqa: E731
+    match event:
+        case BuyerRegistered():
+            if book.registered is not None:
+                raise LedgerError(f"{event.buyer} is already registered", field="buyer")
+            if terms.fees and event.country not in terms.fees.zones:
+                raise LedgerError(
+                    f"{event.country} has no risk zone in policy.fees.zones; with fees configured every buyer's country needs one",
+                    field="country",
+                )
+        case LimitGranted():
+            if event.basis == "discretionary":
+                if event.criterion is None:
+                    raise LedgerError("a discretionary limit needs a criterion", field="criterion")
+                if event.amount > terms.discretionary_limit_max:
+                    raise LedgerError(
+                        f"{money(event.amount)} is above discretionary_limit_max {money(terms.discretionary_limit_max)}",
+                        field="amount",
+                    )
+                if book.discretionary_withdrawn:
+                    raise LedgerError(
+                        f"the limit of {event.buyer} was cancelled; only an underwriter can grant a new one",
+                        field="basis",
+                    )
+            elif event.criterion is not None:
+                raise LedgerError("a criterion is for discretionary limits only", field="criterion")
+        case LimitReduced():
+            if book.limit_non_cancellable:
+                raise LedgerError("the limit in force is non_cancellable; it cannot be reduced", field="buyer")
+            if event.amount >= book.limit:
+                raise LedgerError(
+                    f"{money(event.amount)} is not lower than the limit in force {money(book.limit)}",
+                    field="amount",
+                )
+        case LimitCancelled():
+            if book.limit_non_cancellable:
+                raise LedgerError("the limit in force is non_cancellable; it cannot be cancelled", field="buyer")
+        case InvoiceIssued():
+            if event.invoice in book.invoices:
+                raise LedgerError(f"{event.invoice} is already an invoice of {event.buyer}", field="invoice")
+            days = (event.due - event.delivered).days
+            if days > terms.max_credit_days:
+                return [
+                    f"invoice {event.invoice}: due {days} days after delivery, beyond max_credit_days "
+                    f"{terms.max_credit_days}; recorded but not insured"
+                ]
+        case CreditNoteIssued() | PaymentReceived() if event.invoice is not None:
+            invoice = book.invoices.get(event.invoice)
+            if invoice is None:
+                raise LedgerError(f"{event.buyer} has no invoice {event.invoice} on {event.effective}", field="invoice")
+            if event.amount > invoice.balance:
+                raise LedgerError(
+                    f"{money(event.amount)} is more than the {money(invoice.balance)} open on invoice {event.invoice}",
+                    field="amount",
+                )
+        case PaymentReversed():
+            record = book.find_payment(event.payment)
+            if record is None:
+                raise LedgerError(f"{event.buyer} has no payment {event.payment} on {event.effective}", field="payment")
+            if record.reversed:
+                raise LedgerError(f"payment {event.payment} is already reversed", field="payment")
+        case DueDateExtended():
+            invoice = book.invoices.get(event.invoice)
+            if invoice is None:
+                raise LedgerError(f"{event.buyer} has no invoice {event.invoice} on {event.effective}", field="invoice")
+            if event.due <= invoice.due:
+                raise LedgerError(f"{event.due} is not later than the current due date {invoice.due}", field="due")
+            days = (event.due - invoice.delivered).days
+            if days > terms.max_credit_days:
+                return [
+                    f"invoice {event.invoice}: new due date {days} days after delivery, beyond max_credit_days "
+                    f"{terms.max_credit_days}; not insured from now on"
+                ]
+        case _:
+            pass
+    return []
+
+
+@dataclass
+class BuyerStream:
+    """A buyer's recorded events (recorded order) and the book they fold to."""
+
+    events: list[Event] = field(default_factory=list)
+    book: BuyerBook = field(default_factory=BuyerBook)
+
+    @classmethod
+    def replay(cls, events: list[Event]) -> BuyerStream:
+        stream = cls(events=list(events))
+        for event in in_fold_order(events):
+            stream.book.apply(event)
+        return stream
+
+    def admit(self, event: BuyerEvent, terms_at: TermsAt) -> list[str]:
+        """Check and add `event` (recorded after every event here); return warnings.
+
+        Most events are the newest by effective date and are checked against
+        the book as it stands. A back-dated one is checked by folding the
+        whole stream again with it in place, so that a later event it would
+        invalidate (a payment turned into an overpayment, say) refuses it.
+        """
+        newest = self.book.last_effective is None or event.effective >= self.book.last_effective
+        if newest:
+            warnings = check_buyer_event(self.book, event, terms_at(event.effective))
+            self.book.apply(event)
+            self.events.append(event)
+            return warnings
+        candidate = [*self.events, event]
+        book = BuyerBook()
+        warnings = []
+        for earlier in in_fold_order(candidate):
+            assert isinstance(earlier, BuyerEvent)
+            try:
+                found = check_buyer_event(book, earlier, terms_at(earlier.effective))
+            except LedgerError as refusal:
+                if earlier is event:
+                    raise
+                raise LedgerError(
+                    f"back-dated to {event.effective}, it would make the {earlier.type} of "
+                    f"{earlier.effective} ({earlier.key or earlier.id}) invalid: {refusal}",
+                    field="effective",
+                ) from None
+            if earlier is event:
+                warnings = found
+            book.apply(earlier)
+        self.book, self.events = book, candidate
+        return warnings
+
+
+@dataclass
+class PolicyStream:
+    """The policy stream: the terms over time and the declarations."""
+
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def started(self) -> PolicyTerms | None:
+        """The terms the policy started with, if it has."""
+        for event in self.events:
+            if isinstance(event, PolicyStarted):
+                return event.terms
+        return None
+
+    def terms_at(self, day: datetime.date) -> PolicyTerms:
+        """Terms in force on `day`: the latest start or amendment effective by then."""
+        terms = self.started
+        if terms is None:
+            raise LedgerError("the ledger has no policy yet; load one first (creditledger policy load FILE)")
+        for event in in_fold_order(self.events):
+            if isinstance(event, (PolicyStarted, PolicyAmended)) and event.effective <= day:
+                terms = event.terms
+        return terms
+
+    def current(self) -> PolicyTerms:
+        """The terms in force after every amendment."""
+        return self.terms_at(datetime.date.max)
+
+    def admit(self, event: Event) -> list[str]:
+        """Check and add a policy-wide event."""
+        started = self.started
+        match event:
+            case PolicyStarted():
+                if started is not None:
+                    raise LedgerError(
+                        f"the ledger already has policy {started.id}; amend it instead", field="type"
+                    )
+            case PolicyAmended():
+                if started is None:
+                    raise LedgerError("there is no policy to amend; load one first", field="type")
+                if event.terms.id != started.id:
+                    raise LedgerError(f"{event.terms.id} is not the ledger's policy {started.id}", field="terms.id")
+                if event.terms.currency != started.currency:
+                    raise LedgerError(
+                        f"the policy currency is {started.currency}; it cannot change", field="terms.currency"
+                    )
+            case TurnoverDeclared():
+                terms = self.terms_at(event.effective)
+                first, last = _period_bounds(event.period)
+                if last < terms.start or first > terms.end:
+                    raise LedgerError(
+                        f"{event.period} is outside the policy period {terms.start} to {terms.end}", field="period"
+                    )
+            case _:
+                if started is None:
+                    raise LedgerError("the ledger has no policy yet; load one first")
+        self.events.append(event)
+        return []
+
+
+def _period_bounds(period: str) -> tuple[datetime.date, datetime.date]:
+    """First and last day of `2025`, `2025-Q1` or `2025-03`."""
+    year = int(period[:4])
+    if len(period) == 4:
+        return datetime.date(year, 1, 1), datetime.date(year, 12, 31)
+    if "Q" in period:
+        quarter = int(period[-1])
+        first = datetime.date(year, 3 * quarter - 2, 1)
+        months = 3
+    else:
+        first = datetime.date(year, int(period[5:7]), 1)
+        months = 1
+    month_after = first.month + months
+    next_first = datetime.date(year + (month_after - 1) // 12, (month_after - 1) % 12 + 1, 1)
+    return first, next_first - datetime.timedelta(days=1)

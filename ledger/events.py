@@ -1,0 +1,340 @@
+"""The event vocabulary of SPEC 5: frozen msgspec Structs in one tagged union.
+
+Inside, money is integer minor units of the policy currency and dates are
+`datetime.date`. At the edges (files, CLI, JSON output) an event is a plain
+mapping with decimal strings: `parse_event` reads one in, `to_public` writes
+one out, and the two are inverse, so `log --json` output imports again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Union, get_args
+
+import msgspec
+
+from ledger.errors import LedgerError
+from ledger.money import format_minor, minor_units, parse_decimal, round_half_up, to_minor
+from ledger.policy import CURRENCY_CODE, PolicyTerms, parse_policy, terms_to_table
+
+# Identifiers that users type: no control characters, bounded length.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+Period = Annotated[str, msgspec.Meta(pattern=r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$")]
+
+NIL_ID = uuid.UUID(int=0)
+UNRECORDED = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+BuyerKind = Literal["company", "private_individual", "related_company", "public_body"]
+LimitBasis = Literal["underwriter", "discretionary"]
+Criterion = Literal["credit_report", "trading_history", "bank_reference", "trade_reference"]
+Proceeding = Literal["administration", "voluntary_arrangement", "liquidation", "bankruptcy", "chapter_11", "other"]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True):
+    """Fields every event has. `id` and `recorded` are stamped by the ledger."""
+
+    effective: datetime.date
+    id: uuid.UUID = NIL_ID
+    recorded: datetime.datetime = UNRECORDED
+    key: Ident | None = None
+
+    @property
+    def type(self) -> str:
+        """The event's public type name, e.g. `invoice_issued`."""
+        return str(type(self).__struct_config__.tag)
+
+
+class BuyerEvent(Event, frozen=True, kw_only=True):
+    """An event about one buyer; it lives in that buyer's stream."""
+
+    buyer: Ident
+
+
+class PolicyStarted(Event, frozen=True, kw_only=True, tag="policy_started"):
+    terms: PolicyTerms
+
+
+class PolicyAmended(Event, frozen=True, kw_only=True, tag="policy_amended"):
+    terms: PolicyTerms
+
+
+class BuyerRegistered(BuyerEvent, frozen=True, kw_only=True, tag="buyer_registered"):
+    name: Name
+    country: Country
+    kind: BuyerKind = "company"
+    excluded: bool = False
+
+
+class LimitRequested(BuyerEvent, frozen=True, kw_only=True, tag="limit_requested"):
+    amount: int
+
+
+class LimitGranted(BuyerEvent, frozen=True, kw_only=True, tag="limit_granted"):
+    amount: int
+    basis: LimitBasis = "underwriter"
+    criterion: Criterion | None = None
+    non_cancellable: bool = False
+
+
+class LimitReduced(BuyerEvent, frozen=True, kw_only=True, tag="limit_reduced"):
+    amount: int
+
+
+class LimitCancelled(BuyerEvent, frozen=True, kw_only=True, tag="limit_cancelled"):
+    pass
+
+
+class InvoiceIssued(BuyerEvent, frozen=True, kw_only=True, tag="invoice_issued"):
+    """`amount` is in the policy currency; a foreign invoice keeps its own
+    amount in `foreign_amount` (minor units of `currency`), converted once."""
+
+    invoice: Ident
+    amount: int
+    due: datetime.date
+    delivered: datetime.date
+    prepaid: bool = False
+    currency: str | None = None
+    fx_rate: Decimal | None = None
+    foreign_amount: int | None = None
+
+
+class CreditNoteIssued(BuyerEvent, frozen=True, kw_only=True, tag="credit_note_issued"):
+    invoice: Ident
+    amount: int
+
+
+class PaymentReceived(BuyerEvent, frozen=True, kw_only=True, tag="payment_received"):
+    amount: int
+    invoice: Ident | None = None
+
+
+class PaymentReversed(BuyerEvent, frozen=True, kw_only=True, tag="payment_reversed"):
+    payment: Ident  # the event id or the key of the payment
+
+
+class DueDateExtended(BuyerEvent, frozen=True, kw_only=True, tag="due_date_extended"):
+    invoice: Ident
+    due: datetime.date
+
+
+class OverdueReported(BuyerEvent, frozen=True, kw_only=True, tag="overdue_reported"):
+    pass
+
+
+class OverdueCleared(BuyerEvent, frozen=True, kw_only=True, tag="overdue_cleared"):
+    pass
+
+
+class Insolvency(BuyerEvent, frozen=True, kw_only=True, tag="insolvency"):
+    proceeding: Proceeding
+
+
+class PoliticalEvent(Event, frozen=True, kw_only=True, tag="political_event"):
+    country: Country
+    description: Name
+
+
+class ClaimFiled(BuyerEvent, frozen=True, kw_only=True, tag="claim_filed"):
+    pass
+
+
+class IndemnityPaid(BuyerEvent, frozen=True, kw_only=True, tag="indemnity_paid"):
+    amount: int
+
+
+class RecoveryReceived(BuyerEvent, frozen=True, kw_only=True, tag="recovery_received"):
+    amount: int
+
+
+class TurnoverDeclared(Event, frozen=True, kw_only=True, tag="turnover_declared"):
+    period: Period
+    country: Country
+    amount: int
+
+
+class TopUpPurchased(BuyerEvent, frozen=True, kw_only=True, tag="top_up_purchased"):
+    pass
+
+
+AnyEvent = Union[
+    PolicyStarted, PolicyAmended, BuyerRegistered, LimitRequested, LimitGranted,
+    LimitReduced, LimitCancelled, InvoiceIssued, CreditNoteIssued, PaymentReceived,
+    PaymentReversed, DueDateExtended, OverdueReported, OverdueCleared, Insolvency,
+    PoliticalEvent, ClaimFiled, IndemnityPaid, RecoveryReceived, TurnoverDeclared,
+    TopUpPurchased,
+]
+EVENT_TYPES: dict[str, type[Event]] = {
+    str(cls.__struct_config__.tag): cls for cls in get_args(AnyEvent)
+}
+
+# Amounts that must be above 0; the others (limits, declarations) may be 0.
+_POSITIVE_AMOUNTS = {
+    "invoice_issued", "credit_note_issued", "payment_received",
+    "indemnity_paid", "recovery_received",
+}
+_DATE_FIELDS = ("effective", "due", "delivered")
+_VALIDATION_AT = re.compile(r" - at `\$\.?([\w.\[\]]*)`$")
+
+
+def _validation_error(error: msgspec.ValidationError, type_name: str) -> LedgerError:
+    text = str(error)
+    match = _VALIDATION_AT.search(text)
+    field = match.group(1) if match else None
+    message = _VALIDATION_AT.sub("", text)
+    if message.startswith("Object contains unknown field"):
+        unknown = message.split("`")[1]
+        return LedgerError(f"is not a field of {type_name}", field=unknown)
+    if message.startswith("Object missing required field"):
+        missing = message.split("`")[1]
+        return LedgerError(f"is required for {type_name}", field=missing)
+    message = message.replace("Expected `str` matching regex", "expected text matching")
+    if "Invalid enum value" in message:
+        allowed = _allowed_values(field)
+        message = message.replace("Invalid enum value", "is not one of " + allowed + ":")
+    return LedgerError(message, field=field)
+
+
+_CHOICES: dict[str, Any] = {
+    "kind": BuyerKind, "basis": LimitBasis, "criterion": Criterion, "proceeding": Proceeding,
+}
+
+
+def _allowed_values(field: str | None) -> str:
+    choice = _CHOICES.get(field or "")
+    return ", ".join(get_args(choice)) if choice else "the allowed values"
+
+
+def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
+    """Read one event from its public form, refusing bad fields by name.
+
+    `currency` is the policy currency: money arrives as decimal strings and
+    leaves as minor units of it. Absent stamps (`id`, `recorded`) stay unset
+    for the ledger to assign.
+    """
+    if not isinstance(raw, Mapping):
+        raise LedgerError("an event must be a table of fields")
+    data = {str(k): v for k, v in raw.items() if v is not None and v != ""}
+    type_name = data.pop("type", None)
+    if type_name is None:
+        raise LedgerError("is required", field="type")
+    cls = EVENT_TYPES.get(str(type_name))
+    if cls is None:
+        raise LedgerError(f"{type_name!r} is not an event type", field="type")
+    if "effective" not in data:
+        raise LedgerError(f"is required for {type_name}", field="effective")
+    if cls in (PolicyStarted, PolicyAmended):
+        data["terms"] = parse_policy(data.get("terms", {}))
+        currency = data["terms"].currency
+    for name in _DATE_FIELDS:
+        if name in data:
+            data[name] = _date(data[name], name)
+    if "amount" in data:
+        amount_currency = currency
+        if cls is InvoiceIssued and data.get("currency") not in (None, currency):
+            amount_currency = _currency_code(data["currency"])
+        data["amount"] = to_minor(
+            data["amount"], amount_currency, field="amount", allow_zero=type_name not in _POSITIVE_AMOUNTS
+        )
+    if cls is InvoiceIssued:
+        _convert_invoice(data, currency)
+    if "recorded" in data:
+        data["recorded"] = _recorded(data["recorded"])
+    try:
+        return msgspec.convert(data, cls, strict=False)
+    except msgspec.ValidationError as e:
+        raise _validation_error(e, str(type_name)) from None
+
+
+def _recorded(value: Any) -> datetime.datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise LedgerError(f"{value!r} is not a timestamp", field="recorded") from None
+    if not isinstance(value, datetime.datetime):
+        raise LedgerError(f"{value!r} is not a timestamp", field="recorded")
+    if value.tzinfo is None:
+        raise LedgerError("needs a time zone (write 2025-03-10T09:00:00Z)", field="recorded")
+    return value.astimezone(datetime.UTC)
+
+
+def _currency_code(value: Any) -> str:
+    if not isinstance(value, str) or not CURRENCY_CODE.match(value):
+        raise LedgerError(f"{value!r} is not an ISO 4217 currency code", field="currency")
+    return value
+
+
+def _date(value: Any, field: str) -> datetime.date:
+    if isinstance(value, datetime.datetime):
+        raise LedgerError("is a date, not a timestamp (write 2025-01-01)", field=field)
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise LedgerError(f"{value!r} is not a valid date (write 2025-01-31)", field=field)
+
+
+def _convert_invoice(data: dict[str, Any], currency: str) -> None:
+    """Foreign invoices are converted once, at issue, half-up (SPEC 3)."""
+    data.setdefault("delivered", data["effective"])
+    foreign = data.get("currency")
+    if foreign is None or foreign == currency:
+        if "fx_rate" in data:
+            raise LedgerError("is only for an invoice in another currency", field="fx_rate")
+        data.pop("currency", None)
+        return
+    if "fx_rate" not in data:
+        raise LedgerError(f"an invoice in {foreign} needs fx_rate ({currency} per {foreign})", field="fx_rate")
+    rate = parse_decimal(data["fx_rate"], field="fx_rate")
+    if rate <= 0:
+        raise LedgerError(f"{rate} must be above 0", field="fx_rate")
+    foreign_minor = data["amount"]
+    exact = Decimal(foreign_minor).scaleb(-minor_units(foreign)) * rate
+    data["foreign_amount"] = foreign_minor
+    data["fx_rate"] = rate
+    data["amount"] = round_half_up(exact.scaleb(minor_units(currency)))
+    if data["amount"] <= 0:
+        raise LedgerError("converts to 0 in the policy currency", field="amount")
+
+
+def to_public(event: Event, currency: str) -> dict[str, Any]:
+    """The event as files and JSON show it: decimal strings, ISO dates, both time axes."""
+    out: dict[str, Any] = {"type": event.type}
+    for name in event.__struct_fields__:
+        value = getattr(event, name)
+        if value is None or (name == "key" and value is None):
+            continue
+        if name == "foreign_amount":
+            continue
+        if name == "amount" and isinstance(event, InvoiceIssued) and event.foreign_amount is not None:
+            assert event.currency is not None
+            value = format_minor(event.foreign_amount, event.currency)
+        elif name == "amount":
+            value = format_minor(value, currency)
+        elif name == "terms":
+            value = terms_to_table(value)
+        elif name == "recorded":
+            value = format_recorded(value)
+        elif name in ("id", "fx_rate"):
+            value = str(value)
+        out[name] = value
+    return out
+
+
+def format_recorded(moment: datetime.datetime) -> str:
+    """Fixed-width UTC text, so that text order is time order (the stored axis)."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def buyer_of(event: Event) -> str | None:
+    """The buyer whose stream holds `event`, or None for policy-wide events."""
+    return event.buyer if isinstance(event, BuyerEvent) else None

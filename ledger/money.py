@@ -1,0 +1,75 @@
+"""Money at the edges (decimal strings) and inside (integer minor units).
+
+Rounding is half-up to the minor unit, once per computed line (SPEC 3); an
+input with more decimals than the currency allows is refused, never rounded.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from ledger.errors import LedgerError
+
+# ISO 4217 minor units for the currencies that differ from the usual 2.
+_MINOR_UNITS = {
+    "BHD": 3, "CLP": 0, "IQD": 3, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0,
+    "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "TND": 3, "UGX": 0, "VND": 0,
+}
+# A limit on everything: no single amount reaches a quadrillion minor units.
+MAX_AMOUNT_MINOR = 10**15
+
+
+def minor_units(currency: str) -> int:
+    """Number of decimals of `currency` (2 unless ISO 4217 says otherwise)."""
+    return _MINOR_UNITS.get(currency, 2)
+
+
+def parse_decimal(value: object, *, field: str) -> Decimal:
+    """A finite Decimal from a string or int; floats are refused (never exact)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise LedgerError(
+            f"{value!r} is not a decimal string (money and rates are written like \"1500.00\")",
+            field=field,
+        )
+    text = str(value).strip()
+    if len(text) > 40:
+        raise LedgerError(f"{text[:20]}... is too long for a number", field=field)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise LedgerError(f"{text!r} is not a decimal number", field=field) from None
+    if not number.is_finite():
+        raise LedgerError(f"{text!r} is not a finite number", field=field)
+    return number
+
+
+def to_minor(value: object, currency: str, *, field: str, allow_zero: bool = True) -> int:
+    """Integer minor units of a non-negative amount, refusing excess decimals."""
+    number = parse_decimal(value, field=field)
+    decimals = minor_units(currency)
+    if number < 0:
+        raise LedgerError(f"{number} is negative; amounts are never below 0", field=field)
+    if not allow_zero and number == 0:
+        raise LedgerError("must be above 0", field=field)
+    scaled = number.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise LedgerError(
+            f"{number} has more decimals than {currency} allows ({decimals}); "
+            "amounts are refused, never rounded",
+            field=field,
+        )
+    minor = int(scaled)
+    if minor >= MAX_AMOUNT_MINOR:
+        raise LedgerError(f"{number} is above the largest amount the ledger accepts", field=field)
+    return minor
+
+
+def format_minor(amount: int, currency: str) -> str:
+    """The decimal string of `amount` minor units, e.g. 150000 -> "1500.00"."""
+    decimals = minor_units(currency)
+    return str(Decimal(amount).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals)))
+
+
+def round_half_up(value: Decimal) -> int:
+    """Round an exact amount in minor units to a whole minor unit, half up."""
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))

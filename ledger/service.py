@@ -1,0 +1,333 @@
+"""The application service: every write and read of a ledger goes through `Ledger`.
+
+A write is one pipeline, top to bottom (`_record_once`):
+  stamp (id, recorded) -> skip known keys and ids -> admit each event against
+  its stream (refusing with file, line, field and rule) -> save all of them
+  in one transaction.
+A conflict with another writer (a stream version taken, a key recorded, the
+recorded axis moved) re-runs the pipeline on fresh state, a bounded number
+of times, so concurrent writers never lose, duplicate or over-allocate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from ledger.commands import BuyerStream, PolicyStream
+from ledger.errors import ConcurrencyConflict, LedgerError
+from ledger.events import (
+    NIL_ID,
+    UNRECORDED,
+    BuyerEvent,
+    BuyerRegistered,
+    Event,
+    PolicyAmended,
+    PolicyStarted,
+    format_recorded,
+    parse_event,
+)
+from ledger.policy import PolicyTerms
+from ledger.store import POLICY_STREAM, Envelope, IndexRow, LedgerStore, buyer_stream, open_store, stream_of
+
+Clock = Callable[[], datetime.datetime]
+MAX_ATTEMPTS = 8
+PAGE = 5000
+
+
+def utc_now() -> datetime.datetime:
+    """The wall clock, in UTC. Only the write side reads it."""
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event read from input, not yet recorded, with where it came from."""
+
+    event: Event
+    source: str | None = None
+    line: int | None = None
+
+    def error(self, problem: LedgerError) -> LedgerError:
+        return problem.located(source=self.source, line=self.line)
+
+
+@dataclass
+class Outcome:
+    """What a write did: events recorded, events skipped as already known, warnings."""
+
+    recorded: list[Event] = field(default_factory=list)
+    skipped: list[tuple[Draft, str]] = field(default_factory=list)  # (draft, id of the earlier event)
+    warnings: list[str] = field(default_factory=list)
+
+
+ProgressHook = Callable[[int], None]
+
+
+class Ledger:
+    """One ledger (one policy's book) in one store."""
+
+    def __init__(self, location: str, *, clock: Clock = utc_now) -> None:
+        self.location = location
+        self.store: LedgerStore = open_store(location)
+        self.clock = clock
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ reading
+
+    def policy_stream(self) -> PolicyStream:
+        """The policy stream as recorded now."""
+        return PolicyStream(events=[e.event for e in self.store.stream(POLICY_STREAM)])
+
+    def terms(self) -> PolicyTerms:
+        """The policy terms in force after every amendment (refuses if none)."""
+        return self.policy_stream().current()
+
+    def has_policy(self) -> bool:
+        return self.policy_stream().started is not None
+
+    def buyer_events(self, buyer: str, known_at: datetime.datetime | None = None) -> list[Event]:
+        """One buyer's events in recorded order, as known at `known_at`."""
+        events = [e.event for e in self.store.stream(buyer_stream(buyer))]
+        if known_at is not None:
+            events = [e for e in events if e.recorded <= known_at]
+        return events
+
+    def events(self, known_at: datetime.datetime | None = None) -> Iterator[Event]:
+        """Every event in recorded order, as known at `known_at`, page by page."""
+        stop = None if known_at is None else self.store.index.cutoff(format_recorded(known_at))
+        if stop == 0:
+            return
+        start = 1
+        while True:
+            page = self.store.read_notifications(start, PAGE, stop)
+            for notification in page:
+                yield self.store.decode(notification.topic, notification.state)
+            if len(page) < PAGE:
+                return
+            start = page[-1].id + 1
+
+    def log(
+        self,
+        *,
+        buyer: str | None = None,
+        types: Sequence[str] = (),
+        effective_from: datetime.date | None = None,
+        effective_to: datetime.date | None = None,
+        known_at: datetime.datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Events matching the filters, in recorded order; selected on the index, not decoded first."""
+        rows = self.store.index.select_indexed(
+            buyer=buyer,
+            types=types,
+            effective_from=effective_from.isoformat() if effective_from else None,
+            effective_to=effective_to.isoformat() if effective_to else None,
+            recorded_upto=format_recorded(known_at) if known_at else None,
+            limit=limit,
+        )
+        return [self.store.decode(topic, state) for _, topic, state in rows]
+
+    def count(self) -> int:
+        return self.store.index.count()
+
+    # ------------------------------------------------------------ writing
+
+    def load_policy(self, terms: PolicyTerms, *, effective: datetime.date | None = None) -> Outcome:
+        """Start the ledger's policy, or amend it (effective `effective`, default today)."""
+        if not self.has_policy():
+            event: Event = PolicyStarted(effective=terms.start, terms=terms)
+        else:
+            event = PolicyAmended(effective=effective or self.clock().date(), terms=terms)
+        return self.record([Draft(event)])
+
+    def parse(self, rows: Iterable[tuple[int | None, Mapping[str, Any]]], source: str | None = None) -> list[Draft]:
+        """Read raw events (line, fields) into drafts; the first bad one refuses them all."""
+        currency: str | None = None
+        drafts = []
+        for line, raw in rows:
+            if currency is None:
+                currency = self._currency_for(raw)
+            try:
+                event = parse_event(raw, currency)
+            except LedgerError as problem:
+                raise problem.located(source=source, line=line) from None
+            if isinstance(event, PolicyStarted):
+                currency = event.terms.currency
+            drafts.append(Draft(event, source, line))
+        return drafts
+
+    def _currency_for(self, raw: Mapping[str, Any]) -> str:
+        if raw.get("type") in ("policy_started", "policy_amended"):
+            return "XXX"  # the terms carry their own currency
+        try:
+            return self.terms().currency
+        except LedgerError:
+            return "XXX"  # refused later, with the rule, when the event is admitted
+
+    def append(self, raw: Mapping[str, Any], *, source: str | None = None) -> Outcome:
+        """Record one event given in its public form."""
+        return self.record(self.parse([(None, raw)], source))
+
+    def record(
+        self,
+        drafts: Sequence[Draft],
+        *,
+        keep_recorded: bool = False,
+        progress: ProgressHook | None = None,
+    ) -> Outcome:
+        """Record `drafts` atomically: all of them (less known keys) or none.
+
+        Retries a bounded number of times when another writer got there
+        first; the retry re-reads the streams, so its checks see that write.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return self._record_once(drafts, keep_recorded=keep_recorded, progress=progress)
+            except ConcurrencyConflict:
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        raise LedgerError(
+            f"other writers kept changing the ledger; gave up after {MAX_ATTEMPTS} attempts and recorded nothing"
+        )
+
+    def _record_once(
+        self, drafts: Sequence[Draft], *, keep_recorded: bool, progress: ProgressHook | None
+    ) -> Outcome:
+        outcome = Outcome()
+        stamped = self._stamp(drafts, keep_recorded, outcome)
+        fresh = self._skip_known(stamped, outcome)
+        policy = self.policy_stream()
+        buyers: dict[str, BuyerStream] = {}
+        stored_versions: dict[uuid.UUID, int] = {}
+        envelopes: list[Envelope] = []
+        versions: dict[uuid.UUID, int] = {}
+        for done, draft in enumerate(fresh, 1):
+            event = draft.event
+            stream_id = stream_of(event)
+            try:
+                if isinstance(event, BuyerEvent):
+                    stream = buyers.get(event.buyer)
+                    if stream is None:
+                        existing = self.buyer_events(event.buyer)
+                        stored_versions[stream_id] = len(existing)
+                        stream = buyers[event.buyer] = BuyerStream.replay(existing)
+                    if not stream.events and not isinstance(event, BuyerRegistered):
+                        raise LedgerError(f"{event.buyer} is not a registered buyer", field="buyer")
+                    warnings = stream.admit(event, policy.terms_at)
+                else:
+                    stored_versions.setdefault(stream_id, len(policy.events))
+                    warnings = policy.admit(event)
+            except LedgerError as problem:
+                raise draft.error(problem) from None
+            outcome.warnings.extend(_where(draft) + w for w in warnings)
+            versions[stream_id] = versions.get(stream_id, stored_versions[stream_id]) + 1
+            envelopes.append(Envelope(stream_id, versions[stream_id], event))
+            outcome.recorded.append(event)
+            if progress and done % 1000 == 0:
+                progress(1000)
+        if envelopes:
+            self._save(envelopes)
+        if progress:
+            progress(len(fresh) % 1000)
+        return outcome
+
+    def _stamp(self, drafts: Sequence[Draft], keep_recorded: bool, outcome: Outcome) -> list[Draft]:
+        """Give each draft its id and recorded stamp (SPEC 2)."""
+        last_text = self.store.index.last_recorded()
+        last = _parse_recorded(last_text) if last_text else None
+        if keep_recorded:
+            previous = last
+            for draft in drafts:
+                moment = draft.event.recorded
+                if moment == UNRECORDED:
+                    raise draft.error(LedgerError("--keep-recorded needs a recorded stamp on every event", field="recorded"))
+                if previous is not None and moment < previous:
+                    raise draft.error(LedgerError(
+                        f"{format_recorded(moment)} is before {format_recorded(previous)}, already in the ledger "
+                        "or earlier in the file; recorded time never goes backwards",
+                        field="recorded",
+                    ))
+                previous = moment
+            return [_with_id(d) for d in drafts]
+        now = self.clock().astimezone(datetime.UTC)
+        if last is not None and now < last:
+            now = last
+        carried = sum(1 for d in drafts if d.event.recorded != UNRECORDED)
+        if carried:
+            outcome.warnings.append(
+                f"{carried} events carried recorded stamps; the ledger stamped them {format_recorded(now)} "
+                "(use --keep-recorded to keep the original stamps)"
+            )
+        return [
+            Draft(msgspec.structs.replace(_with_id(d).event, recorded=now), d.source, d.line) for d in drafts
+        ]
+
+    def _skip_known(self, drafts: list[Draft], outcome: Outcome) -> list[Draft]:
+        """Drop drafts whose key (or id) is already recorded: re-imports are no-ops."""
+        keys = [d.event.key for d in drafts if d.event.key]
+        known = self.store.index.find_keys(keys) if keys else {}
+        ids = self.store.index.find_ids([str(d.event.id) for d in drafts])
+        fresh = []
+        for draft in drafts:
+            event = draft.event
+            earlier = known.get(event.key) if event.key else None
+            if earlier is None and str(event.id) in ids:
+                earlier = str(event.id)
+            if earlier is not None:
+                outcome.skipped.append((draft, earlier))
+                continue
+            if event.key:
+                known[event.key] = str(event.id)
+            ids.add(str(event.id))
+            fresh.append(draft)
+        return fresh
+
+    def _save(self, envelopes: list[Envelope]) -> None:
+        try:
+            self.store.save(*envelopes, index=[IndexRow.of(e.event) for e in envelopes])
+        except _conflict_errors() as conflict:
+            raise ConcurrencyConflict(str(conflict)) from None
+
+
+@functools.cache
+def _conflict_errors() -> tuple[type[BaseException], ...]:
+    """What another writer's commit looks like from here (psycopg's own in pipeline mode)."""
+    import psycopg
+
+    return (IntegrityError, OperationalError, psycopg.IntegrityError, psycopg.errors.LockNotAvailable)
+
+
+def _with_id(draft: Draft) -> Draft:
+    if draft.event.id != NIL_ID:
+        return draft
+    return Draft(msgspec.structs.replace(draft.event, id=uuid.uuid4()), draft.source, draft.line)
+
+
+def _parse_recorded(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+
+
+def _where(draft: Draft) -> str:
+    if draft.source:
+        return f"{draft.source}:{draft.line}: " if draft.line else f"{draft.source}: "
+    return ""
+
+
+__all__ = ["Ledger", "Draft", "Outcome", "PolicyAmended", "utc_now"]

@@ -1,0 +1,452 @@
+"""The event store: eventsourcing's Application, recorders and one msgspec Mapper.
+
+Streams (docs/design.md): one per buyer and one for the policy. Beside the
+library's `stored_events` table each recorder keeps `ledger_index`, written in
+the same transaction: one row per event with its notification id, event id,
+idempotency key, recorded stamp, effective date, type and buyer. It is what
+lets a query select "recorded up to T" or "this key" without decoding events,
+and a trigger on it refuses a recorded stamp that goes backwards.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import msgspec
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Mapper,
+    Notification,
+    StoredEvent,
+)
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import register_topic
+
+from ledger.errors import LedgerError
+from ledger.events import EVENT_TYPES, Event, buyer_of, format_recorded
+
+LEDGER_NAMESPACE = uuid.UUID("5c1d3c4e-8f0b-4a43-9a55-2f6c2b1e7d10")
+POLICY_STREAM = uuid.uuid5(LEDGER_NAMESPACE, "policy")
+
+# Schema version of each event type's stored form. Bump one and add an
+# upcaster to `UPCASTERS` when a stored form changes; old rows keep decoding.
+SCHEMA_VERSIONS: dict[str, int] = {name: 1 for name in EVENT_TYPES}
+UPCASTERS: dict[tuple[str, int], Any] = {}
+
+
+def stream_of(event: Event) -> uuid.UUID:
+    """The stream an event belongs to: its buyer's, or the policy's."""
+    buyer = buyer_of(event)
+    return POLICY_STREAM if buyer is None else buyer_stream(buyer)
+
+
+def buyer_stream(buyer: str) -> uuid.UUID:
+    """Stable stream id of a buyer (the same in every ledger and backend)."""
+    return uuid.uuid5(LEDGER_NAMESPACE, "buyer:" + buyer)
+
+
+def topic_of(type_name: str) -> str:
+    """Stored topic: the public type name and schema version, never a class path."""
+    return f"creditledger:{type_name}:v{SCHEMA_VERSIONS[type_name]}"
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """An event placed in a stream: what eventsourcing stores and returns."""
+
+    originator_id: uuid.UUID
+    originator_version: int
+    event: Event
+
+
+for _name, _cls in EVENT_TYPES.items():
+    register_topic(topic_of(_name), _cls)
+
+
+class LedgerMapper(Mapper[uuid.UUID]):
+    """The one place where events are encoded, decoded and upcast.
+
+    State is the event's msgspec JSON (readable in any SQLite tool); decoding
+    goes straight from the stored bytes to the typed Struct.
+    """
+
+    def __init__(self, transcoder: Any = None, compressor: Any = None, cipher: Any = None) -> None:
+        super().__init__(transcoder or JSONTranscoder(), compressor, cipher)
+        self._encoder = msgspec.json.Encoder()
+        self._decoders = {
+            topic_of(name): msgspec.json.Decoder(cls) for name, cls in EVENT_TYPES.items()
+        }
+
+    def encode(self, event: Event) -> bytes:
+        return self._encoder.encode(event)
+
+    def decode(self, topic: str, state: bytes) -> Event:
+        """Decode stored state, upcasting an older schema version first."""
+        decoder = self._decoders.get(topic)
+        if decoder is not None:
+            return decoder.decode(state)  # type: ignore[no-any-return]
+        match = re.fullmatch(r"creditledger:(\w+):v(\d+)", topic)
+        if match is None or match.group(1) not in EVENT_TYPES:
+            raise LedgerError(f"stored event has an unknown topic {topic!r}")
+        name, version = match.group(1), int(match.group(2))
+        data = msgspec.json.decode(state)
+        while version < SCHEMA_VERSIONS[name]:
+            data = UPCASTERS[(name, version)](data)
+            version += 1
+        return msgspec.convert(data, EVENT_TYPES[name])
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        envelope: Envelope = domain_event
+        return StoredEvent(
+            originator_id=envelope.originator_id,
+            originator_version=envelope.originator_version,
+            topic=topic_of(envelope.event.type),
+            state=self.encode(envelope.event),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        originator_id = stored_event.originator_id
+        return Envelope(
+            originator_id=originator_id if isinstance(originator_id, uuid.UUID) else uuid.UUID(originator_id),
+            originator_version=stored_event.originator_version,
+            event=self.decode(stored_event.topic, stored_event.state),
+        )
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """The searchable facts of one stored event (see module docstring)."""
+
+    event_id: str
+    key: str | None
+    recorded: str
+    effective: str
+    type: str
+    buyer: str | None
+
+    @classmethod
+    def of(cls, event: Event) -> IndexRow:
+        return cls(
+            event_id=str(event.id), key=event.key, recorded=format_recorded(event.recorded),
+            effective=event.effective.isoformat(), type=event.type, buyer=buyer_of(event),
+        )
+
+
+RECORDED_BACKWARDS = "recorded went backwards"
+
+_INDEX_COLUMNS = "notification_id, event_id, key, recorded, effective, type, buyer"
+_INDEX_FILTERS = {
+    "buyer": "i.buyer = {p}",
+    "recorded_upto": "i.recorded <= {p}",
+    "effective_from": "i.effective >= {p}",
+    "effective_to": "i.effective <= {p}",
+    "after": "i.notification_id > {p}",
+}
+
+
+class IndexQueries:
+    """Queries over `ledger_index`, the same SQL for SQLite and PostgreSQL."""
+
+    placeholder = "?"
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    events_table_name: str
+
+    def _sql(self, sql: str, schema: str = "") -> str:
+        """Placeholders and (schema-qualified) table names for this backend."""
+        prefix = f"{schema}." if schema else ""
+        sql = sql.replace("?", self.placeholder).replace("ledger_index", prefix + "ledger_index")
+        return sql.replace("{events}", prefix + self.events_table_name)
+
+    def last_recorded(self) -> str | None:
+        """The latest recorded stamp in the ledger."""
+        rows = self._fetch("SELECT max(recorded) FROM ledger_index", [])
+        return rows[0][0] if rows else None
+
+    def cutoff(self, recorded_upto: str) -> int:
+        """The last notification id recorded up to the stamp (0: none)."""
+        rows = self._fetch(
+            "SELECT max(notification_id) FROM ledger_index WHERE recorded <= ?", [recorded_upto]
+        )
+        return rows[0][0] or 0
+
+    def find_keys(self, keys: Iterable[str]) -> dict[str, str]:
+        """Event ids of the keys already recorded, by key."""
+        found: dict[str, str] = {}
+        batch = list(dict.fromkeys(keys))
+        for start in range(0, len(batch), 500):
+            chunk = batch[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, event_id in self._fetch(
+                f"SELECT key, event_id FROM ledger_index WHERE key IN ({marks})", chunk
+            ):
+                found[key] = event_id
+        return found
+
+    def find_ids(self, event_ids: Iterable[str]) -> set[str]:
+        """The given event ids that are already recorded."""
+        found: set[str] = set()
+        batch = list(event_ids)
+        for start in range(0, len(batch), 500):
+            chunk = batch[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(row[0] for row in self._fetch(
+                f"SELECT event_id FROM ledger_index WHERE event_id IN ({marks})", chunk
+            ))
+        return found
+
+    def count(self) -> int:
+        """How many events the ledger holds."""
+        return int(self._fetch("SELECT count(*) FROM ledger_index", [])[0][0])
+
+    def select_indexed(
+        self,
+        *,
+        types: Sequence[str] = (),
+        limit: int | None = None,
+        **filters: Any,
+    ) -> list[tuple[int, str, bytes]]:
+        """(notification id, topic, state) of the events matching, in recorded order."""
+        where, params = [], []
+        for name, value in filters.items():
+            if value is not None:
+                where.append(_INDEX_FILTERS[name].format(p="?"))
+                params.append(value)
+        if types:
+            where.append(f"i.type IN ({','.join('?' * len(types))})")
+            params.extend(types)
+        sql = (
+            f"SELECT e.{self.notification_column}, e.topic, e.state FROM {{events}} e "
+            f"JOIN ledger_index i ON i.notification_id = e.{self.notification_column}"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY i.notification_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [(row[0], row[1], bytes(row[2])) for row in self._fetch(sql, params)]
+
+    notification_column = "rowid"
+
+
+class LedgerSQLiteRecorder(IndexQueries, SQLiteApplicationRecorder):
+    """eventsourcing's SQLite recorder, plus `ledger_index` in the same transaction."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS ledger_index ("
+            "notification_id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+            "key TEXT UNIQUE, recorded TEXT NOT NULL, effective TEXT NOT NULL, "
+            "type TEXT NOT NULL, buyer TEXT)",
+            "CREATE INDEX IF NOT EXISTS ledger_index_recorded ON ledger_index (recorded)",
+            "CREATE INDEX IF NOT EXISTS ledger_index_buyer ON ledger_index (buyer, notification_id)",
+            "CREATE TRIGGER IF NOT EXISTS ledger_index_recorded_forward "
+            "BEFORE INSERT ON ledger_index "
+            "WHEN NEW.recorded < (SELECT max(recorded) FROM ledger_index) "
+            f"BEGIN SELECT RAISE(ABORT, '{RECORDED_BACKWARDS}'); END",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        rows: Sequence[IndexRow] = kwargs["index"]
+        assert ids is not None and len(ids) == len(rows)
+        c.executemany(
+            f"INSERT INTO ledger_index ({_INDEX_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+            [(n, r.event_id, r.key, r.recorded, r.effective, r.type, r.buyer) for n, r in zip(ids, rows)],
+        )
+        return ids
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self._sql(sql), list(params))
+            return list(c.fetchall())
+
+
+@functools.cache
+def _postgres_recorder_class() -> type:
+    """Built on demand so that SQLite users never import psycopg."""
+    from eventsourcing.postgres import PostgresApplicationRecorder
+    from psycopg.sql import SQL
+
+    class LedgerPostgresRecorder(IndexQueries, PostgresApplicationRecorder):
+        """eventsourcing's PostgreSQL recorder, plus `ledger_index`, same transaction."""
+
+        placeholder = "%s"
+        notification_column = "notification_id"
+
+        def __init__(self, datastore: Any, **kwargs: Any) -> None:
+            super().__init__(datastore, **kwargs)
+            schema = self.datastore.schema
+            for statement in (
+                f"CREATE TABLE IF NOT EXISTS {schema}.ledger_index ("
+                "notification_id bigint PRIMARY KEY, event_id text NOT NULL UNIQUE, "
+                "key text UNIQUE, recorded text NOT NULL, effective text NOT NULL, "
+                "type text NOT NULL, buyer text)",
+                f"CREATE INDEX IF NOT EXISTS ledger_index_recorded ON {schema}.ledger_index (recorded)",
+                f"CREATE INDEX IF NOT EXISTS ledger_index_buyer ON {schema}.ledger_index (buyer, notification_id)",
+                f"CREATE OR REPLACE FUNCTION {schema}.ledger_index_recorded_forward() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.recorded < (SELECT max(recorded) FROM {schema}.ledger_index) THEN "
+                f"RAISE EXCEPTION '{RECORDED_BACKWARDS}' USING ERRCODE = 'check_violation'; "
+                "END IF; RETURN NEW; END $$",
+                f"CREATE OR REPLACE TRIGGER ledger_index_recorded_forward BEFORE INSERT ON {schema}.ledger_index "
+                f"FOR EACH ROW EXECUTE FUNCTION {schema}.ledger_index_recorded_forward()",
+            ):
+                self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
+
+        def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+            ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            rows: Sequence[IndexRow] = kwargs["index"]
+            assert ids is not None and len(ids) == len(rows)
+            curs.executemany(
+                SQL(f"INSERT INTO {self.datastore.schema}.ledger_index ({_INDEX_COLUMNS}) "  # type: ignore[arg-type]
+                    "VALUES (%s,%s,%s,%s,%s,%s,%s)"),
+                [(n, r.event_id, r.key, r.recorded, r.effective, r.type, r.buyer) for n, r in zip(ids, rows)],
+            )
+            # Fetch once more so that a refused index row raises here, inside
+            # the library's handler, and the whole transaction rolls back.
+            curs.execute(SQL("SELECT 1"))
+            curs.fetchone()
+            return ids
+
+        def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+            sql = self._sql(sql, self.datastore.schema)
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(SQL(sql), list(params))  # type: ignore[arg-type]
+                return [tuple(row.values()) for row in curs.fetchall()]
+
+    return LedgerPostgresRecorder
+
+
+class LedgerStore(Application[uuid.UUID]):
+    """The eventsourcing Application behind a ledger: persistence, mapper, log."""
+
+    name = "creditledger"
+
+    def construct_mapper(self) -> Mapper[uuid.UUID]:
+        return LedgerMapper()
+
+    @property
+    def index(self) -> IndexQueries:
+        """Queries over the stored recorded axis and keys."""
+        recorder = self.recorder
+        assert isinstance(recorder, IndexQueries)
+        return recorder
+
+    def stream(self, stream_id: uuid.UUID) -> list[Envelope]:
+        """A stream's events in recorded order."""
+        return list(self.events.get(stream_id))  # type: ignore[arg-type]
+
+    def decode(self, topic: str, state: bytes) -> Event:
+        """Decode one stored event (see LedgerMapper)."""
+        mapper = self.mapper
+        assert isinstance(mapper, LedgerMapper)
+        return mapper.decode(topic, state)
+
+    def read_notifications(self, start: int, limit: int, stop: int | None = None) -> Sequence[Notification]:
+        """A page of the notification log, in recorded order."""
+        return self.recorder.select_notifications(start=start, limit=limit, stop=stop)
+
+
+_memory_counter = iter(range(1, 1 << 62))
+
+
+def store_environment(location: str) -> dict[str, str]:
+    """eventsourcing settings for a ledger location.
+
+    `memory` (or `:memory:`): an in-memory SQLite database, private to this
+    process; `postgresql://user@host:port/db?schema=name`: PostgreSQL;
+    anything else: the path of a SQLite file.
+    """
+    if location in ("memory", ":memory:"):
+        name = f"file:creditledger-{os.getpid()}-{next(_memory_counter)}?mode=memory&cache=shared"
+        return _sqlite_env(name)
+    if location.startswith(("postgresql://", "postgres://")):
+        return _postgres_env(location)
+    path = Path(location)
+    if path.is_dir():
+        raise LedgerError(f"{location} is a directory, not a ledger file", field="db")
+    return _sqlite_env(str(path))
+
+
+def _sqlite_env(db_name: str) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": db_name,
+        "SQLITE_LOCK_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": "ledger.store:LedgerSQLiteRecorder",
+    }
+
+
+def _postgres_env(url: str) -> dict[str, str]:
+    parsed = urlparse(url)
+    query = parse_qs(parsed.query)
+    schema = query.get("schema", ["public"])[0]
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise LedgerError("schema must be a lower-case SQL identifier", field="db")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")) or "postgres",
+        "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_USER": unquote(parsed.username or os.environ.get("PGUSER", "postgres")),
+        "POSTGRES_PASSWORD": unquote(parsed.password or os.environ.get("PGPASSWORD", "")),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_LOCK_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": "ledger.store:LedgerPostgresRecorder",
+    }
+    return env
+
+
+def __getattr__(name: str) -> Any:
+    # eventsourcing resolves the recorder by topic; build the PostgreSQL one lazily.
+    if name == "LedgerPostgresRecorder":
+        return _postgres_recorder_class()
+    raise AttributeError(name)
+
+
+def open_store(location: str) -> LedgerStore:
+    """Open (creating tables if needed) the ledger store at `location`."""
+    env = store_environment(location)
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+        _ensure_schema(env)
+    try:
+        return LedgerStore(env=env)
+    except LedgerError:
+        raise
+    except Exception as e:  # the driver's own words, without credentials
+        raise LedgerError(f"cannot open the ledger: {_redact(str(e), env)}", field="db") from None
+
+
+def _ensure_schema(env: dict[str, str]) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=5, autocommit=True,
+        ) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {env['POSTGRES_SCHEMA']}")
+    except psycopg.Error as e:
+        raise LedgerError(f"cannot reach PostgreSQL: {_redact(str(e), env)}", field="db") from None
+
+
+def _redact(message: str, env: dict[str, str]) -> str:
+    password = env.get("POSTGRES_PASSWORD")
+    return message.replace(password, "***") if password else message

@@ -1,0 +1,186 @@
+"""A buyer's book: limit decisions, invoices, and where each payment went.
+
+The ledger checks every command against this state (SPEC 5), and the cover
+fold builds on it. `BuyerBook.apply` assumes the event was already accepted;
+it never refuses. Allocation (SPEC 6.2, 11): a payment naming an invoice goes
+to it; others go to open invoices by due date, then issue date, then recorded
+order; what is left is unallocated credit, used by later invoices as issued.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass, field
+
+from ledger.events import (
+    BuyerRegistered,
+    CreditNoteIssued,
+    DueDateExtended,
+    Event,
+    InvoiceIssued,
+    LimitCancelled,
+    LimitGranted,
+    LimitReduced,
+    PaymentReceived,
+    PaymentReversed,
+)
+
+
+@dataclass
+class InvoiceBalance:
+    """One invoice: what was billed, credited and paid, in minor units."""
+
+    invoice: str
+    amount: int
+    due: datetime.date
+    delivered: datetime.date
+    issued: datetime.date
+    order: int  # position in fold order, the last allocation tie-breaker
+    credited: int = 0
+    paid: int = 0
+
+    @property
+    def balance(self) -> int:
+        """What is still open on the invoice."""
+        return self.amount - self.credited - self.paid
+
+
+@dataclass
+class PaymentRecord:
+    """A payment and the parts of it that went to each invoice (None: credit)."""
+
+    event: PaymentReceived
+    allocations: list[tuple[str | None, int]] = field(default_factory=list)
+    reversed: bool = False
+
+
+@dataclass
+class BuyerBook:
+    """The state of one buyer after the events folded so far."""
+
+    registered: BuyerRegistered | None = None
+    limit: int = 0
+    limit_non_cancellable: bool = False
+    discretionary_withdrawn: bool = False
+    invoices: dict[str, InvoiceBalance] = field(default_factory=dict)
+    payments: dict[uuid.UUID, PaymentRecord] = field(default_factory=dict)
+    payment_keys: dict[str, uuid.UUID] = field(default_factory=dict)
+    # Unallocated credit, oldest first, each part remembering its payment.
+    credit: list[list[object]] = field(default_factory=list)
+    last_effective: datetime.date | None = None
+    folded: int = 0
+
+    @property
+    def unallocated(self) -> int:
+        """Credit paid beyond everything open, waiting for later invoices."""
+        return sum(int(part[1]) for part in self.credit)  # type: ignore[call-overload]
+
+    @property
+    def outstanding(self) -> int:
+        """Sum of open balances."""
+        return sum(invoice.balance for invoice in self.invoices.values())
+
+    def find_payment(self, reference: str) -> PaymentRecord | None:
+        """The payment named by event id or key, if this buyer has it."""
+        payment_id = self.payment_keys.get(reference)
+        if payment_id is None:
+            try:
+                payment_id = uuid.UUID(reference)
+            except ValueError:
+                return None
+        return self.payments.get(payment_id)
+
+    def open_invoices(self) -> list[InvoiceBalance]:
+        """Invoices with a balance, in allocation order (SPEC 11)."""
+        open_ = [invoice for invoice in self.invoices.values() if invoice.balance > 0]
+        open_.sort(key=lambda i: (i.due, i.issued, i.order))
+        return open_
+
+    def apply(self, event: Event) -> None:
+        """Fold one accepted event into the book."""
+        self.folded += 1
+        if self.last_effective is None or event.effective > self.last_effective:
+            self.last_effective = event.effective
+        match event:
+            case BuyerRegistered():
+                self.registered = event
+            case LimitGranted():
+                self.limit = event.amount
+                self.limit_non_cancellable = event.non_cancellable
+                if event.basis == "underwriter":
+                    self.discretionary_withdrawn = False
+            case LimitReduced():
+                self.limit = event.amount
+            case LimitCancelled():
+                self.limit = 0
+                self.limit_non_cancellable = False
+                self.discretionary_withdrawn = True
+            case InvoiceIssued():
+                invoice = InvoiceBalance(
+                    invoice=event.invoice, amount=event.amount, due=event.due,
+                    delivered=event.delivered, issued=event.effective, order=self.folded,
+                )
+                self.invoices[event.invoice] = invoice
+                self._use_credit()
+            case CreditNoteIssued():
+                self.invoices[event.invoice].credited += event.amount
+            case PaymentReceived():
+                self._receive(event)
+            case PaymentReversed():
+                self._reverse(event)
+            case DueDateExtended():
+                self.invoices[event.invoice].due = event.due
+            case _:
+                pass
+
+    def _receive(self, event: PaymentReceived) -> None:
+        record = PaymentRecord(event)
+        self.payments[event.id] = record
+        if event.key:
+            self.payment_keys[event.key] = event.id
+        if event.invoice is not None:
+            self.invoices[event.invoice].paid += event.amount
+            record.allocations.append((event.invoice, event.amount))
+            return
+        left = event.amount
+        for invoice in self.open_invoices():
+            part = min(left, invoice.balance)
+            invoice.paid += part
+            record.allocations.append((invoice.invoice, part))
+            left -= part
+            if left == 0:
+                return
+        record.allocations.append((None, left))
+        self.credit.append([event.id, left])
+
+    def _use_credit(self) -> None:
+        """Apply unallocated credit to open invoices, oldest credit first."""
+        while self.credit:
+            targets = self.open_invoices()
+            if not targets:
+                return
+            payment_id, amount = self.credit[0]
+            assert isinstance(payment_id, uuid.UUID) and isinstance(amount, int)
+            invoice = targets[0]
+            part = min(amount, invoice.balance)
+            invoice.paid += part
+            record = self.payments[payment_id]
+            record.allocations.append((invoice.invoice, part))
+            record.allocations.append((None, -part))
+            if part == amount:
+                self.credit.pop(0)
+            else:
+                self.credit[0][1] = amount - part
+
+    def _reverse(self, event: PaymentReversed) -> None:
+        """Undo exactly what the payment did, then re-run allocation of credit."""
+        record = self.find_payment(event.payment)
+        assert record is not None and not record.reversed
+        record.reversed = True
+        for target, amount in record.allocations:
+            if target is not None:
+                self.invoices[target].paid -= amount
+        self.credit = [part for part in self.credit if part[0] != record.event.id]
+        record.allocations = []
+        self._use_credit()
