@@ -40,7 +40,9 @@ TermsAt = Callable[[datetime.date], PolicyTerms]
 
 def check_buyer_event(book: BuyerBook, event: BuyerEvent, terms: PolicyTerms) -> list[str]:
     """Refuse `event` if it breaks a rule given `book`; return its warnings."""
-    money = lambda amount: format_minor(amount, terms.currency)  # noqa: E731
+    def money(amount: int) -> str:
+        return format_minor(amount, terms.currency)
+
     match event:
         case BuyerRegistered():
             if book.registered is not None:

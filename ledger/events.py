@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -162,13 +162,13 @@ class TopUpPurchased(BuyerEvent, frozen=True, kw_only=True, tag="top_up_purchase
     pass
 
 
-AnyEvent = Union[
-    PolicyStarted, PolicyAmended, BuyerRegistered, LimitRequested, LimitGranted,
-    LimitReduced, LimitCancelled, InvoiceIssued, CreditNoteIssued, PaymentReceived,
-    PaymentReversed, DueDateExtended, OverdueReported, OverdueCleared, Insolvency,
-    PoliticalEvent, ClaimFiled, IndemnityPaid, RecoveryReceived, TurnoverDeclared,
-    TopUpPurchased,
-]
+AnyEvent = (
+    PolicyStarted | PolicyAmended | BuyerRegistered | LimitRequested | LimitGranted
+    | LimitReduced | LimitCancelled | InvoiceIssued | CreditNoteIssued | PaymentReceived
+    | PaymentReversed | DueDateExtended | OverdueReported | OverdueCleared | Insolvency
+    | PoliticalEvent | ClaimFiled | IndemnityPaid | RecoveryReceived | TurnoverDeclared
+    | TopUpPurchased
+)
 EVENT_TYPES: dict[str, type[Event]] = {
     str(cls.__struct_config__.tag): cls for cls in get_args(AnyEvent)
 }

@@ -92,7 +92,7 @@ class LedgerMapper(Mapper[uuid.UUID]):
         """Decode stored state, upcasting an older schema version first."""
         decoder = self._decoders.get(topic)
         if decoder is not None:
-            return decoder.decode(state)  # type: ignore[no-any-return]
+            return decoder.decode(state)
         match = re.fullmatch(r"creditledger:(\w+):v(\d+)", topic)
         if match is None or match.group(1) not in EVENT_TYPES:
             raise LedgerError(f"stored event has an unknown topic {topic!r}")
@@ -188,7 +188,7 @@ class IndexQueries:
             chunk = batch[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for key, event_id in self._fetch(
-                f"SELECT key, event_id FROM ledger_index WHERE key IN ({marks})", chunk
+                f"SELECT key, event_id FROM ledger_index WHERE key IN ({marks})", chunk  # noqa: S608 (values are parameters)
             ):
                 found[key] = event_id
         return found
@@ -201,7 +201,7 @@ class IndexQueries:
             chunk = batch[start:start + 500]
             marks = ",".join("?" * len(chunk))
             found.update(row[0] for row in self._fetch(
-                f"SELECT event_id FROM ledger_index WHERE event_id IN ({marks})", chunk
+                f"SELECT event_id FROM ledger_index WHERE event_id IN ({marks})", chunk  # noqa: S608 (values are parameters)
             ))
         return found
 
@@ -226,7 +226,7 @@ class IndexQueries:
             where.append(f"i.type IN ({','.join('?' * len(types))})")
             params.extend(types)
         sql = (
-            f"SELECT e.{self.notification_column}, e.topic, e.state FROM {{events}} e "
+            f"SELECT e.{self.notification_column}, e.topic, e.state FROM {{events}} e "  # noqa: S608 (values are parameters)
             f"JOIN ledger_index i ON i.notification_id = e.{self.notification_column}"
         )
         if where:
@@ -252,7 +252,7 @@ class LedgerSQLiteRecorder(IndexQueries, SQLiteApplicationRecorder):
             "type TEXT NOT NULL, buyer TEXT)",
             "CREATE INDEX IF NOT EXISTS ledger_index_recorded ON ledger_index (recorded)",
             "CREATE INDEX IF NOT EXISTS ledger_index_buyer ON ledger_index (buyer, notification_id)",
-            "CREATE TRIGGER IF NOT EXISTS ledger_index_recorded_forward "
+            "CREATE TRIGGER IF NOT EXISTS ledger_index_recorded_forward "  # noqa: S608 (constant DDL)
             "BEFORE INSERT ON ledger_index "
             "WHEN NEW.recorded < (SELECT max(recorded) FROM ledger_index) "
             f"BEGIN SELECT RAISE(ABORT, '{RECORDED_BACKWARDS}'); END",
@@ -265,8 +265,8 @@ class LedgerSQLiteRecorder(IndexQueries, SQLiteApplicationRecorder):
         rows: Sequence[IndexRow] = kwargs["index"]
         assert ids is not None and len(ids) == len(rows)
         c.executemany(
-            f"INSERT INTO ledger_index ({_INDEX_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
-            [(n, r.event_id, r.key, r.recorded, r.effective, r.type, r.buyer) for n, r in zip(ids, rows)],
+            f"INSERT INTO ledger_index ({_INDEX_COLUMNS}) VALUES (?,?,?,?,?,?,?)",  # noqa: S608 (constant columns)
+            [(n, r.event_id, r.key, r.recorded, r.effective, r.type, r.buyer) for n, r in zip(ids, rows, strict=False)],
         )
         return ids
 
@@ -298,7 +298,7 @@ def _postgres_recorder_class() -> type:
                 "type text NOT NULL, buyer text)",
                 f"CREATE INDEX IF NOT EXISTS ledger_index_recorded ON {schema}.ledger_index (recorded)",
                 f"CREATE INDEX IF NOT EXISTS ledger_index_buyer ON {schema}.ledger_index (buyer, notification_id)",
-                f"CREATE OR REPLACE FUNCTION {schema}.ledger_index_recorded_forward() RETURNS trigger "
+                f"CREATE OR REPLACE FUNCTION {schema}.ledger_index_recorded_forward() RETURNS trigger "  # noqa: S608 (checked identifier)
                 "LANGUAGE plpgsql AS $$ BEGIN "
                 f"IF NEW.recorded < (SELECT max(recorded) FROM {schema}.ledger_index) THEN "
                 f"RAISE EXCEPTION '{RECORDED_BACKWARDS}' USING ERRCODE = 'check_violation'; "
@@ -313,9 +313,9 @@ def _postgres_recorder_class() -> type:
             rows: Sequence[IndexRow] = kwargs["index"]
             assert ids is not None and len(ids) == len(rows)
             curs.executemany(
-                SQL(f"INSERT INTO {self.datastore.schema}.ledger_index ({_INDEX_COLUMNS}) "  # type: ignore[arg-type]
+                SQL(f"INSERT INTO {self.datastore.schema}.ledger_index ({_INDEX_COLUMNS}) "  # noqa: S608 (schema is a checked identifier)
                     "VALUES (%s,%s,%s,%s,%s,%s,%s)"),
-                [(n, r.event_id, r.key, r.recorded, r.effective, r.type, r.buyer) for n, r in zip(ids, rows)],
+                [(n, r.event_id, r.key, r.recorded, r.effective, r.type, r.buyer) for n, r in zip(ids, rows, strict=False)],
             )
             # Fetch once more so that a refused index row raises here, inside
             # the library's handler, and the whole transaction rolls back.
@@ -326,7 +326,7 @@ def _postgres_recorder_class() -> type:
         def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
             sql = self._sql(sql, self.datastore.schema)
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(SQL(sql), list(params))  # type: ignore[arg-type]
+                curs.execute(SQL(sql), list(params))
                 return [tuple(row.values()) for row in curs.fetchall()]
 
     return LedgerPostgresRecorder

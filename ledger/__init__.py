@@ -1,0 +1,1 @@
+"""creditledger: events, policy terms, the store, the application service, importers and the CLI."""

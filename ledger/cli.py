@@ -1,0 +1,413 @@
+"""The `creditledger` command line (Typer for parsing and help, Rich for output).
+
+Every command exits non-zero with one line naming the file, line, field and
+rule on bad input; none prints a traceback. Commands that print data take
+`--json`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ledger.errors import LedgerError
+from ledger.events import EVENT_TYPES, to_public
+from ledger.importers import read_event_file
+from ledger.money import format_minor
+from ledger.policy import load_policy_file, parse_policy, terms_to_table
+from ledger.service import Draft, Ledger, Outcome
+
+DEFAULT_DB = "ledger.db"
+
+app = typer.Typer(
+    help="An event-sourced ledger for trade-credit-insurance receivables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Load and show the ledger's policy.", no_args_is_help=True)
+scenario_app = typer.Typer(help="Run scenario files (SPEC 10).", no_args_is_help=True)
+sample_app = typer.Typer(help="Generate a seeded sample book.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(scenario_app, name="scenario")
+app.add_typer(sample_app, name="sample")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        envvar="CREDITLEDGER_DB",
+        help="The ledger: a SQLite file path, or postgresql://user@host:port/db?schema=name.",
+        show_default=True,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _open(db: str, *, create: bool = False) -> Ledger:
+    """Open the ledger at `db`; a missing SQLite file is an error unless creating."""
+    is_file = not db.startswith(("postgresql://", "postgres://")) and db not in ("memory", ":memory:")
+    if is_file and not create and not Path(db).exists():
+        raise LedgerError(f"there is no ledger at {db}; create one with `creditledger init --db {db}`", field="db")
+    return Ledger(db)
+
+
+def _date(value: str | None, name: str) -> datetime.date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise LedgerError(f"{value!r} is not a date (write 2025-03-31)", field=name) from None
+
+
+def _moment(value: str | None, name: str) -> datetime.datetime | None:
+    """A timestamp; a bare date means the end of that day, UTC."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.datetime.combine(
+                datetime.date.fromisoformat(value), datetime.time(23, 59, 59, 999999, tzinfo=datetime.UTC)
+            )
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise LedgerError(f"{value!r} is not a timestamp (write 2025-03-10T09:00:00Z)", field=name) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(msgspec.json.encode(data).decode() + "\n")
+
+
+def _report(outcome: Outcome, *, as_json: bool, currency: str | None = None) -> None:
+    if as_json:
+        _print_json({
+            "recorded": [str(e.id) for e in outcome.recorded],
+            "skipped": [{"key": d.event.key, "earlier": earlier} for d, earlier in outcome.skipped],
+            "warnings": outcome.warnings,
+        })
+        return
+    for warning in outcome.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    for draft, earlier in outcome.skipped:
+        where = f"{draft.source}:{draft.line}: " if draft.source and draft.line else ""
+        err.print(f"{where}skipped: key {draft.event.key or draft.event.id} is already recorded (event {earlier})")
+    out.print(f"recorded {len(outcome.recorded)} events, skipped {len(outcome.skipped)} already recorded")
+
+
+# ---------------------------------------------------------------- commands
+
+@app.command()
+def init(db: DbOption = DEFAULT_DB) -> None:
+    """Create an empty ledger (a SQLite file by default)."""
+    if not db.startswith(("postgresql://", "postgres://")) and Path(db).exists():
+        raise LedgerError(f"{db} already exists; a ledger is never overwritten", field="db")
+    with _open(db, create=True) as ledger:
+        out.print(f"created an empty ledger at {ledger.location}; next: creditledger policy load FILE")
+
+
+@policy_app.command("load")
+def policy_load(
+    file: Annotated[Path, typer.Argument(help="A policy document: TOML with a [policy] table (SPEC 4).")],
+    effective: Annotated[
+        str | None, typer.Option(help="For an amendment: the date it takes effect (default today).")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Start the ledger's policy from FILE, or amend it if one is loaded."""
+    terms = load_policy_file(file)
+    with _open(db) as ledger:
+        outcome = ledger.load_policy(terms, effective=_date(effective, "effective"))
+        _report(outcome, as_json=as_json)
+        if not as_json:
+            event = outcome.recorded[0]
+            out.print(f"{event.type} {terms.id} effective {event.effective}")
+
+
+@policy_app.command("show")
+def policy_show(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Print the policy terms in force, with defaults filled in."""
+    with _open(db) as ledger:
+        table = terms_to_table(ledger.terms())
+    if as_json:
+        _print_json(table)
+        return
+    grid = Table(show_header=False, box=None)
+    for name, value in table.items():
+        grid.add_row(name, json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+    out.print(grid)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def append(
+    ctx: typer.Context,
+    event_type: Annotated[str, typer.Argument(metavar="TYPE", help="An event type of SPEC 5, e.g. invoice_issued.")],
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Record one event: creditledger append TYPE --field value ...
+
+    Example: creditledger append payment_received --effective 2025-03-01
+    --buyer B1 --amount 1500.00 --invoice INV-7 --key PAY-991
+    """
+    raw: dict[str, Any] = {"type": event_type}
+    args = list(ctx.args)
+    while args:
+        name = args.pop(0)
+        if not name.startswith("--") or len(name) < 3:
+            raise LedgerError(f"expected --field value, got {name!r}", field="append")
+        name = name[2:].replace("-", "_")
+        if "=" in name:
+            name, value = name.split("=", 1)
+        elif args and not args[0].startswith("--"):
+            value = args.pop(0)
+        else:
+            value = "true"  # a bare flag, e.g. --prepaid
+        raw[name] = value
+    if event_type not in EVENT_TYPES:
+        raise LedgerError(f"{event_type!r} is not an event type ({', '.join(EVENT_TYPES)})", field="type")
+    raw.setdefault("effective", datetime.date.today().isoformat())
+    with _open(db) as ledger:
+        _report(ledger.append(raw), as_json=as_json)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="Events as TOML ([[events]] as in a scenario), JSON Lines or CSV.")],
+    keep_recorded: Annotated[
+        bool, typer.Option("--keep-recorded", help="Keep the file's recorded stamps (a historical ledger).")
+    ] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="toml, jsonl or csv (default: from the name).")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Record every event of FILE in one transaction: all of them or none.
+
+    Events whose key is already recorded are skipped and listed, so running
+    the same import twice records nothing the second time.
+    """
+    with _open(db) as ledger:
+        source = read_event_file(file, fmt)
+        rows = list(source.events)
+        drafts: list[Draft] = []
+        if source.policy is not None:
+            drafts.extend(_policy_drafts(ledger, source.policy, source.source))
+        if not source.events and not drafts:
+            raise LedgerError("has no events", source=source.source)
+        with _progress(len(rows), "checking") as advance:
+            drafts.extend(ledger.parse(rows, source.source))
+            outcome = ledger.record(drafts, keep_recorded=keep_recorded, progress=advance)
+        _report(outcome, as_json=as_json)
+
+
+def _policy_drafts(ledger: Ledger, table: dict[str, Any], source: str) -> list[Draft]:
+    """A file's [policy] starts the ledger's policy, or must match it."""
+    from ledger.events import PolicyStarted
+
+    try:
+        terms = parse_policy(table)
+    except LedgerError as problem:
+        raise problem.located(source=source) from None
+    if ledger.has_policy():
+        if ledger.terms() != terms:
+            raise LedgerError(
+                "the file's [policy] differs from the ledger's; amend it with `creditledger policy load`",
+                source=source,
+            )
+        return []
+    return [Draft(PolicyStarted(effective=terms.start, terms=terms), source)]
+
+
+class _progress:
+    """A progress bar on stderr for long work; silent when not on a terminal."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.bar = Progress(
+            TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True, disable=not err.is_terminal or total < 5000,
+        )
+        self.task = self.bar.add_task(label, total=total)
+
+    def __enter__(self) -> Any:
+        self.bar.start()
+        return lambda n: self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+@app.command()
+def log(
+    buyer: Annotated[str | None, typer.Option(help="Only this buyer's events.")] = None,
+    event_type: Annotated[list[str] | None, typer.Option("--type", help="Only events of this type (repeatable).")] = None,
+    effective_from: Annotated[str | None, typer.Option("--from", help="Effective on or after this date.")] = None,
+    effective_to: Annotated[str | None, typer.Option("--to", help="Effective on or before this date.")] = None,
+    known_at: Annotated[
+        str | None, typer.Option(help="Only what was recorded by then (timestamp, or a date: its end).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many events.", min=1)] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """List events in recorded order, both time axes shown."""
+    for name in event_type or []:
+        if name not in EVENT_TYPES:
+            raise LedgerError(f"{name!r} is not an event type", field="type")
+    with _open(db) as ledger:
+        currency = ledger.terms().currency if ledger.has_policy() else "XXX"
+        events = ledger.log(
+            buyer=buyer, types=event_type or (),
+            effective_from=_date(effective_from, "from"), effective_to=_date(effective_to, "to"),
+            known_at=_moment(known_at, "known_at"), limit=limit,
+        )
+    public = [to_public(e, currency) for e in events]
+    if as_json:
+        _print_json(public)
+        return
+    table = Table("recorded", "effective", "type", "buyer", "details", "key")
+    for event in public:
+        details = ", ".join(
+            f"{k}={v}" for k, v in event.items()
+            if k not in ("type", "id", "recorded", "effective", "buyer", "key", "terms")
+        )
+        if "terms" in event:
+            details = f"policy {event['terms']['id']}"
+        table.add_row(event["recorded"], str(event["effective"]), event["type"], event.get("buyer", ""),
+                      details, event.get("key", ""))
+    out.print(table)
+    out.print(f"{len(public)} events")
+
+
+@app.command()
+def summary(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Counts and totals of the whole ledger: events by type, buyers, money in and out."""
+    with _open(db) as ledger:
+        terms = ledger.terms()
+        counts: Counter[str] = Counter()
+        totals: Counter[str] = Counter()
+        countries: Counter[str] = Counter()
+        first = last = None
+        for event in ledger.events():
+            counts[event.type] += 1
+            amount = getattr(event, "amount", None)
+            if isinstance(amount, int):
+                totals[event.type] += amount
+            if event.type == "buyer_registered":
+                countries[event.country] += 1  # type: ignore[attr-defined]
+            first = event.recorded if first is None else first
+            last = event.recorded
+    money = {name: format_minor(value, terms.currency) for name, value in sorted(totals.items())}
+    data: dict[str, Any] = {
+        "policy": terms.id, "insured": terms.insured, "currency": terms.currency,
+        "period": [terms.start.isoformat(), terms.end.isoformat()],
+        "events": sum(counts.values()), "by_type": dict(sorted(counts.items())),
+        "buyers_by_country": dict(sorted(countries.items())), "amounts": money,
+        "recorded_from": first.isoformat() if first else None, "recorded_to": last.isoformat() if last else None,
+    }
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"[bold]{terms.id}[/] {terms.insured} ({terms.currency}), {terms.start} to {terms.end}")
+    out.print(f"{data['events']} events; buyers by country: "
+              + ", ".join(f"{c} {n}" for c, n in data["buyers_by_country"].items()))
+    table = Table("event type", "count", f"amount ({terms.currency})")
+    for name, count in data["by_type"].items():
+        table.add_row(name, str(count), money.get(name, ""))
+    out.print(table)
+
+
+@scenario_app.command("run")
+def scenario_run(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files, or folders of them.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Fold each scenario on an in-memory ledger and check its expectations.
+
+    Prints one line per failed expectation and closes with `N passed, N failed`.
+    """
+    from ledger.scenario import run_scenario, scenario_files
+
+    files = scenario_files(paths)
+    results = []
+    for path in files:
+        try:
+            results.append(run_scenario(path))
+        except LedgerError as problem:
+            from ledger.scenario import ScenarioResult
+
+            result = ScenarioResult(str(path), path.stem)
+            result.fail(None, str(problem))
+            results.append(result)
+    passed = sum(r.passed for r in results)
+    failed = sum(len(r.failures) for r in results)
+    if as_json:
+        _print_json([{"path": r.path, "title": r.title, "passed": r.passed, "failures": r.failures} for r in results])
+    else:
+        for result in results:
+            for failure in result.failures:
+                out.print(failure, markup=False)
+        out.print(f"{passed} passed, {failed} failed", markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@sample_app.command("generate")
+def sample_generate(
+    file: Annotated[Path, typer.Argument(help="Where to write the book: .toml (with the policy) or .jsonl.")],
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same book.")] = 7,
+    buyers: Annotated[int, typer.Option(help="How many buyers.", min=1)] = 200,
+    events: Annotated[int | None, typer.Option(help="About how many events (scales invoices).", min=100)] = None,
+) -> None:
+    """Write a realistic sample book: one policy, buyers in several countries, a year of trade."""
+    from ledger import samplebook
+
+    policy, book = samplebook.generate(seed=seed, buyers=buyers, events=events)
+    if file.suffix == ".jsonl":
+        samplebook.write_jsonl(file, book)
+        policy_file = file.with_suffix(".policy.toml")
+        samplebook.write_toml(policy_file, policy, [])
+        out.print(f"wrote {len(book)} events to {file} and the policy to {policy_file}")
+    else:
+        samplebook.write_toml(file, policy, book)
+        out.print(f"wrote the policy and {len(book)} events to {file}")
+
+
+def main() -> None:
+    """Entry point: run the app; a refusal is one line on stderr and exit 1."""
+    try:
+        app()
+    except LedgerError as problem:
+        err.print(f"error: {problem}", markup=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing more was recorded", markup=False)
+        sys.exit(130)
+    except Exception as problem:  # the last guard: one line, never a traceback
+        if os.environ.get("CREDITLEDGER_DEBUG"):
+            raise
+        err.print(f"error: internal: {type(problem).__name__}: {problem}", markup=False)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Readers for event files: TOML (`[[events]]` as in a scenario), JSON Lines, CSV.
+
+Each reader returns an `EventFile`: the optional `[policy]` table and the raw
+events with the line each starts on, so that every refusal names file and
+line. Readers only read; the ledger checks and records.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ledger.errors import LedgerError
+
+MAX_LINE_CHARS = 1_000_000  # one event never needs more; a longer line is refused, not parsed
+FORMATS = ("toml", "jsonl", "csv")
+
+
+@dataclass
+class EventFile:
+    """What an event file holds, before any check."""
+
+    source: str
+    policy: dict[str, Any] | None = None
+    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    expectations: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    title: str = ""
+
+
+def detect_format(path: Path, given: str | None = None) -> str:
+    """The file's format: as given, else by its ending."""
+    if given:
+        if given not in FORMATS:
+            raise LedgerError(f"{given!r} is not one of {', '.join(FORMATS)}", field="format")
+        return given
+    suffix = path.suffix.lower().lstrip(".")
+    aliases = {"toml": "toml", "jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl", "csv": "csv"}
+    if suffix not in aliases:
+        raise LedgerError(
+            "cannot tell the format from the file name; name it .toml, .jsonl or .csv, or pass --format",
+            source=str(path),
+        )
+    return aliases[suffix]
+
+
+def read_event_file(path: Path, fmt: str | None = None) -> EventFile:
+    """Read `path` in its format; a malformed file is refused with its line."""
+    kind = detect_format(path, fmt)
+    text = _read_text(path)
+    reader = {"toml": read_toml, "jsonl": read_jsonl, "csv": read_csv}[kind]
+    return reader(text, str(path))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise LedgerError(f"cannot read the file: {e.strerror}", source=str(path)) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise LedgerError("is not UTF-8 text", source=str(path), line=line) from None
+
+
+_EVENTS_HEADER = re.compile(r"^\s*\[\[\s*events\s*\]\]", re.MULTILINE)
+_EXPECT_HEADER = re.compile(r"^\s*\[\[\s*expect\s*\]\]", re.MULTILINE)
+
+
+def read_toml(text: str, source: str) -> EventFile:
+    """A scenario-style TOML file: optional `title`, `[policy]`, `[[events]]`, `[[expect]]`."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        message = str(e).split(" (at line")[0]
+        raise LedgerError(f"malformed TOML: {message}", source=source, line=getattr(e, "lineno", None)) from None
+    unknown = set(document) - {"title", "policy", "events", "expect"}
+    if unknown:
+        raise LedgerError(
+            f"{sorted(unknown)[0]!r} is not a table of an events file (title, policy, events, expect)", source=source
+        )
+    events = document.get("events", [])
+    expectations = document.get("expect", [])
+    if not isinstance(events, list) or not isinstance(expectations, list):
+        raise LedgerError("events and expect must be arrays of tables ([[events]], [[expect]])", source=source)
+    event_lines = [text.count("\n", 0, m.start()) + 1 for m in _EVENTS_HEADER.finditer(text)]
+    expect_lines = [text.count("\n", 0, m.start()) + 1 for m in _EXPECT_HEADER.finditer(text)]
+    policy = document.get("policy")
+    if policy is not None and not isinstance(policy, dict):
+        raise LedgerError("[policy] must be a table", source=source)
+    return EventFile(
+        source=source,
+        policy=policy,
+        events=list(zip(_pad(event_lines, len(events)), events, strict=False)),
+        expectations=list(zip(_pad(expect_lines, len(expectations)), expectations, strict=False)),
+        title=str(document.get("title", "")),
+    )
+
+
+def _pad(lines: list[int], count: int) -> list[int]:
+    # Inline arrays (events = [{...}]) have no headers; they share line 1's count.
+    return lines + [0] * (count - len(lines)) if len(lines) < count else lines[:count]
+
+
+_json_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def read_jsonl(text: str, source: str) -> EventFile:
+    """JSON Lines: one event object per line; blank lines are skipped."""
+    file = EventFile(source=source)
+    for number, line in enumerate(_lines(text, source), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = _json_decoder.decode(line)
+        except msgspec.ValidationError:
+            raise LedgerError("each line must be one JSON object", source=source, line=number) from None
+        except msgspec.DecodeError as e:
+            raise LedgerError(f"malformed JSON: {e}", source=source, line=number) from None
+        file.events.append((number, raw))
+    return file
+
+
+def read_csv(text: str, source: str) -> EventFile:
+    """CSV with a header row naming the fields; empty cells are absent fields."""
+    file = EventFile(source=source)
+    for _ in _lines(text, source):  # refuse an absurdly long line before the csv module sees it
+        pass
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra")
+    try:
+        header = reader.fieldnames
+        if not header:
+            raise LedgerError("is empty; a CSV needs a header row naming the fields", source=source, line=1)
+        for required in ("type", "effective"):
+            if required not in header:
+                raise LedgerError(f"the header row has no {required!r} column", source=source, line=1)
+        start = reader.line_num + 1
+        for row in reader:
+            if "\0extra" in row:
+                raise LedgerError("has more cells than the header row", source=source, line=start)
+            if all(not (value or "").strip() for value in row.values()):
+                start = reader.line_num + 1
+                continue
+            raw = {name: value.strip() for name, value in row.items() if value is not None and value.strip()}
+            file.events.append((start, raw))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise LedgerError(f"malformed CSV: {e}", source=source, line=reader.line_num) from None
+    return file
+
+
+def _lines(text: str, source: str) -> Iterator[str]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise LedgerError(
+                f"the line is {len(line):,} characters long; an event line may have at most {MAX_LINE_CHARS:,}",
+                source=source, line=number,
+            )
+        yield line

@@ -1,0 +1,175 @@
+"""The scenario runner (SPEC 10): fold a TOML scenario on an in-memory ledger
+and check every expectation.
+
+One extension to the SPEC 10 format, for the refusal rules of SPEC 5: an
+event may carry `refused = "text"`; the check passes when the ledger refuses
+that event with a message containing the text (and nothing is recorded).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import LedgerError
+from ledger.events import UNRECORDED, Event, PolicyStarted, parse_event
+from ledger.importers import read_toml
+from ledger.policy import parse_policy
+from ledger.queries import run_query
+from ledger.service import Draft, Ledger
+
+QUERY_ARGUMENTS = ("buyer", "as_of", "known_at", "period", "country")
+NEEDS_AS_OF = ("exposure", "claim", "premium")
+END_OF_DAY = datetime.time(23, 59, 59, tzinfo=datetime.UTC)
+
+
+@dataclass
+class ScenarioResult:
+    """How one scenario file fared: checks passed, and one line per failure."""
+
+    path: str
+    title: str
+    passed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def fail(self, line: int | None, message: str) -> None:
+        where = f"{self.path}:{line}" if line else self.path
+        self.failures.append(f"{where}: {self.title}: {message}")
+
+
+def scenario_files(paths: Iterable[Path]) -> list[Path]:
+    """The .toml files named, and those under the folders named, sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(path.rglob("*.toml")))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise LedgerError("no such file or folder", source=str(path))
+    return found
+
+
+def run_scenario(path: Path) -> ScenarioResult:
+    """Fold one scenario and check its expectations."""
+    text = path.read_text(encoding="utf-8")
+    document = read_toml(text, str(path))
+    result = ScenarioResult(str(path), document.title or path.stem)
+    if document.policy is None:
+        result.fail(None, "the scenario has no [policy] table")
+        return result
+    try:
+        terms = parse_policy(document.policy)
+    except LedgerError as problem:
+        result.fail(None, f"policy refused: {problem}")
+        return result
+    steps: list[tuple[datetime.datetime, int, int, Event | None, str | None, LedgerError | None]] = []
+    for order, (line, raw) in enumerate(document.events):
+        raw = dict(raw)
+        refused = raw.pop("refused", None)
+        try:
+            event = parse_event(raw, terms.currency)
+        except LedgerError as problem:
+            steps.append((_default_recorded(raw), order, line, None, refused, problem))
+            continue
+        recorded = event.recorded
+        if recorded == UNRECORDED:
+            recorded = datetime.datetime.combine(event.effective, END_OF_DAY)
+            event = _restamp(event, recorded)
+        steps.append((recorded, order, line, event, refused, None))
+    steps.sort(key=lambda step: (step[0], step[1]))  # recorded order, file order breaking ties
+    first = min([steps[0][0]] if steps else [], default=None)
+    policy_recorded = datetime.datetime.combine(terms.start, datetime.time(tzinfo=datetime.UTC))
+    if first is not None and first <= policy_recorded:
+        policy_recorded = first
+    policy_recorded -= datetime.timedelta(seconds=1)
+    with Ledger("memory") as ledger:
+        ledger.record(
+            [Draft(PolicyStarted(effective=terms.start, terms=terms, recorded=policy_recorded))], keep_recorded=True
+        )
+        for _, _, line, step_event, refused, parse_problem in steps:
+            _apply(ledger, result, line, step_event, refused, parse_problem, str(path))
+        for line, expectation in document.expectations:
+            _check(ledger, result, line, dict(expectation))
+    return result
+
+
+def _default_recorded(raw: Mapping[str, Any]) -> datetime.datetime:
+    effective = raw.get("effective")
+    if isinstance(effective, datetime.date) and not isinstance(effective, datetime.datetime):
+        return datetime.datetime.combine(effective, END_OF_DAY)
+    return datetime.datetime.max.replace(tzinfo=datetime.UTC)
+
+
+def _restamp(event: Any, recorded: datetime.datetime) -> Any:
+    import msgspec
+
+    return msgspec.structs.replace(event, recorded=recorded)
+
+
+def _apply(
+    ledger: Ledger,
+    result: ScenarioResult,
+    line: int,
+    event: Event | None,
+    refused: str | None,
+    parse_problem: LedgerError | None,
+    source: str,
+) -> None:
+    problem = parse_problem
+    if event is not None:
+        before = ledger.count()
+        try:
+            ledger.record([Draft(event, source, line)], keep_recorded=True)
+        except LedgerError as refusal:
+            problem = refusal
+            if ledger.count() != before:
+                result.fail(line, "a refused event left something recorded")
+                return
+    if refused is None:
+        if problem is None:
+            return
+        result.fail(line, f"event refused: {problem}")
+        return
+    if problem is None:
+        result.fail(line, f"expected the event to be refused ({refused!r}), but it was recorded")
+    elif str(refused) not in str(problem):
+        result.fail(line, f"refused: expected a message containing {refused!r}, got {str(problem)!r}")
+    else:
+        result.passed += 1
+
+
+def _check(ledger: Ledger, result: ScenarioResult, line: int, expectation: dict[str, Any]) -> None:
+    query = str(expectation.pop("query", ""))
+    arguments = {name: expectation.pop(name) for name in QUERY_ARGUMENTS if name in expectation}
+    if query in NEEDS_AS_OF and "as_of" not in arguments:
+        result.fail(line, f"{query}: as_of is required in a scenario")
+        return
+    try:
+        answer = run_query(query, ledger, arguments)
+    except LedgerError as problem:
+        result.fail(line, f"{query or '(no query)'}: {problem}")
+        return
+    wrong = [
+        f"{name}: expected {_text(expected)!r}, got {_text(answer.get(name))!r}"
+        for name, expected in expectation.items()
+        if _text(expected) != _text(answer.get(name))
+    ]
+    if wrong:
+        result.fail(line, f"{query}: " + "; ".join(wrong))
+    else:
+        result.passed += 1
+
+
+def _text(value: Any) -> Any:
+    """Values compared exactly, as text (SPEC 10)."""
+    if isinstance(value, Mapping):
+        return {str(k): _text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text(v) for v in value]
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    return None if value is None else str(value)
