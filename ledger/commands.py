@@ -175,6 +175,7 @@ class PolicyStream:
     """The policy stream: the terms over time and the declarations."""
 
     events: list[Event] = field(default_factory=list)
+    _terms_cache: tuple[int, list[tuple[datetime.date, PolicyTerms]]] | None = None
 
     @property
     def started(self) -> PolicyTerms | None:
@@ -186,13 +187,26 @@ class PolicyStream:
 
     def terms_at(self, day: datetime.date) -> PolicyTerms:
         """Terms in force on `day`: the latest start or amendment effective by then."""
-        terms = self.started
-        if terms is None:
+        timeline = self._timeline()
+        if not timeline:
             raise LedgerError("the ledger has no policy yet; load one first (creditledger policy load FILE)")
-        for event in in_fold_order(self.events):
-            if isinstance(event, (PolicyStarted, PolicyAmended)) and event.effective <= day:
-                terms = event.terms
+        terms = timeline[0][1]
+        for effective, candidate in timeline:
+            if effective > day:
+                break
+            terms = candidate
         return terms
+
+    def _timeline(self) -> list[tuple[datetime.date, PolicyTerms]]:
+        """(effective, terms) of every start and amendment, in fold order; cached."""
+        if self._terms_cache is None or self._terms_cache[0] != len(self.events):
+            changes = [
+                (event.effective, event.terms)
+                for event in in_fold_order(self.events)
+                if isinstance(event, (PolicyStarted, PolicyAmended))
+            ]
+            self._terms_cache = (len(self.events), changes)
+        return self._terms_cache[1]
 
     def current(self) -> PolicyTerms:
         """The terms in force after every amendment."""

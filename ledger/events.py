@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import msgspec
 
@@ -43,11 +43,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_
     id: uuid.UUID = NIL_ID
     recorded: datetime.datetime = UNRECORDED
     key: Ident | None = None
-
-    @property
-    def type(self) -> str:
-        """The event's public type name, e.g. `invoice_issued`."""
-        return str(type(self).__struct_config__.tag)
+    type: ClassVar[str]  # the public type name, e.g. `invoice_issued` (set below from the tag)
 
 
 class BuyerEvent(Event, frozen=True, kw_only=True):
@@ -172,6 +168,8 @@ AnyEvent = (
 EVENT_TYPES: dict[str, type[Event]] = {
     str(cls.__struct_config__.tag): cls for cls in get_args(AnyEvent)
 }
+for _name, _cls in EVENT_TYPES.items():
+    _cls.type = _name
 
 # Amounts that must be above 0; the others (limits, declarations) may be 0.
 _POSITIVE_AMOUNTS = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import random
 import time
 import uuid
@@ -276,7 +277,14 @@ class Ledger:
                 "(use --keep-recorded to keep the original stamps)"
             )
         return [
-            Draft(msgspec.structs.replace(_with_id(d).event, recorded=now), d.source, d.line) for d in drafts
+            Draft(
+                msgspec.structs.replace(
+                    d.event, recorded=now, id=d.event.id if d.event.id != NIL_ID else _new_id()
+                ),
+                d.source,
+                d.line,
+            )
+            for d in drafts
         ]
 
     def _skip_known(self, drafts: list[Draft], outcome: Outcome) -> list[Draft]:
@@ -301,7 +309,13 @@ class Ledger:
 
     def _save(self, envelopes: list[Envelope]) -> None:
         try:
-            self.store.save(*envelopes, index=[IndexRow.of(e.event) for e in envelopes])
+            stamps: dict[datetime.datetime, str] = {}
+            rows = []
+            for envelope in envelopes:
+                moment = envelope.event.recorded
+                text = stamps.get(moment) or stamps.setdefault(moment, format_recorded(moment))
+                rows.append(IndexRow.of(envelope.event, text))
+            self.store.append(envelopes, rows)
         except _conflict_errors() as conflict:
             raise ConcurrencyConflict(str(conflict)) from None
 
@@ -317,7 +331,17 @@ def _conflict_errors() -> tuple[type[BaseException], ...]:
 def _with_id(draft: Draft) -> Draft:
     if draft.event.id != NIL_ID:
         return draft
-    return Draft(msgspec.structs.replace(draft.event, id=uuid.uuid4()), draft.source, draft.line)
+    return Draft(msgspec.structs.replace(draft.event, id=_new_id()), draft.source, draft.line)
+
+
+_id_source = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _id_source.seed(os.urandom(32)))
+
+
+def _new_id() -> uuid.UUID:
+    """A random (version 4) UUID from a generator seeded by the OS, reseeded in
+    forked children; uuid4's urandom read per id was a tenth of an import."""
+    return uuid.UUID(int=_id_source.getrandbits(128), version=4)
 
 
 def _parse_recorded(text: str) -> datetime.datetime:
