@@ -8,6 +8,10 @@ force and never when non-cancellable, discretionary limits stay within
 `discretionary_limit_max`. `make demo` records it; benchmarks pass `events=`
 to scale it to 10k..1M events.
 
+Every effective date lies in 2024-12-15..2025-12-31; the due dates of
+invoices issued late in the year run into 2026, as in any real book, and
+their payments, falling after the year, are left out (the invoices stay open).
+
 Everything comes from one `random.Random(seed)`: no global random state and
 no clock, so one seed always gives the same book.
 
@@ -22,6 +26,7 @@ insured's sales ledger would number them.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import random
@@ -39,7 +44,7 @@ _START, _END = START.toordinal(), END.toordinal()
 COUNTRIES = ("GB", "DE", "FR", "US", "NL")
 _COUNTRY_WEIGHTS = (45, 20, 15, 12, 8)
 _ZONES = {"GB": "A", "DE": "A", "FR": "A", "NL": "A", "US": "B"}
-DISCRETIONARY_MAX = 500_000  # minor units; the policy's discretionary_limit_max "5000"
+DISCRETIONARY_MAX = 5_000  # the policy's discretionary_limit_max, in pounds
 
 # Tie order on one effective date: the order a credit controller would enter
 # them (a buyer exists before its limit, an invoice before its payment, the
@@ -52,11 +57,12 @@ _RANK = {
 
 # Events per invoice, measured on generated books (the invoice, its payments,
 # the odd credit note and overdue report); used to size a book to `events`.
-_EVENTS_PER_INVOICE = 2.02
-_EVENTS_PER_BUYER = 2.9  # registration, and for most buyers a limit request and decision
+# (Payments of late-year invoices fall in the next year, hence under 2.)
+_EVENTS_PER_INVOICE = 1.92
+_EVENTS_PER_BUYER = 3.0  # registration, and for most buyers a limit request and decision
 
 
-def generate(seed: int = 7, buyers: int = 200, events: int | None = None) -> tuple[dict, list[dict]]:
+def generate(seed: int = 7, buyers: int = 200, events: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Return (policy_table, events) for a sample book.
 
     `policy_table` is the `[policy]` table as tomllib would parse it (dates as
@@ -76,7 +82,7 @@ def generate(seed: int = 7, buyers: int = 200, events: int | None = None) -> tup
     for buyer in book:
         buyer.draw_terms(rng)
     _size_invoice_counts(rng, book, events)
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     keys: list[int] = []
     for buyer in book:
         buyer.plan(rng)
@@ -132,9 +138,9 @@ class _Buyer:
     reduced_to: int = 0
     terms: int = 30
     profile: str = "prompt"
-    weight: float = 1.0  # relative trading frequency
+    weight: float = 1.0  # invoices a year, before scaling the book to `events`
     invoice_count: int = 0
-    mean_amount: float = 0.0
+    mean_amount: float = 0.0  # minor units usually outstanding (before invoice frequency)
     insolvent_on: int | None = None
     invoices: list[_Invoice] = field(default_factory=list)
     reports: list[tuple[int, int | None]] = field(default_factory=list)  # (reported, cleared)
@@ -151,12 +157,12 @@ class _Buyer:
         """Country, name, dates and limit decisions, payment terms and habits."""
         self.country = rng.choices(COUNTRIES, _COUNTRY_WEIGHTS)[0]
         self.name = _name(rng, self.kind, self.country, self.excluded)
-        self.registered = date_ordinal(2024, 12, 15) + rng.randint(0, 26)  # 2024-12-15..2025-01-10
+        self.registered = _ordinal(2024, 12, 15) + rng.randint(0, 26)  # 2024-12-15..2025-01-10
         if self.insurable:
             self.requested = self.registered + rng.randint(0, 3)
             self.granted = self.requested + rng.randint(1, 7)
             if self.limit_basis == "discretionary":
-                self.limit = rng.randrange(100_000, DISCRETIONARY_MAX + 1, 50_000)  # 1000.00..5000.00
+                self.limit = rng.randrange(1_000, DISCRETIONARY_MAX + 1, 500) * 100  # 1000.00..5000.00
                 self.requested_amount = self.limit
                 self.criterion = rng.choice(("credit_report", "trading_history", "bank_reference", "trade_reference"))
             else:
@@ -167,15 +173,16 @@ class _Buyer:
                 share = 1.0 if rng.random() < 0.75 else rng.choice((0.5, 0.6, 0.75, 0.8))
                 self.limit = max(5_000, _round_to(asked * share, 1_000)) * 100
             if self.reduce:
-                self.change_day = date_ordinal(2025, 2, 1) + rng.randint(0, 300)
+                self.change_day = _ordinal(2025, 2, 1) + rng.randint(0, 300)
                 self.reduced_to = max(1_000, _round_to(self.limit / 100 * rng.uniform(0.3, 0.8), 1_000)) * 100
                 if self.reduced_to >= self.limit:  # a small limit: take a clear step down
                     self.reduced_to = self.limit // 2
             elif self.cancel:
-                self.change_day = date_ordinal(2025, 3, 1) + rng.randint(0, 270)
+                self.change_day = _ordinal(2025, 3, 1) + rng.randint(0, 270)
         # Terms are agreed per customer: mostly 30 days, some 60, a few 90.
         self.terms = rng.choices((30, 60, 90), (50, 35, 15))[0]
-        self.profile = "slow" if self.insolvent else rng.choices(("prompt", "slow", "late"), (60, 28, 12))[0]
+        # The insolvent buyer pays on time until its distress, so the report is about that.
+        self.profile = "prompt" if self.insolvent else rng.choices(("prompt", "slow", "late"), (60, 28, 12))[0]
         # Weekly to quarterly trade; the excluded blue chips and the insolvent buyer trade often.
         self.weight = rng.choice((4, 6, 12, 12, 24, 26, 52))
         if self.excluded or self.insolvent:
@@ -186,7 +193,7 @@ class _Buyer:
         else:
             self.mean_amount = _log_uniform(rng, 2_000, 60_000) * 100 * (5 if self.excluded else 1)
         if self.insolvent:
-            self.insolvent_on = date_ordinal(2025, 9, 1) + rng.randint(0, 29)
+            self.insolvent_on = _ordinal(2025, 9, 1) + rng.randint(0, 29)
 
     # ------------------------------------------------------------ planning
 
@@ -317,12 +324,12 @@ class _Buyer:
 
     # ------------------------------------------------------------ events
 
-    def emit(self, out: list[dict], keys: list[int]) -> None:
+    def emit(self, out: list[dict[str, Any]], keys: list[int]) -> None:
         """Append this buyer's events, with their sort keys (day, then tie rank)."""
         b = self.id
 
         def add(type_: str, day: int, key: str, **fields: Any) -> None:
-            out.append({"type": type_, "effective": datetime.date.fromordinal(day), "key": key, "buyer": b, **fields})
+            out.append({"type": type_, "effective": _date(day), "key": key, "buyer": b, **fields})
             keys.append(day * 16 + _RANK[type_])
 
         extra: dict[str, Any] = {"excluded": True} if self.excluded else {}
@@ -342,7 +349,7 @@ class _Buyer:
         for inv in self.invoices:
             ref = f"INV-{b}-{inv.seq:04d}"  # numbered for real in _number_invoices
             add("invoice_issued", inv.issued, ref, invoice=ref, amount=_money(inv.amount),
-                due=datetime.date.fromordinal(inv.due))
+                due=_date(inv.due))
             if inv.credit_day is not None:
                 add("credit_note_issued", inv.credit_day, f"CN-{b}-{inv.seq:04d}", invoice=ref, amount=_money(inv.credit))
             for part, (day, amount) in enumerate(inv.payments, 1):
@@ -401,7 +408,7 @@ def _size_invoice_counts(rng: random.Random, book: list[_Buyer], events: int | N
         buyer.invoice_count = max(1, int(exact) + (rng.random() < exact - int(exact)))
 
 
-def _number_invoices(events: list[dict]) -> None:
+def _number_invoices(events: list[dict[str, Any]]) -> None:
     """Number invoices in issue order across the book, like a sales ledger."""
     numbers: dict[str, str] = {}
     for event in events:
@@ -414,7 +421,7 @@ def _number_invoices(events: list[dict]) -> None:
 
 # ---------------------------------------------------------------- the policy
 
-def _policy_table(book: list[_Buyer]) -> dict:
+def _policy_table(book: list[_Buyer]) -> dict[str, Any]:
     """The [policy] table; the turnover estimate is the book's insurable sales, to 2 figures."""
     insurable = sum(inv.amount for buyer in book if buyer.insurable for inv in buyer.invoices) // 100
     estimate = max(100_000, _round_significant(insurable, 2))
@@ -430,7 +437,7 @@ def _policy_table(book: list[_Buyer]) -> dict:
         "excess": "500",
         "non_qualifying_loss": "0",
         "max_liability_multiple": "30",
-        "discretionary_limit_max": _money(DISCRETIONARY_MAX),
+        "discretionary_limit_max": str(DISCRETIONARY_MAX),
         "max_credit_days": 120,
         "on_stop_days": 60,
         "notify_days": 60,
@@ -524,7 +531,11 @@ def _name(rng: random.Random, kind: str, country: str, excluded: bool) -> str:
 
 # ---------------------------------------------------------------- small helpers
 
-def date_ordinal(year: int, month: int, day: int) -> int:
+# One shared date object per day: a 1M-event book holds only a few hundred.
+_date = functools.cache(datetime.date.fromordinal)
+
+
+def _ordinal(year: int, month: int, day: int) -> int:
     return datetime.date(year, month, day).toordinal()
 
 
@@ -535,7 +546,7 @@ def _money(minor: int) -> str:
 
 def _log_uniform(rng: random.Random, low: float, high: float) -> float:
     """Spread over orders of magnitude: as many 10k limits as 100k ones."""
-    return low * (high / low) ** rng.random()
+    return float(low * (high / low) ** rng.random())
 
 
 def _round_to(value: float, step: int) -> int:
@@ -544,8 +555,8 @@ def _round_to(value: float, step: int) -> int:
 
 def _round_significant(value: int, figures: int) -> int:
     digits = len(str(value))
-    step = 10 ** max(0, digits - figures)
-    return int(round(value / step)) * step
+    step = int(10 ** max(0, digits - figures))
+    return round(value / step) * step
 
 
 # ---------------------------------------------------------------- writers
@@ -589,7 +600,7 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
-def _toml_table(header: str, table: dict) -> list[str]:
+def _toml_table(header: str, table: dict[str, Any]) -> list[str]:
     """A table's scalar keys under `header`, then its sub-tables as [header.name]."""
     lines = [f"[{header}]"]
     subtables = []
@@ -604,7 +615,7 @@ def _toml_table(header: str, table: dict) -> list[str]:
     return lines
 
 
-def write_toml(path: str | os.PathLike[str], policy_table: dict, events: Iterable[dict]) -> None:
+def write_toml(path: str | os.PathLike[str], policy_table: dict[str, Any], events: Iterable[dict[str, Any]]) -> None:
     """Write a scenario-style file: `[policy]` (with its sub-tables), then one `[[events]]` per event."""
     with open(path, "w", encoding="utf-8") as f:
         f.write('title = "Sample book (ledger.samplebook)"\n\n')
@@ -620,7 +631,7 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
-def write_jsonl(path: str | os.PathLike[str], events: Iterable[dict]) -> None:
+def write_jsonl(path: str | os.PathLike[str], events: Iterable[dict[str, Any]]) -> None:
     """Write one JSON object per event per line, dates as ISO strings (no policy)."""
     with open(path, "w", encoding="utf-8") as f:
         for event in events:
