@@ -29,6 +29,7 @@ from ledger.policy import load_policy_file, parse_policy, terms_to_table
 from ledger.service import Draft, Ledger, Outcome
 
 DEFAULT_DB = "ledger.db"
+SHOW_SKIPPED = 10  # a re-import can skip a million events; list a few, count the rest
 
 app = typer.Typer(
     help="An event-sourced ledger for trade-credit-insurance receivables.",
@@ -106,9 +107,11 @@ def _report(outcome: Outcome, *, as_json: bool, currency: str | None = None) -> 
         return
     for warning in outcome.warnings:
         err.print(f"[yellow]warning:[/] {warning}")
-    for draft, earlier in outcome.skipped:
+    for draft, earlier in outcome.skipped[:SHOW_SKIPPED]:
         where = f"{draft.source}:{draft.line}: " if draft.source and draft.line else ""
         err.print(f"{where}skipped: key {draft.event.key or draft.event.id} is already recorded (event {earlier})")
+    if len(outcome.skipped) > SHOW_SKIPPED:
+        err.print(f"... and {len(outcome.skipped) - SHOW_SKIPPED} more skipped (--json lists them all)")
     out.print(f"recorded {len(outcome.recorded)} events, skipped {len(outcome.skipped)} already recorded")
 
 
