@@ -1,0 +1,222 @@
+"""Scenario files (SPEC 10) as tests, through the library and the CLI.
+
+Every file under scenarios/ (and the fixed examples under tests/data/scenarios)
+is run; the only failures allowed are queries that later issues implement
+("is not implemented yet"). New scenario files are picked up by the glob.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from ledger.scenario import run_scenario, scenario_files
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = Path(__file__).resolve().parent / "data" / "scenarios"
+NOT_YET = "is not implemented yet"
+SCENARIOS = sorted((ROOT / "scenarios").rglob("*.toml")) + sorted(EXAMPLES.glob("*.toml"))
+CLOSING = re.compile(r"^(\d+) passed, (\d+) failed$")
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_scenario_fails_only_on_queries_not_implemented_yet(path: Path):
+    result = run_scenario(path)
+    other = [line for line in result.failures if NOT_YET not in line]
+    assert other == [], "\n".join(other)
+    assert result.passed + len(result.failures) > 0, "a scenario must check something"
+    for line in result.failures:
+        assert line.startswith(f"{path}:"), line
+
+
+def test_the_examples_are_found():
+    assert EXAMPLES / "spec10_excess_of_loss.toml" in SCENARIOS
+    assert scenario_files([EXAMPLES]) == sorted(EXAMPLES.rglob("*.toml"))
+
+
+def test_the_spec10_example_checks_its_refusal_and_waits_for_the_claim_query():
+    result = run_scenario(EXAMPLES / "spec10_excess_of_loss.toml")
+    assert result.title == "Excess of loss with a per-loss deductible"
+    assert result.passed == 1
+    (failure,) = result.failures
+    assert "query 'claim' is not implemented yet" in failure
+
+
+POLICY = """\
+    title = "{title}"
+
+    [policy]
+    id = "T-1"
+    currency = "GBP"
+    start = 2025-01-01
+    end = 2025-12-31
+    cover = "proportional"
+
+    [[events]]
+    type = "buyer_registered"
+    effective = 2025-01-02
+    buyer = "B1"
+    name = "Acme Ltd"
+    country = "GB"
+
+    [[events]]
+    type = "invoice_issued"
+    effective = 2025-01-10
+    buyer = "B1"
+    invoice = "I1"
+    amount = "100.00"
+    due = 2025-03-10
+"""
+
+
+def scenario(tmp_path: Path, name: str, title: str, events: str) -> Path:
+    """Write a scenario; no blank lines before the event headers (see the xfail below)."""
+    path = tmp_path / f"{name}.toml"
+    text = textwrap.dedent(POLICY.format(title=title)) + textwrap.dedent(events)
+    path.write_text(text.replace("\n\n[[", "\n[["))
+    return path
+
+
+PASSING = """
+[[events]]
+type = "payment_received"
+effective = 2025-02-01
+buyer = "B1"
+invoice = "I1"
+amount = "100.01"
+refused = "is more than the 100.00 open on invoice I1"
+
+[[events]]
+type = "payment_received"
+effective = 2025-02-02
+buyer = "B1"
+invoice = "I9"
+amount = "1.00"
+refused = "no invoice I9"
+
+[[events]]
+type = "payment_received"
+effective = 2025-02-03
+buyer = "B1"
+amount = "1.001"
+refused = "more decimals"
+"""
+
+FAILING = """
+[[events]]
+type = "payment_received"
+effective = 2025-02-01
+buyer = "B1"
+invoice = "I1"
+amount = "100.00"
+refused = "is more than"
+
+[[events]]
+type = "payment_received"
+effective = 2025-02-02
+buyer = "B1"
+invoice = "I9"
+amount = "1.00"
+refused = "a message the ledger never gives"
+
+[[events]]
+type = "credit_note_issued"
+effective = 2025-02-03
+buyer = "B1"
+invoice = "I1"
+amount = "5.00"
+"""
+
+
+def test_refused_extension_passes_through_the_library(tmp_path: Path):
+    result = run_scenario(scenario(tmp_path, "passing", "Refusals pass", PASSING))
+    assert (result.passed, result.failures) == (3, [])
+
+
+def test_refused_extension_fails_through_the_library(tmp_path: Path):
+    path = scenario(tmp_path, "failing", "Refusals fail", FAILING)
+    result = run_scenario(path)
+    assert result.passed == 0
+    assert len(result.failures) == 3
+    recorded, wrong_message, refused = result.failures
+    headers = [n for n, line in enumerate(path.read_text().splitlines(), 1) if line == "[[events]]"]
+    assert recorded.startswith(f"{path}:{headers[2]}: Refusals fail: ") and "but it was recorded" in recorded
+    assert wrong_message.startswith(f"{path}:{headers[3]}: ") and refused.startswith(f"{path}:{headers[4]}: ")
+    assert "a message the ledger never gives" in wrong_message and "no invoice I9" in wrong_message
+    # The payment was recorded, so the credit note finds nothing open and is refused unexpectedly.
+    assert "event refused" in refused and "is more than the 0.00 open" in refused
+
+
+def cli_run(*paths: Path):
+    return CliRunner().invoke(app, ["scenario", "run", *map(str, paths)])
+
+
+def closing(output: str) -> tuple[int, int]:
+    last = output.strip().splitlines()[-1]
+    match = CLOSING.match(last)
+    assert match, f"closing line is {last!r}"
+    return int(match.group(1)), int(match.group(2))
+
+
+def test_scenario_run_cli_passing(tmp_path: Path):
+    result = cli_run(scenario(tmp_path, "passing", "Refusals pass", PASSING))
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.strip().splitlines() == ["3 passed, 0 failed"]
+
+
+def test_scenario_run_cli_failing(tmp_path: Path):
+    failing = scenario(tmp_path, "failing", "Refusals fail", FAILING)
+    result = cli_run(failing, scenario(tmp_path, "passing", "Refusals pass", PASSING))
+    assert result.exit_code == 1
+    assert closing(result.stdout) == (3, 3)
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith(f"{failing}:") for line in lines[:3])
+
+
+def test_scenario_run_cli_over_a_folder(tmp_path: Path):
+    scenario(tmp_path, "a", "A", PASSING)
+    (tmp_path / "sub").mkdir()
+    scenario(tmp_path / "sub", "b", "B", PASSING)
+    result = cli_run(tmp_path)
+    assert result.exit_code == 0 and closing(result.stdout) == (6, 0)
+
+
+def test_scenario_run_cli_reports_a_broken_file_as_a_failure(tmp_path: Path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("title = 'x'\n[[events]\n")
+    result = cli_run(broken)
+    assert result.exit_code == 1
+    assert closing(result.stdout) == (0, 1)
+    assert "malformed TOML" in result.stdout
+
+
+def test_scenario_run_cli_over_the_project_scenarios():
+    if not (ROOT / "scenarios").is_dir():
+        pytest.fail("the project has no scenarios/ folder")
+    result = cli_run(ROOT / "scenarios", EXAMPLES)
+    passed, failed = closing(result.stdout)
+    failures = result.stdout.strip().splitlines()[:-1]
+    assert len(failures) == failed
+    assert all(NOT_YET in line for line in failures), "\n".join(line for line in failures if NOT_YET not in line)
+    assert result.exit_code == (1 if failed else 0)
+    assert passed > 0
+
+
+@pytest.mark.xfail(
+    reason="BUG: importers.read_toml finds [[events]] / [[expect]] headers with r'^\\s*\\[\\[' in MULTILINE mode; "
+    "\\s* also eats the blank lines before a header, so every event or expectation preceded by a blank line is "
+    "reported on the first of those blank lines (one line early, the usual layout), in import errors and "
+    "scenario failure lines alike",
+    strict=True,
+)
+def test_toml_lines_name_the_header_even_after_blank_lines(tmp_path: Path):
+    path = tmp_path / "spaced.toml"
+    path.write_text(textwrap.dedent(POLICY.format(title="Spaced")) + textwrap.dedent(FAILING))
+    headers = [n for n, line in enumerate(path.read_text().splitlines(), 1) if line == "[[events]]"]
+    first = run_scenario(path).failures[0]
+    assert first.startswith(f"{path}:{headers[2]}: "), (first, headers)
