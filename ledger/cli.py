@@ -179,14 +179,14 @@ def append(
         name = args.pop(0)
         if not name.startswith("--") or len(name) < 3:
             raise LedgerError(f"expected --field value, got {name!r}", field="append")
-        name = name[2:].replace("-", "_")
+        name = name[2:]
         if "=" in name:
             name, value = name.split("=", 1)
         elif args and not args[0].startswith("--"):
             value = args.pop(0)
         else:
             value = "true"  # a bare flag, e.g. --prepaid
-        raw[name] = value
+        raw[name.replace("-", "_")] = value
     if event_type not in EVENT_TYPES:
         raise LedgerError(f"{event_type!r} is not an event type ({', '.join(EVENT_TYPES)})", field="type")
     raw.setdefault("effective", datetime.date.today().isoformat())
@@ -213,12 +213,14 @@ def import_(
         source = read_event_file(file, fmt)
         rows = list(source.events)
         drafts: list[Draft] = []
+        currency = None
         if source.policy is not None:
             drafts.extend(_policy_drafts(ledger, source.policy, source.source))
+            currency = ledger.terms().currency if ledger.has_policy() else drafts[0].event.terms.currency  # type: ignore[attr-defined]
         if not source.events and not drafts:
             raise LedgerError("has no events", source=source.source)
         with _progress(len(rows), "checking") as advance:
-            drafts.extend(ledger.parse(rows, source.source))
+            drafts.extend(ledger.parse(rows, source.source, currency=currency))
             outcome = ledger.record(drafts, keep_recorded=keep_recorded, progress=advance)
         _report(outcome, as_json=as_json)
 

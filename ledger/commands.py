@@ -43,6 +43,8 @@ def check_buyer_event(book: BuyerBook, event: BuyerEvent, terms: PolicyTerms) ->
     def money(amount: int) -> str:
         return format_minor(amount, terms.currency)
 
+    if book.registered is None and not isinstance(event, BuyerRegistered):
+        raise LedgerError(f"{event.buyer} is not registered on {event.effective}", field="buyer")
     match event:
         case BuyerRegistered():
             if book.registered is not None:
@@ -133,6 +135,21 @@ class BuyerStream:
         for event in in_fold_order(events):
             stream.book.apply(event)
         return stream
+
+    def recheck(self, terms_at: TermsAt) -> None:
+        """Check every event again under `terms_at` (after a policy amendment)."""
+        book = BuyerBook()
+        for earlier in in_fold_order(self.events):
+            assert isinstance(earlier, BuyerEvent)
+            try:
+                check_buyer_event(book, earlier, terms_at(earlier.effective))
+            except LedgerError as refusal:
+                raise LedgerError(
+                    f"the amended terms would make the {earlier.type} of {earlier.buyer} on "
+                    f"{earlier.effective} ({earlier.key or earlier.id}) invalid: {refusal}",
+                    field="terms",
+                ) from None
+            book.apply(earlier)
 
     def admit(self, event: BuyerEvent, terms_at: TermsAt) -> list[str]:
         """Check and add `event` (recorded after every event here); return warnings.

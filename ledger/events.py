@@ -22,10 +22,19 @@ from ledger.money import format_minor, minor_units, parse_decimal, round_half_up
 from ledger.policy import CURRENCY_CODE, PolicyTerms, parse_policy, terms_to_table
 
 # Identifiers that users type: no control characters, bounded length.
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
-Period = Annotated[str, msgspec.Meta(pattern=r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$")]
+_PLAIN_TEXT = r"^[^\x00-\x1f\x7f]+\Z"
+_COUNTRY = r"^[A-Z]{2}\Z"
+_PERIOD = r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?\Z"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_PLAIN_TEXT)]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=_PLAIN_TEXT)]
+Country = Annotated[str, msgspec.Meta(pattern=_COUNTRY)]
+Period = Annotated[str, msgspec.Meta(pattern=_PERIOD)]
+# What each pattern means, for refusals a person can read.
+_PATTERN_WORDS = {
+    _PLAIN_TEXT: "text without control characters or line breaks",
+    _COUNTRY: "an ISO 3166 alpha-2 country code such as GB",
+    _PERIOD: "a declaration period such as 2025, 2025-Q1 or 2025-03",
+}
 
 NIL_ID = uuid.UUID(int=0)
 UNRECORDED = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -191,7 +200,9 @@ def _validation_error(error: msgspec.ValidationError, type_name: str) -> LedgerE
     if message.startswith("Object missing required field"):
         missing = message.split("`")[1]
         return LedgerError(f"is required for {type_name}", field=missing)
-    message = message.replace("Expected `str` matching regex", "expected text matching")
+    if message.startswith("Expected `str` matching regex"):
+        pattern = message.split("regex ", 1)[1].strip("'").replace("\\\\", "\\")
+        message = "expected " + _PATTERN_WORDS.get(pattern, "text of the right form")
     if "Invalid enum value" in message:
         allowed = _allowed_values(field)
         message = message.replace("Invalid enum value", "is not one of " + allowed + ":")

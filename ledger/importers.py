@@ -71,8 +71,20 @@ def _read_text(path: Path) -> str:
         raise LedgerError("is not UTF-8 text", source=str(path), line=line) from None
 
 
-_EVENTS_HEADER = re.compile(r"^\s*\[\[\s*events\s*\]\]", re.MULTILINE)
-_EXPECT_HEADER = re.compile(r"^\s*\[\[\s*expect\s*\]\]", re.MULTILINE)
+# [ \t]* and not \s*: \s would swallow blank lines and name the line before the header.
+_EVENTS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*events[ \t]*\]\]", re.MULTILINE)
+_EXPECT_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*expect[ \t]*\]\]", re.MULTILINE)
+_TOML_AT = re.compile(r" \(at line (\d+), column \d+\)$")
+
+
+def toml_problem(error: tomllib.TOMLDecodeError, source: str) -> LedgerError:
+    """A TOML syntax error as a refusal naming the line (older Pythons only say it in the text)."""
+    text = str(error)
+    line = getattr(error, "lineno", None)
+    found = _TOML_AT.search(text)
+    if line is None and found:
+        line = int(found.group(1))
+    return LedgerError(f"malformed TOML: {_TOML_AT.sub('', text)}", source=source, line=line)
 
 
 def read_toml(text: str, source: str) -> EventFile:
@@ -80,8 +92,7 @@ def read_toml(text: str, source: str) -> EventFile:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        message = str(e).split(" (at line")[0]
-        raise LedgerError(f"malformed TOML: {message}", source=source, line=getattr(e, "lineno", None)) from None
+        raise toml_problem(e, source) from None
     unknown = set(document) - {"title", "policy", "events", "expect"}
     if unknown:
         raise LedgerError(
@@ -114,8 +125,14 @@ _json_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def read_jsonl(text: str, source: str) -> EventFile:
-    """JSON Lines: one event object per line; blank lines are skipped."""
+    """JSON Lines: one event object per line; blank lines are skipped.
+
+    A file that is one JSON array of objects (what `log --json` prints) is
+    read too; its events are numbered by their place in the array.
+    """
     file = EventFile(source=source)
+    if text.lstrip().startswith("["):
+        return _read_json_array(text, source)
     for number, line in enumerate(_lines(text, source), 1):
         if not line.strip():
             continue
@@ -126,6 +143,19 @@ def read_jsonl(text: str, source: str) -> EventFile:
         except msgspec.DecodeError as e:
             raise LedgerError(f"malformed JSON: {e}", source=source, line=number) from None
         file.events.append((number, raw))
+    return file
+
+
+def _read_json_array(text: str, source: str) -> EventFile:
+    try:
+        items = msgspec.json.decode(text)
+    except msgspec.DecodeError as e:
+        raise LedgerError(f"malformed JSON: {e}", source=source) from None
+    file = EventFile(source=source)
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            raise LedgerError(f"item {number} of the array is not a JSON object", source=source)
+        file.events.append((number, item))
     return file
 
 

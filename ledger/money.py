@@ -17,6 +17,7 @@ _MINOR_UNITS = {
 }
 # A limit on everything: no single amount reaches a quadrillion minor units.
 MAX_AMOUNT_MINOR = 10**15
+MAX_EXPONENT = 30  # no amount or rate needs a power of ten beyond +-30
 
 
 def minor_units(currency: str) -> int:
@@ -40,6 +41,9 @@ def parse_decimal(value: object, *, field: str) -> Decimal:
         raise LedgerError(f"{text!r} is not a decimal number", field=field) from None
     if not number.is_finite():
         raise LedgerError(f"{text!r} is not a finite number", field=field)
+    if number and not -MAX_EXPONENT <= number.adjusted() <= MAX_EXPONENT:
+        # Refused before any arithmetic: 1e999999 would overflow or take minutes.
+        raise LedgerError(f"{text!r} is out of range for an amount or a rate", field=field)
     return number
 
 

@@ -26,8 +26,8 @@ Cover = Literal["proportional", "excess_of_loss"]
 Declarations = Literal["monthly", "quarterly", "annual"]
 Invoicing = Literal["declared", "advance"]
 
-COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
-CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+COUNTRY_CODE = re.compile(r"^[A-Z]{2}\Z")
+CURRENCY_CODE = re.compile(r"^[A-Z]{3}\Z")
 
 
 class PremiumTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -323,7 +323,7 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     if (end - start).days > 3660:
         raise LedgerError("the policy period is longer than ten years", field="policy.end")
     structure = r.choice("structure", ("whole_turnover", "selected_risk"), "whole_turnover")
-    selected_buyers = r.codes("selected_buyers", re.compile(r"^\S.{0,99}$"), "a buyer id") or ()
+    selected_buyers = r.codes("selected_buyers", re.compile(r"^\S.{0,99}\Z"), "a buyer id") or ()
     selected_countries = r.codes("selected_countries", COUNTRY_CODE, "an ISO 3166 alpha-2 country code") or ()
     if structure == "selected_risk" and not (selected_buyers or selected_countries):
         raise LedgerError("selected_risk needs selected_buyers or selected_countries", field="policy.structure")
@@ -391,9 +391,9 @@ def load_policy_file(path: Path) -> PolicyTerms:
     except UnicodeDecodeError:
         raise LedgerError("is not UTF-8 text", source=str(path)) from None
     except tomllib.TOMLDecodeError as e:
-        line = getattr(e, "lineno", None)
-        message = str(e).split(" (at line")[0]
-        raise LedgerError(f"malformed TOML: {message}", source=str(path), line=line) from None
+        from ledger.importers import toml_problem
+
+        raise toml_problem(e, str(path)) from None
     if "policy" not in document:
         raise LedgerError("has no [policy] table", source=str(path))
     try:
@@ -419,7 +419,7 @@ def terms_to_table(terms: PolicyTerms) -> dict[str, Any]:
         return format_minor(value, currency)
 
     table: dict[str, Any] = {
-        "id": terms.id, "insured": terms.insured, "currency": currency,
+        "id": terms.id, "currency": currency,
         "start": terms.start, "end": terms.end, "structure": terms.structure,
         "cover": terms.cover, "indemnity_pct": str(terms.indemnity_pct),
         "discretionary_limit_max": money(terms.discretionary_limit_max),
@@ -427,6 +427,8 @@ def terms_to_table(terms: PolicyTerms) -> dict[str, Any]:
         "notify_days": terms.notify_days, "protracted_default_days": terms.protracted_default_days,
         "outstanding_order_days": terms.outstanding_order_days, "political_risk": terms.political_risk,
     }
+    if terms.insured:
+        table["insured"] = terms.insured
     if terms.cover == "proportional":
         table["excess"] = money(terms.excess)
         table["non_qualifying_loss"] = money(terms.non_qualifying_loss)

@@ -159,9 +159,18 @@ class Ledger:
             event = PolicyAmended(effective=effective or self.clock().date(), terms=terms)
         return self.record([Draft(event)])
 
-    def parse(self, rows: Iterable[tuple[int | None, Mapping[str, Any]]], source: str | None = None) -> list[Draft]:
-        """Read raw events (line, fields) into drafts; the first bad one refuses them all."""
-        currency: str | None = None
+    def parse(
+        self,
+        rows: Iterable[tuple[int | None, Mapping[str, Any]]],
+        source: str | None = None,
+        *,
+        currency: str | None = None,
+    ) -> list[Draft]:
+        """Read raw events (line, fields) into drafts; the first bad one refuses them all.
+
+        Money is read in `currency`, by default the ledger's policy currency
+        (or that of a `policy_started` among the rows).
+        """
         drafts = []
         for line, raw in rows:
             if currency is None:
@@ -212,8 +221,7 @@ class Ledger:
         self, drafts: Sequence[Draft], *, keep_recorded: bool, progress: ProgressHook | None
     ) -> Outcome:
         outcome = Outcome()
-        stamped = self._stamp(drafts, keep_recorded, outcome)
-        fresh = self._skip_known(stamped, outcome)
+        fresh = self._stamp(self._skip_known(list(drafts), outcome), keep_recorded, outcome)
         policy = self.policy_stream()
         buyers: dict[str, BuyerStream] = {}
         stored_versions: dict[uuid.UUID, int] = {}
@@ -235,6 +243,8 @@ class Ledger:
                 else:
                     stored_versions.setdefault(stream_id, len(policy.events))
                     warnings = policy.admit(event)
+                    if isinstance(event, PolicyAmended):
+                        self._recheck_buyers(buyers, policy)
             except LedgerError as problem:
                 raise draft.error(problem) from None
             outcome.warnings.extend(_where(draft) + w for w in warnings)
@@ -248,6 +258,17 @@ class Ledger:
         if progress:
             progress(len(fresh) % 1000)
         return outcome
+
+    def _recheck_buyers(self, buyers: dict[str, BuyerStream], policy: PolicyStream) -> None:
+        """An amendment may be back-dated: every buyer's events must still pass (SPEC 5).
+
+        Reads every buyer stream; amendments are rare, deliberate acts.
+        """
+        for buyer in sorted(set(self.store.index.buyers()) | set(buyers)):
+            stream = buyers.get(buyer)
+            if stream is None:
+                stream = buyers[buyer] = BuyerStream.replay(self.buyer_events(buyer))
+            stream.recheck(policy.terms_at)
 
     def _stamp(self, drafts: Sequence[Draft], keep_recorded: bool, outcome: Outcome) -> list[Draft]:
         """Give each draft its id and recorded stamp (SPEC 2)."""
@@ -288,22 +309,29 @@ class Ledger:
         ]
 
     def _skip_known(self, drafts: list[Draft], outcome: Outcome) -> list[Draft]:
-        """Drop drafts whose key (or id) is already recorded: re-imports are no-ops."""
+        """Drop drafts whose key (or given id) is already recorded: re-imports are no-ops.
+
+        Runs before stamping, so that re-running a --keep-recorded import skips
+        its events instead of refusing their (old) stamps.
+        """
         keys = [d.event.key for d in drafts if d.event.key]
         known = self.store.index.find_keys(keys) if keys else {}
-        ids = self.store.index.find_ids([str(d.event.id) for d in drafts])
+        given = [str(d.event.id) for d in drafts if d.event.id != NIL_ID]
+        ids = self.store.index.find_ids(given) if given else set()
         fresh = []
         for draft in drafts:
             event = draft.event
+            event_id = str(event.id) if event.id != NIL_ID else None
             earlier = known.get(event.key) if event.key else None
-            if earlier is None and str(event.id) in ids:
-                earlier = str(event.id)
+            if earlier is None and event_id in ids:
+                earlier = event_id
             if earlier is not None:
                 outcome.skipped.append((draft, earlier))
                 continue
             if event.key:
-                known[event.key] = str(event.id)
-            ids.add(str(event.id))
+                known[event.key] = event_id or f"earlier in this input (line {draft.line})"
+            if event_id:
+                ids.add(event_id)
             fresh.append(draft)
         return fresh
 

@@ -12,11 +12,14 @@ error path rolls the transaction back).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+import sqlite3
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from eventsourcing.persistence import (
     JSONTranscoder,
     Mapper,
     Notification,
+    OperationalError,
     StoredEvent,
 )
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
@@ -209,6 +213,11 @@ class IndexQueries:
                 f"SELECT event_id FROM ledger_index WHERE event_id IN ({marks})", chunk  # noqa: S608 (values are parameters)
             ))
         return found
+
+    def buyers(self) -> list[str]:
+        """Every registered buyer."""
+        rows = self._fetch("SELECT buyer FROM ledger_index WHERE type = 'buyer_registered' ORDER BY buyer", [])
+        return [row[0] for row in rows]
 
     def count(self) -> int:
         """How many events the ledger holds."""
@@ -437,31 +446,62 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+_SCHEMA_LOCK = 727_001_001  # advisory lock key for creating a ledger's tables on PostgreSQL
+OPEN_ATTEMPTS = 10
+
+
 def open_store(location: str) -> LedgerStore:
-    """Open (creating tables if needed) the ledger store at `location`."""
+    """Open (creating tables if needed) the ledger store at `location`.
+
+    Several processes may open a new ledger at once: a locked SQLite file
+    (switching to WAL, creating tables) is retried a bounded number of times.
+    """
     env = store_environment(location)
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
-        _ensure_schema(env)
-    try:
-        return LedgerStore(env=env)
-    except LedgerError:
-        raise
-    except Exception as e:  # the driver's own words, without credentials
-        raise LedgerError(f"cannot open the ledger: {_redact(str(e), env)}", field="db") from None
+        with _postgres_creation_lock(env):
+            return _construct(env)
+    return _construct(env)
 
 
-def _ensure_schema(env: dict[str, str]) -> None:
+def _construct(env: dict[str, str]) -> LedgerStore:
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return LedgerStore(env=env)
+        except (OperationalError, sqlite3.OperationalError) as e:
+            if "locked" not in str(e) or attempt == OPEN_ATTEMPTS - 1:
+                raise LedgerError(f"cannot open the ledger: {_redact(str(e), env)}", field="db") from None
+            time.sleep(0.05 * (attempt + 1))
+        except LedgerError:
+            raise
+        except Exception as e:  # the driver's own words, without credentials
+            raise LedgerError(f"cannot open the ledger: {_redact(str(e), env)}", field="db") from None
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _postgres_creation_lock(env: dict[str, str]) -> Iterator[None]:
+    """Create the schema, and hold a lock while the tables, types and trigger are made.
+
+    Processes opening one ledger at once would otherwise race on CREATE TYPE
+    and CREATE OR REPLACE ("tuple concurrently updated", duplicate keys).
+    """
     import psycopg
 
     try:
-        with psycopg.connect(
+        conn = psycopg.connect(
             dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
             connect_timeout=5, autocommit=True,
-        ) as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {env['POSTGRES_SCHEMA']}")
+        )
     except psycopg.Error as e:
         raise LedgerError(f"cannot reach PostgreSQL: {_redact(str(e), env)}", field="db") from None
+    with conn:
+        conn.execute(f"SELECT pg_advisory_lock({_SCHEMA_LOCK})")
+        try:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {env['POSTGRES_SCHEMA']}")
+            yield
+        finally:
+            conn.execute(f"SELECT pg_advisory_unlock({_SCHEMA_LOCK})")
 
 
 def _redact(message: str, env: dict[str, str]) -> str:

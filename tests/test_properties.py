@@ -71,7 +71,7 @@ def invoice_fields() -> st.SearchStrategy[dict[str, Any]]:
 
 
 def policy_tables() -> st.SearchStrategy[dict[str, Any]]:
-    """Varied, valid [policy] tables (with an insured name: see the xfail below)."""
+    """Varied, valid [policy] tables."""
 
     def build(cover: str, currency: str, insured: str, pct: str, countries_: list[str] | None, premium: bool,
               cap: bool, days: int) -> dict[str, Any]:
@@ -200,12 +200,6 @@ def test_policy_terms_round_trip_through_their_table(table: dict[str, Any]):
     assert parse_policy(terms_to_table(terms)) == terms
 
 
-@pytest.mark.xfail(
-    reason="BUG: terms_to_table writes insured = \"\" for a policy without `insured`, and parse_policy refuses "
-    "\"\" (policy.insured: '' is not a non-empty text), so such a policy_started does not survive "
-    "to_public -> parse_event (nor `log --json` -> import)",
-    strict=True,
-)
 def test_a_policy_without_insured_round_trips():
     terms = parse_policy({"id": "P", "currency": "EUR", "start": "2025-01-01", "end": "2025-12-31",
                           "cover": "proportional"})

