@@ -44,7 +44,8 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(sample_app, name="sample")
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output keeps whole figures: Rich would otherwise cut tables at 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DbOption = Annotated[
@@ -338,6 +339,122 @@ def summary(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     table = Table("event type", "count", f"amount ({terms.currency})")
     for name, count in data["by_type"].items():
         table.add_row(name, str(count), money.get(name, ""))
+    out.print(table)
+
+
+AsOfOption = Annotated[str | None, typer.Option("--as-of", help="The effective date (default today).")]
+
+
+@app.command()
+def exposure(
+    buyer: Annotated[str | None, typer.Option(help="One buyer (default: the whole book).")] = None,
+    as_of: AsOfOption = None,
+    known_at: Annotated[
+        list[str] | None,
+        typer.Option(help="As the ledger knew it then (timestamp, or a date: its end). Twice with --diff."),
+    ] = None,
+    diff: Annotated[bool, typer.Option("--diff", help="What changed between two --known-at, and why.")] = False,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Exposure per buyer and for the book (SPEC 6.5): outstanding, insured, limit, headroom, status."""
+    from ledger.queries import exposure_query
+
+    moments = known_at or []
+    with _open(db) as ledger:
+        if diff:
+            if len(moments) != 2:
+                raise LedgerError("--diff needs two --known-at", field="known_at")
+            _exposure_diff(ledger, buyer, as_of, moments, as_json)
+            return
+        if len(moments) > 1:
+            raise LedgerError("give one --known-at (two only with --diff)", field="known_at")
+        arguments = {"buyer": buyer, "as_of": as_of, "known_at": moments[0] if moments else None}
+        answer = exposure_query(ledger, arguments)
+    if as_json:
+        _print_json(answer)
+        return
+    rows = [answer] if buyer else answer["buyers"]
+    table = Table("buyer", title=f"Exposure as of {as_of or 'today'}")
+    for name in EXPOSURE_COLUMNS:
+        table.add_column(name, justify="right")
+    table.add_column("status")
+    for row in rows:
+        table.add_row(row["buyer"], *(row[name] for name in EXPOSURE_COLUMNS), row["status"])
+    if not buyer:
+        table.add_section()
+        table.add_row("[bold]book[/]", *(answer[name] for name in EXPOSURE_COLUMNS), "")
+    out.print(table)
+
+
+EXPOSURE_COLUMNS = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
+
+
+def _exposure_diff(ledger: Ledger, buyer: str | None, as_of: str | None, moments: list[str], as_json: bool) -> None:
+    """The same as_of seen at two recorded times: changed figures, and the late events behind them."""
+    from ledger.queries import as_of_argument, exposure_query, known_at_argument
+
+    day = as_of_argument({"as_of": as_of}, ledger.clock().date())
+    early, late = sorted(known_at_argument({"known_at": m}) for m in moments)  # type: ignore[type-var]
+    assert early is not None and late is not None
+    before = exposure_query(ledger, {"buyer": buyer, "as_of": day, "known_at": early})
+    after = exposure_query(ledger, {"buyer": buyer, "as_of": day, "known_at": late})
+    rows_before = {r["buyer"]: r for r in ([before] if buyer else before["buyers"])}
+    rows_after = {r["buyer"]: r for r in ([after] if buyer else after["buyers"])}
+    currency = ledger.terms().currency
+    late_events = [
+        e for e in ledger.log(buyer=buyer, effective_to=day, known_at=late)
+        if e.recorded > early
+    ]
+    changes = []
+    for name in sorted(set(rows_before) | set(rows_after)):
+        old, new = rows_before.get(name, {}), rows_after.get(name, {})
+        changed = {
+            field: {"before": old.get(field), "after": new.get(field)}
+            for field in (*EXPOSURE_COLUMNS, "status") if old.get(field) != new.get(field)
+        }
+        if changed:
+            because = [to_public(e, currency) for e in late_events if getattr(e, "buyer", None) == name]
+            changes.append({"buyer": name, "changed": changed, "because": because})
+    data = {"as_of": day.isoformat(), "known_at": [early.isoformat(), late.isoformat()], "changes": changes,
+            "late_events": len(late_events)}
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"Exposure as of {day}: known at {early.isoformat()} vs {late.isoformat()}")
+    out.print(f"{len(late_events)} events effective by {day} were recorded in between; {len(changes)} buyers changed")
+    for change in changes:
+        out.print(f"[bold]{change['buyer']}[/]")
+        for field, values in change["changed"].items():
+            out.print(f"  {field}: {values['before']} -> {values['after']}")
+        for event in change["because"]:
+            out.print(f"  because: {event['type']} effective {event['effective']} recorded {event['recorded']}"
+                      + (f" key {event['key']}" if event.get("key") else ""))
+
+
+@app.command()
+def obligations(
+    buyer: Annotated[str | None, typer.Option(help="One buyer's duties (default: all, and the policy's).")] = None,
+    as_of: AsOfOption = None,
+    known_at: Annotated[str | None, typer.Option(help="As the ledger knew it then.")] = None,
+    open_only: Annotated[bool, typer.Option("--open", help="Only pending duties.")] = False,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Duties with deadlines (SPEC 6.3): report_overdue, file_claim, declare_turnover; pending, met or missed."""
+    from ledger.queries import obligations_query
+
+    with _open(db) as ledger:
+        duties = obligations_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": known_at})["obligations"]
+    if open_only:
+        duties = [d for d in duties if d["status"] == "pending"]
+    if as_json:
+        _print_json(duties)
+        return
+    table = Table("due", "kind", "buyer", "status", title=f"Obligations as of {as_of or 'today'}")
+    for duty in duties:
+        colour = {"missed": "red", "pending": "yellow"}.get(duty["status"], "green")
+        table.add_row(duty["due"], duty["kind"], duty.get("buyer", ""), f"[{colour}]{duty['status']}[/]")
     out.print(table)
 
 

@@ -2,15 +2,20 @@
 
 Each query takes the ledger and its arguments (`buyer`, `as_of`, `known_at`,
 `period`, `country`) and returns its values as strings, money as decimal
-strings. The cover, premium and claims work registers its queries here.
+strings. Loading events is done here; the figures come from the pure folds
+in `projections`.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ledger.errors import LedgerError
+from ledger.money import format_minor
+from projections.cover import BuyerCover, Obligation, buyer_cover
+from projections.exposure import EXPOSURE_FIGURES, Exposure, book_totals, declaration_duties
 
 if TYPE_CHECKING:
     from ledger.service import Ledger
@@ -19,7 +24,6 @@ Query = Callable[["Ledger", Mapping[str, Any]], Mapping[str, Any]]
 
 # The queries SPEC 9 names; the ones not yet in QUERIES are reported as such.
 SPEC_QUERIES = ("exposure", "turnover", "premium", "claim", "obligations")
-QUERIES: dict[str, Query] = {}
 
 
 def run_query(name: str, ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -30,3 +34,116 @@ def run_query(name: str, ledger: Ledger, arguments: Mapping[str, Any]) -> Mappin
             raise LedgerError(f"query {name!r} is not implemented yet", field="query")
         raise LedgerError(f"{name!r} is not a query (one of {', '.join(SPEC_QUERIES)})", field="query")
     return query(ledger, arguments)
+
+
+# ---------------------------------------------------------------- arguments
+
+def as_of_argument(arguments: Mapping[str, Any], today: datetime.date) -> datetime.date:
+    """`as_of` as a date (default: today)."""
+    value = arguments.get("as_of")
+    if value is None:
+        return today
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    try:
+        return datetime.date.fromisoformat(str(value))
+    except ValueError:
+        raise LedgerError(f"{value!r} is not a date (write 2025-03-31)", field="as_of") from None
+
+
+def known_at_argument(arguments: Mapping[str, Any]) -> datetime.datetime | None:
+    """`known_at` as a UTC timestamp; a bare date means the end of that day (default: now)."""
+    value = arguments.get("known_at")
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        moment = value
+    elif isinstance(value, datetime.date):
+        return datetime.datetime.combine(value, datetime.time(23, 59, 59, 999999, tzinfo=datetime.UTC))
+    else:
+        text = str(value)
+        try:
+            if len(text) == 10:
+                return known_at_argument({"known_at": datetime.date.fromisoformat(text)})
+            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise LedgerError(f"{text!r} is not a timestamp (write 2025-03-10T09:00:00Z)", field="known_at") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC)
+
+
+# ---------------------------------------------------------------- cover
+
+def cover_of(
+    ledger: Ledger, buyer: str, as_of: datetime.date, known_at: datetime.datetime | None
+) -> BuyerCover:
+    """One buyer's cover state, folded from its stream and the policy's."""
+    events = ledger.buyer_events(buyer)
+    if not events:
+        raise LedgerError(f"{buyer} is not a registered buyer", field="buyer")
+    return buyer_cover(buyer, events, ledger.policy_events(), as_of, known_at)
+
+
+def book_covers(
+    ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None
+) -> list[BuyerCover]:
+    """Every buyer's cover state, in buyer order."""
+    policy = ledger.policy_events()
+    covers = []
+    for buyer in ledger.store.index.buyers():
+        events = ledger.buyer_events(buyer)
+        covers.append(buyer_cover(buyer, events, policy, as_of, known_at))
+    return covers
+
+
+def exposure_values(exposure: Exposure, currency: str) -> dict[str, str]:
+    """SPEC 6.5 figures as decimal strings, and the status."""
+    values = {name: format_minor(getattr(exposure, name), currency) for name in EXPOSURE_FIGURES}
+    values["status"] = exposure.status
+    return values
+
+
+def exposure_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`exposure` for one buyer, or for the book: totals plus one row per buyer."""
+    currency = ledger.terms().currency
+    as_of = as_of_argument(arguments, ledger.clock().date())
+    known_at = known_at_argument(arguments)
+    buyer = arguments.get("buyer")
+    if buyer is not None:
+        return {"buyer": buyer, **exposure_values(Exposure.of(cover_of(ledger, str(buyer), as_of, known_at)), currency)}
+    rows = [(cover.buyer, Exposure.of(cover)) for cover in book_covers(ledger, as_of, known_at)]
+    totals = book_totals(row for _, row in rows)
+    return {
+        **{name: format_minor(value, currency) for name, value in totals.items()},
+        "buyers": [{"buyer": name, **exposure_values(row, currency)} for name, row in rows],
+    }
+
+
+def obligation_values(obligation: Obligation) -> dict[str, str]:
+    values = {"kind": obligation.kind, "due": obligation.due.isoformat(), "status": obligation.status}
+    if obligation.buyer is not None:
+        values["buyer"] = obligation.buyer
+    return values
+
+
+def obligations_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`obligations`: each duty with its due date and status, by due date (SPEC 6.3)."""
+    as_of = as_of_argument(arguments, ledger.clock().date())
+    known_at = known_at_argument(arguments)
+    buyer = arguments.get("buyer")
+    if buyer is not None:
+        duties = list(cover_of(ledger, str(buyer), as_of, known_at).obligations)
+    else:
+        duties = [duty for cover in book_covers(ledger, as_of, known_at) for duty in cover.obligations]
+        duties += declaration_duties(ledger.policy_events(), as_of, known_at)
+    duties.sort(key=lambda d: (d.due, d.kind, d.buyer or ""))
+    return {"obligations": [obligation_values(duty) for duty in duties]}
+
+
+QUERIES: dict[str, Query] = {
+    "exposure": exposure_query,
+    "obligations": obligations_query,
+}

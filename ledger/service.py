@@ -97,6 +97,10 @@ class Ledger:
         """The policy stream as recorded now."""
         return PolicyStream(events=[e.event for e in self.store.stream(POLICY_STREAM)])
 
+    def policy_events(self) -> list[Event]:
+        """The policy stream's events in recorded order."""
+        return [e.event for e in self.store.stream(POLICY_STREAM)]
+
     def terms(self) -> PolicyTerms:
         """The policy terms in force after every amendment (refuses if none)."""
         return self.policy_stream().current()

@@ -24,6 +24,7 @@ from ledger.events import (
     LimitReduced,
     PaymentReceived,
     PaymentReversed,
+    TopUpPurchased,
 )
 
 
@@ -70,6 +71,11 @@ class BuyerBook:
     credit: list[list[object]] = field(default_factory=list)
     last_effective: datetime.date | None = None
     folded: int = 0
+    # The top-up layer (SPEC 6.4) measures against the limit before the first
+    # reduction; a grant starts afresh unless a top-up was bought on it.
+    reduction_base: int | None = None
+    first_reduction: datetime.date | None = None
+    top_up_bought: bool = False
 
     @property
     def unallocated(self) -> int:
@@ -91,6 +97,12 @@ class BuyerBook:
                 return None
         return self.payments.get(payment_id)
 
+    def top_up_for(self, limit: int, cap: int) -> int:
+        """SPEC 6.4: min(limit before the first reduction - limit, limit, cap), not below 0."""
+        if self.reduction_base is None:
+            return 0
+        return max(0, min(self.reduction_base - limit, limit, cap))
+
     def open_invoices(self) -> list[InvoiceBalance]:
         """Invoices with a balance, in allocation order (SPEC 11)."""
         open_ = [invoice for invoice in self.invoices.values() if invoice.balance > 0]
@@ -110,12 +122,20 @@ class BuyerBook:
                 self.limit_non_cancellable = event.non_cancellable
                 if event.basis == "underwriter":
                     self.discretionary_withdrawn = False
+                if not self.top_up_bought:
+                    self.reduction_base = self.first_reduction = None
             case LimitReduced():
+                if self.reduction_base is None:
+                    self.reduction_base, self.first_reduction = self.limit, event.effective
                 self.limit = event.amount
             case LimitCancelled():
                 self.limit = 0
                 self.limit_non_cancellable = False
                 self.discretionary_withdrawn = True
+                self.reduction_base = self.first_reduction = None
+                self.top_up_bought = False
+            case TopUpPurchased():
+                self.top_up_bought = True
             case InvoiceIssued():
                 invoice = InvoiceBalance(
                     invoice=event.invoice, amount=event.amount, due=event.due,

@@ -1,0 +1,551 @@
+"""A buyer's cover at the end of any day, as known at any time (SPEC 6, 11).
+
+`buyer_cover(buyer_events, policy_events, as_of, known_at)` folds only the
+events recorded up to `known_at` and effective up to `as_of`, in fold order.
+Between events the calendar moves on by itself: invoices fall overdue, the
+buyer goes on stop, reporting deadlines pass, a protracted default matures,
+top-up cover months turn. Those day-driven changes are applied at the start
+of their day, before that day's events, from the state the previous day
+ended with; the answer is the state at the end of day `as_of`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from ledger.events import (
+    BuyerEvent,
+    BuyerRegistered,
+    ClaimFiled,
+    DueDateExtended,
+    Event,
+    IndemnityPaid,
+    Insolvency,
+    InvoiceIssued,
+    LimitCancelled,
+    LimitGranted,
+    LimitReduced,
+    OverdueCleared,
+    OverdueReported,
+    PoliticalEvent,
+    TopUpPurchased,
+)
+from ledger.money import round_half_up
+from ledger.policy import PolicyTerms
+from projections.balances import BuyerBook, InvoiceBalance
+from projections.dates import ONE_DAY, add_months
+from projections.order import in_fold_order
+from projections.order import known_at as recorded_by
+from projections.terms import TermsTimeline
+
+
+@dataclass
+class LimitDecision:
+    """One limit decision: its date, the limit after it, and whether it cut the limit."""
+
+    effective: datetime.date
+    amount: int
+    cut: bool  # a reduction or cancellation (outstanding_order_days applies)
+    event: Event
+
+
+@dataclass
+class InvoiceCover:
+    """Cover facts of one invoice; its balance lives in the BuyerBook."""
+
+    balance: InvoiceBalance
+    cap: int
+    decision: LimitDecision | None  # the limit decision it was insured under
+    not_insured: str | None  # why the cap is 0, in words, or None
+    lost_from: datetime.date | None = None  # uninsured from this day (a missed deadline, a term too long)
+    lost_reason: str | None = None
+
+    def insured(self, day: datetime.date) -> int:
+        """The insured part of the balance on `day`: min(cap, balance), or 0 once cover is lost."""
+        if self.lost_from is not None and day >= self.lost_from:
+            return 0
+        return min(self.cap, self.balance.balance)
+
+
+@dataclass
+class Obligation:
+    """A duty with a deadline (SPEC 6.3): kind, buyer, due date, status."""
+
+    kind: str  # report_overdue / file_claim / declare_turnover
+    buyer: str | None
+    due: datetime.date
+    status: str  # pending / met / missed
+
+
+@dataclass
+class PremiumLine:
+    """One rounded line of premium or fee, with its tax (minor units)."""
+
+    day: datetime.date
+    kind: str
+    buyer: str | None
+    amount: int
+    tax: int
+    basis: int = 0
+    rate: Decimal = Decimal(0)
+
+
+@dataclass
+class TopUp:
+    """The top-up layer of SPEC 6.4 and 11."""
+
+    purchased: datetime.date
+    ends: datetime.date  # first day without cover
+    amount: int = 0
+    month_start: datetime.date = datetime.date.min
+    month_end: datetime.date = datetime.date.min  # the next anniversary
+    ended: bool = False
+
+
+@dataclass
+class BuyerCover:
+    """A buyer's cover state; the exposure of SPEC 6.5 is read from it."""
+
+    buyer: str
+    as_of: datetime.date
+    registered: BuyerRegistered | None = None
+    book: BuyerBook = field(default_factory=BuyerBook)
+    invoices: dict[str, InvoiceCover] = field(default_factory=dict)
+    decisions: list[LimitDecision] = field(default_factory=list)
+    on_stop_since: datetime.date | None = None
+    cleared_on: datetime.date | None = None
+    reported_since: datetime.date | None = None
+    insolvent_since: datetime.date | None = None
+    claim_filed: datetime.date | None = None
+    indemnified: bool = False
+    loss_date: datetime.date | None = None
+    loss_cause: str | None = None
+    loss_event: Event | None = None
+    past_stops: list[tuple[datetime.date, datetime.date]] = field(default_factory=list)  # [since, cleared)
+    latest_report: datetime.date | None = None
+    top_up: TopUp | None = None
+    obligations: list[Obligation] = field(default_factory=list)
+    premium_lines: list[PremiumLine] = field(default_factory=list)
+    political_dates: list[tuple[datetime.date, Event]] = field(default_factory=list)
+
+    # ------------------------------------------------------------ figures
+
+    @property
+    def limit(self) -> int:
+        """The limit in force (SPEC 6.1): the latest decision, 0 if none."""
+        return self.book.limit
+
+    @property
+    def top_up_amount(self) -> int:
+        return 0 if self.top_up is None or self.top_up.ended else self.top_up.amount
+
+    @property
+    def outstanding(self) -> int:
+        return sum(cover.balance.balance for cover in self.invoices.values())
+
+    @property
+    def overdue(self) -> int:
+        """Balances of invoices past their due date."""
+        return sum(c.balance.balance for c in self.invoices.values() if c.balance.due < self.as_of)
+
+    def insured_on(self, day: datetime.date) -> int:
+        return sum(cover.insured(day) for cover in self.invoices.values())
+
+    @property
+    def insured(self) -> int:
+        return self.insured_on(self.as_of)
+
+    @property
+    def status(self) -> str:
+        """active / overdue / on_stop / insolvent / claim / closed, most serious first (docs/rules.md)."""
+        if self.claim_filed is not None or self.indemnified:
+            return "claim"
+        if self.insolvent_since is not None:
+            return "insolvent"
+        if self.on_stop_since is not None:
+            return "on_stop"
+        if self.overdue > 0:
+            return "overdue"
+        if self.limit == 0 and self.outstanding == 0:
+            return "closed"
+        return "active"
+
+
+class CoverFold:
+    """Folds one buyer's events, day by day, into a BuyerCover."""
+
+    def __init__(self, buyer: str, terms: TermsTimeline, as_of: datetime.date) -> None:
+        self.state = BuyerCover(buyer=buyer, as_of=as_of)
+        self.terms = terms
+        self.today: datetime.date | None = None  # the day whose start was last processed
+
+    # ------------------------------------------------------------ the calendar
+
+    def advance(self, day: datetime.date) -> None:
+        """Apply every day-driven change dated after the last processed day, up to `day`."""
+        while True:
+            moment = self._next_change(day)
+            if moment is None:
+                break
+            self._change_on(moment)
+            self.today = moment
+        self.today = day if self.today is None or day > self.today else self.today
+
+    def _after_today(self, candidate: datetime.date, limit: datetime.date) -> bool:
+        return (self.today is None or candidate > self.today) and candidate <= limit
+
+    def _next_change(self, limit: datetime.date) -> datetime.date | None:
+        """The first day after today, up to `limit`, on which the calendar changes something."""
+        candidates = [moment for moment in self._scheduled() if self._after_today(moment, limit)]
+        return min(candidates) if candidates else None
+
+    def _scheduled(self) -> Iterable[datetime.date]:
+        s = self.state
+        for cover in s.invoices.values():
+            if cover.balance.balance <= 0:
+                continue
+            terms = self.terms.at(cover.balance.due)
+            if s.on_stop_since is None:
+                yield cover.balance.due + datetime.timedelta(days=terms.on_stop_days)
+            if cover.lost_from is None:
+                yield cover.balance.due + datetime.timedelta(days=terms.notify_days) + ONE_DAY
+        if s.latest_report is not None and s.loss_date is None:
+            terms = self.terms.at(s.latest_report)
+            yield s.latest_report + datetime.timedelta(days=terms.protracted_default_days)
+        for moment, _ in s.political_dates:
+            yield moment
+        if s.top_up is not None and not s.top_up.ended:
+            yield min(s.top_up.month_end, s.top_up.ends)
+
+    def _change_on(self, day: datetime.date) -> None:
+        """What the start of `day` changes, from the state the day before ended with."""
+        s = self.state
+        for cover in s.invoices.values():
+            if cover.balance.balance <= 0:
+                continue
+            terms = self.terms.at(cover.balance.due)
+            stop_day = cover.balance.due + datetime.timedelta(days=terms.on_stop_days)
+            if s.on_stop_since is None and stop_day == day and (s.cleared_on is None or day > s.cleared_on):
+                s.on_stop_since = day
+            deadline = cover.balance.due + datetime.timedelta(days=terms.notify_days)
+            if deadline + ONE_DAY == day and cover.lost_from is None:
+                self._deadline_passed(cover, deadline)
+        if s.latest_report is not None and s.loss_date is None:
+            terms = self.terms.at(s.latest_report)
+            if s.latest_report + datetime.timedelta(days=terms.protracted_default_days) == day and s.insured_on(day) > 0:
+                self._loss(day, "protracted_default", None)
+        for moment, event in s.political_dates:
+            if moment == day and s.loss_date is None and s.insured_on(day) > 0:
+                self._loss(day, "political", event)
+        if s.top_up is not None and not s.top_up.ended:
+            if day >= s.top_up.ends:
+                self._end_top_up(day)
+            elif day == s.top_up.month_end:
+                self._top_up_month(day)
+
+    def _deadline_passed(self, cover: InvoiceCover, deadline: datetime.date) -> None:
+        """End of a reporting deadline: met by a report in force, dropped after a loss, else missed."""
+        s = self.state
+        if s.loss_date is not None and deadline >= s.loss_date:
+            return  # the duty became file_claim (SPEC 11)
+        if s.reported_since is not None and s.reported_since <= deadline:
+            self._oblige("report_overdue", deadline, "met")
+            return
+        self._oblige("report_overdue", deadline, "missed")
+        cover.lost_from = deadline + ONE_DAY
+        cover.lost_reason = f"overdue not reported by {deadline}"
+
+    def _oblige(self, kind: str, due: datetime.date, status: str) -> None:
+        for obligation in self.state.obligations:
+            if obligation.kind == kind and obligation.due == due:
+                if obligation.status != "missed":
+                    obligation.status = status
+                return
+        self.state.obligations.append(Obligation(kind, self.state.buyer, due, status))
+
+    def _loss(self, day: datetime.date, cause: str, event: Event | None) -> None:
+        s = self.state
+        if s.loss_date is not None:
+            return
+        s.loss_date, s.loss_cause, s.loss_event = day, cause, event
+
+    # ------------------------------------------------------------ events
+
+    def apply(self, event: Event) -> None:
+        """Fold one event, after the calendar has been brought to its day."""
+        self.advance(event.effective)
+        s = self.state
+        match event:
+            case BuyerRegistered():
+                s.registered = event
+            case LimitGranted() | LimitReduced():
+                s.book.apply(event)
+                if s.top_up is not None and not s.top_up.ended:
+                    self._top_up_change(event.effective, self._top_up_formula(event.amount))
+                return
+            case LimitCancelled():
+                if s.top_up is not None and not s.top_up.ended:
+                    self._end_top_up(event.effective)
+            case InvoiceIssued():
+                s.book.apply(event)
+                self._lock_cap(event)
+                return
+            case DueDateExtended():
+                s.book.apply(event)
+                cover = s.invoices[event.invoice]
+                terms = self.terms.at(event.effective)
+                if (event.due - cover.balance.delivered).days > terms.max_credit_days and cover.lost_from is None:
+                    cover.lost_from = event.effective
+                    cover.lost_reason = f"due date extended beyond max_credit_days {terms.max_credit_days}"
+                return
+            case OverdueReported():
+                if s.reported_since is None:
+                    s.reported_since = event.effective
+                s.latest_report = event.effective
+                if s.on_stop_since is None:
+                    s.on_stop_since = event.effective
+            case OverdueCleared():
+                if s.on_stop_since is not None:
+                    s.past_stops.append((s.on_stop_since, event.effective))
+                s.reported_since = s.latest_report = s.on_stop_since = None
+                s.cleared_on = event.effective
+            case Insolvency():
+                if s.insolvent_since is None:
+                    s.insolvent_since = event.effective
+                self._loss(event.effective, "insolvency", event)
+            case ClaimFiled():
+                if s.claim_filed is None:
+                    s.claim_filed = event.effective
+            case IndemnityPaid():
+                s.indemnified = True
+            case TopUpPurchased():
+                self._buy_top_up(event)  # before the book marks it bought
+            case _:
+                pass
+        s.book.apply(event)
+
+    def limit_for_delivery(self, delivered: datetime.date) -> tuple[int, LimitDecision | None]:
+        """The limit a delivery counts under: the latest decision by then, except that a
+        cut within `outstanding_order_days` before the delivery does not bind it yet."""
+        limit, used = 0, None
+        for decision in self.state.decisions:
+            if decision.effective > delivered:
+                break
+            grace = self.terms.at(decision.effective).outstanding_order_days
+            if decision.cut and delivered <= decision.effective + datetime.timedelta(days=grace):
+                continue
+            limit, used = decision.amount, decision
+        return limit, used
+
+    def _ineligible(self, event: InvoiceIssued, terms: PolicyTerms) -> str | None:
+        """Why an invoice is not insured at delivery (SPEC 6.2), or None."""
+        s = self.state
+        delivered = event.delivered
+        buyer = s.registered
+        if not terms.start <= delivered <= terms.end:
+            return "delivered outside the policy period"
+        if buyer is None:
+            return "buyer not registered"
+        if buyer.kind != "company":
+            return f"buyer is a {buyer.kind.replace('_', ' ')}"
+        if buyer.excluded:
+            return "buyer is a named exclusion"
+        if terms.structure == "selected_risk" and not (
+            buyer.buyer in terms.selected_buyers or buyer.country in terms.selected_countries
+        ):
+            return "buyer outside the selection"
+        if not terms.covers_country(buyer.country):
+            return f"country {buyer.country} not covered"
+        if event.prepaid:
+            return "prepaid"
+        if (event.due - delivered).days > terms.max_credit_days:
+            return f"payment term beyond max_credit_days {terms.max_credit_days}"
+        if s.insolvent_since is not None and s.insolvent_since <= delivered:
+            return "buyer insolvent at delivery"
+        if self._on_stop_on(delivered):
+            return "buyer on stop at delivery"
+        return None
+
+    def _on_stop_on(self, day: datetime.date) -> bool:
+        s = self.state
+        if s.on_stop_since is not None and s.on_stop_since <= day:
+            return True
+        return any(since <= day < cleared for since, cleared in s.past_stops)
+
+    def _lock_cap(self, event: InvoiceIssued) -> None:
+        """SPEC 6.2: cap = min(amount, max(0, limit + top-up - insured outstanding)), at entry."""
+        s = self.state
+        terms = self.terms.at(event.delivered)
+        balance = s.book.invoices[event.invoice]
+        reason = self._ineligible(event, terms)
+        limit, decision = self.limit_for_delivery(event.delivered)
+        cap = 0
+        if reason is None and limit <= 0:
+            reason = "no limit in force at delivery"
+        if reason is None:
+            top_up = self._top_up_on(event.delivered)
+            insured_outstanding = s.insured_on(event.effective)
+            cap = min(event.amount, max(0, limit + top_up - insured_outstanding))
+        s.invoices[event.invoice] = InvoiceCover(balance=balance, cap=cap, decision=decision, not_insured=reason)
+
+    # ------------------------------------------------------------ the top-up layer
+
+    def _top_up_formula(self, current: int) -> int:
+        s = self.state
+        terms = self.terms.at(s.book.first_reduction or self.today or datetime.date.min)
+        return 0 if terms.top_up is None else s.book.top_up_for(current, terms.top_up.cap)
+
+    def _top_up_on(self, day: datetime.date) -> int:
+        top_up = self.state.top_up
+        if top_up is None or top_up.ended or not top_up.purchased <= day < top_up.ends:
+            return 0
+        return top_up.amount
+
+    def _buy_top_up(self, event: TopUpPurchased) -> None:
+        s = self.state
+        terms = self.terms.at(event.effective)
+        first_reduction = s.book.first_reduction
+        if terms.top_up is None or first_reduction is None or (s.top_up is not None and not s.top_up.ended):
+            return  # refused at append (ledger.commands); nothing to fold
+        ends = min(add_months(first_reduction, terms.top_up.months), terms.end + ONE_DAY)
+        s.top_up = TopUp(
+            purchased=event.effective, ends=ends, amount=self._top_up_formula(s.book.limit),
+            month_start=event.effective, month_end=add_months(event.effective, 1),
+        )
+        self._charge(event.effective, "top_up_premium", round_half_up(terms.top_up.rate * s.top_up.amount),
+                     s.top_up.amount, terms.top_up.rate)
+        self._charge(event.effective, "top_up_admin_fee", terms.top_up.admin_fee, 0, Decimal(0))
+
+    def _top_up_month(self, day: datetime.date) -> None:
+        """A monthly anniversary: charge the month on the amount in force."""
+        top_up = self.state.top_up
+        assert top_up is not None
+        terms = self.terms.at(day)
+        assert terms.top_up is not None
+        top_up.month_start, top_up.month_end = day, add_months(top_up.purchased, _months_between(top_up.purchased, day) + 1)
+        self._charge(day, "top_up_premium", round_half_up(terms.top_up.rate * top_up.amount), top_up.amount,
+                     terms.top_up.rate)
+
+    def _prorata(self, day: datetime.date, change: int) -> int:
+        top_up = self.state.top_up
+        assert top_up is not None
+        terms = self.terms.at(day)
+        assert terms.top_up is not None
+        days_left = (top_up.month_end - day).days
+        days_in_month = (top_up.month_end - top_up.month_start).days
+        return round_half_up(terms.top_up.rate * change * days_left / days_in_month)
+
+    def _top_up_change(self, day: datetime.date, amount: int) -> None:
+        """The primary limit moved: the top-up follows, charging or refunding the rest of the month."""
+        top_up = self.state.top_up
+        assert top_up is not None
+        change = amount - top_up.amount
+        if change == 0:
+            return
+        terms = self.terms.at(day)
+        assert terms.top_up is not None
+        self._charge(day, "top_up_premium" if change > 0 else "top_up_refund", self._prorata(day, change),
+                     change, terms.top_up.rate)
+        top_up.amount = amount
+
+    def _end_top_up(self, day: datetime.date) -> None:
+        """Cover ends on `day`: refund the unused days of the cover month."""
+        top_up = self.state.top_up
+        assert top_up is not None
+        if top_up.month_start <= day < top_up.month_end and day > top_up.purchased:
+            terms = self.terms.at(day)
+            assert terms.top_up is not None
+            self._charge(day, "top_up_refund", self._prorata(day, -top_up.amount), -top_up.amount, terms.top_up.rate)
+        elif day == top_up.purchased:
+            terms = self.terms.at(day)
+            assert terms.top_up is not None
+            self._charge(day, "top_up_refund", -round_half_up(terms.top_up.rate * top_up.amount), -top_up.amount,
+                         terms.top_up.rate)
+        top_up.ended = True
+
+    def _charge(self, day: datetime.date, kind: str, amount: int, basis: int, rate: Decimal) -> None:
+        terms = self.terms.at(day)
+        tax_pct = terms.premium.tax_pct if terms.premium else Decimal(0)
+        tax = round_half_up(Decimal(amount) * tax_pct / 100)
+        self.state.premium_lines.append(PremiumLine(day, kind, self.state.buyer, amount, tax, basis, rate))
+
+
+def _months_between(start: datetime.date, day: datetime.date) -> int:
+    months = (day.year - start.year) * 12 + day.month - start.month
+    return months if add_months(start, months) <= day else months - 1
+
+
+def buyer_cover(
+    buyer: str,
+    buyer_events: Sequence[Event],
+    policy_events: Sequence[Event],
+    as_of: datetime.date,
+    known_at: datetime.datetime | None = None,
+) -> BuyerCover:
+    """The cover of `buyer` at the end of `as_of`, from the events recorded by `known_at`.
+
+    `buyer_events` and `policy_events` are in recorded order (as stored).
+    """
+    terms = TermsTimeline(recorded_by(policy_events, known_at))
+    fold = CoverFold(buyer, terms, as_of)
+    if not terms:
+        return fold.state
+    country = None
+    political = [e for e in recorded_by(policy_events, known_at) if isinstance(e, PoliticalEvent)]
+    events = [e for e in in_fold_order(recorded_by(buyer_events, known_at)) if e.effective <= as_of]
+    # Every decision known by as_of: a delivery after its invoice's issue date
+    # counts under the limit in force on the delivery date (SPEC 11).
+    fold.state.decisions = [
+        LimitDecision(e.effective, 0 if isinstance(e, LimitCancelled) else e.amount,
+                      not isinstance(e, LimitGranted), e)
+        for e in events if isinstance(e, (LimitGranted, LimitReduced, LimitCancelled))
+    ]
+    for event in events:
+        if isinstance(event, BuyerRegistered):
+            country = event.country
+            fold.state.political_dates = _political_losses(political, country, terms)
+        assert isinstance(event, BuyerEvent)
+        fold.apply(event)
+    fold.advance(as_of)
+    _close_obligations(fold)
+    return fold.state
+
+
+def _political_losses(
+    events: list[PoliticalEvent], country: str | None, terms: TermsTimeline
+) -> list[tuple[datetime.date, Event]]:
+    """Loss dates from political events in the buyer's country, where covered (SPEC 8.1)."""
+    losses: list[tuple[datetime.date, Event]] = []
+    for event in events:
+        at = terms.at(event.effective)
+        if event.country == country and at.political_risk:
+            losses.append((event.effective + datetime.timedelta(days=at.protracted_default_days), event))
+    return losses
+
+
+def _close_obligations(fold: CoverFold) -> None:
+    """Duties still open at the end of as_of: pending reports, and the claim to file after a loss."""
+    s = fold.state
+    for cover in s.invoices.values():
+        if cover.balance.balance <= 0 or cover.balance.due >= s.as_of or cover.lost_from is not None:
+            continue
+        deadline = cover.balance.due + datetime.timedelta(days=fold.terms.at(cover.balance.due).notify_days)
+        if s.loss_date is not None and deadline >= s.loss_date:
+            continue
+        status = "met" if s.reported_since is not None else "pending"
+        fold._oblige("report_overdue", deadline, status)
+    if s.loss_date is not None:
+        days = fold.terms.at(s.loss_date).claim_filing_days
+        if days is not None:
+            due = s.loss_date + datetime.timedelta(days=days)
+            if s.claim_filed is not None and s.claim_filed <= due:
+                status = "met"
+            elif due < s.as_of:
+                status = "missed"
+            else:
+                status = "pending"
+            s.obligations.append(Obligation("file_claim", s.buyer, due, status))
+    s.obligations.sort(key=lambda o: (o.due, o.kind))

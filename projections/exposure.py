@@ -1,0 +1,104 @@
+"""Exposure (SPEC 6.5) and obligations (SPEC 6.3) from cover states."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ledger.events import Event, TurnoverDeclared
+from projections.cover import BuyerCover, Obligation
+from projections.dates import ONE_DAY, add_months
+from projections.order import known_at as recorded_by
+from projections.terms import TermsTimeline
+
+EXPOSURE_FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """SPEC 6.5 figures in minor units, and the status."""
+
+    outstanding: int
+    overdue: int
+    insured: int
+    uninsured: int
+    limit: int
+    top_up: int
+    headroom: int
+    status: str
+
+    @classmethod
+    def of(cls, cover: BuyerCover) -> Exposure:
+        insured = cover.insured
+        outstanding = cover.outstanding
+        return cls(
+            outstanding=outstanding, overdue=cover.overdue, insured=insured, uninsured=outstanding - insured,
+            limit=cover.limit, top_up=cover.top_up_amount,
+            headroom=max(0, cover.limit + cover.top_up_amount - insured), status=cover.status,
+        )
+
+
+def book_totals(rows: Iterable[Exposure]) -> dict[str, int]:
+    """The book's figures: the sum of each buyer's."""
+    totals = dict.fromkeys(EXPOSURE_FIGURES, 0)
+    for row in rows:
+        for name in EXPOSURE_FIGURES:
+            totals[name] += getattr(row, name)
+    return totals
+
+
+def declaration_duties(
+    policy_events: Sequence[Event], as_of: datetime.date, known_at: datetime.datetime | None = None
+) -> list[Obligation]:
+    """`declare_turnover` for each declaration period ended by `as_of` (SPEC 6.3, 11).
+
+    Periods are calendar months, quarters or years clipped to the policy
+    period; each is due `declaration_days` after it ends; any declaration
+    for the period meets it.
+    """
+    known = recorded_by(policy_events, known_at)
+    timeline = TermsTimeline(known)
+    if not timeline:
+        return []
+    terms = timeline.at(as_of)
+    if terms.premium is None:
+        return []
+    declared: dict[str, datetime.date] = {}
+    for event in known:
+        if isinstance(event, TurnoverDeclared) and event.effective <= as_of:
+            declared[event.period] = min(declared.get(event.period, event.effective), event.effective)
+    months = {"monthly": 1, "quarterly": 3, "annual": 12}[terms.premium.declarations]
+    duties = []
+    for name, _first, last in declaration_periods(terms.start, terms.end, months):
+        if last >= as_of:
+            break
+        due = last + datetime.timedelta(days=terms.premium.declaration_days)
+        made = declared.get(name)
+        if made is not None and made <= due:
+            status = "met"
+        elif due < as_of:
+            status = "missed"  # none by the due date, or a late one
+        else:
+            status = "pending"
+        duties.append(Obligation("declare_turnover", None, due, status))
+    return duties
+
+
+def declaration_periods(
+    start: datetime.date, end: datetime.date, months: int
+) -> list[tuple[str, datetime.date, datetime.date]]:
+    """(name, first day, last day) of each calendar period overlapping [start, end], clipped."""
+    periods = []
+    first = datetime.date(start.year, 1 + (start.month - 1) // months * months, 1)
+    while first <= end:
+        last = add_months(first, months) - ONE_DAY
+        if months == 12:
+            name = f"{first.year}"
+        elif months == 3:
+            name = f"{first.year}-Q{(first.month - 1) // 3 + 1}"
+        else:
+            name = f"{first.year}-{first.month:02d}"
+        periods.append((name, max(first, start), min(last, end)))
+        first = last + ONE_DAY
+    return periods

@@ -1,0 +1,37 @@
+"""The policy terms in force on any date (SPEC 4: a start, then amendments)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+
+from ledger.events import Event, PolicyAmended, PolicyStarted
+from ledger.policy import PolicyTerms
+from projections.order import in_fold_order
+
+
+class TermsTimeline:
+    """Terms by effective date, from the policy stream's events."""
+
+    def __init__(self, events: Iterable[Event]) -> None:
+        self.changes: list[tuple[datetime.date, PolicyTerms]] = [
+            (event.effective, event.terms)
+            for event in in_fold_order(events)
+            if isinstance(event, (PolicyStarted, PolicyAmended))
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+    def at(self, day: datetime.date) -> PolicyTerms:
+        """Terms of the latest start or amendment effective by `day` (the first before any)."""
+        terms = self.changes[0][1]
+        for effective, candidate in self.changes:
+            if effective > day:
+                break
+            terms = candidate
+        return terms
+
+    def latest(self) -> PolicyTerms:
+        """The terms after every amendment."""
+        return self.changes[-1][1]
