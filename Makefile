@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := build/demo
 
-.PHONY: demo test lint scenarios clean
+.PHONY: demo test lint scenarios timing clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(BIN)/creditledger init --db $(DEMO)/ledger.db
 	$(BIN)/creditledger import $(DEMO)/book.toml --db $(DEMO)/ledger.db
 	$(BIN)/creditledger summary --db $(DEMO)/ledger.db
+	$(BIN)/creditledger exposure --db $(DEMO)/ledger.db --as-of 2025-12-31
+	$(BIN)/creditledger obligations --db $(DEMO)/ledger.db --as-of 2025-12-31 --open
 
 lint: $(STAMP)
 	$(BIN)/ruff check ledger projections tests
@@ -35,6 +37,10 @@ scenarios: $(STAMP)
 # any scenario failure other than a query not implemented yet.
 test: lint
 	$(BIN)/pytest -ra
+
+# How long exposure takes on the demo book (until the benchmark of the performance work).
+timing: $(STAMP)
+	$(BIN)/python bench/exposure_timing.py $(DEMO)/ledger.db
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

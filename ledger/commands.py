@@ -28,12 +28,15 @@ from ledger.events import (
     PaymentReversed,
     PolicyAmended,
     PolicyStarted,
+    TopUpPurchased,
     TurnoverDeclared,
 )
 from ledger.money import format_minor
 from ledger.policy import PolicyTerms
 from projections.balances import BuyerBook
+from projections.dates import period_bounds
 from projections.order import in_fold_order
+from projections.terms import TermsTimeline
 
 TermsAt = Callable[[datetime.date], PolicyTerms]
 
@@ -117,6 +120,19 @@ def check_buyer_event(book: BuyerBook, event: BuyerEvent, terms: PolicyTerms) ->
                     f"invoice {event.invoice}: new due date {days} days after delivery, beyond max_credit_days "
                     f"{terms.max_credit_days}; not insured from now on"
                 ]
+        case TopUpPurchased():
+            if terms.top_up is None:
+                raise LedgerError("the policy has no top_up terms", field="type")
+            if book.reduction_base is None or book.limit == 0:
+                raise LedgerError("a top-up needs a primary limit that was reduced (not cancelled)", field="buyer")
+            if book.top_up_bought:
+                raise LedgerError(f"{event.buyer} already has a top-up on this limit", field="buyer")
+            amount = book.top_up_for(book.limit, terms.top_up.cap)
+            if amount < terms.top_up.min_cover:
+                raise LedgerError(
+                    f"the top-up would be {money(amount)}, below min_cover {money(terms.top_up.min_cover)}",
+                    field="buyer",
+                )
         case _:
             pass
     return []
@@ -192,7 +208,7 @@ class PolicyStream:
     """The policy stream: the terms over time and the declarations."""
 
     events: list[Event] = field(default_factory=list)
-    _terms_cache: tuple[int, list[tuple[datetime.date, PolicyTerms]]] | None = None
+    _timeline: tuple[int, TermsTimeline] | None = None
 
     @property
     def started(self) -> PolicyTerms | None:
@@ -203,27 +219,13 @@ class PolicyStream:
         return None
 
     def terms_at(self, day: datetime.date) -> PolicyTerms:
-        """Terms in force on `day`: the latest start or amendment effective by then."""
-        timeline = self._timeline()
+        """Terms in force on `day` (projections.terms)."""
+        if self._timeline is None or self._timeline[0] != len(self.events):
+            self._timeline = (len(self.events), TermsTimeline(self.events))
+        timeline = self._timeline[1]
         if not timeline:
             raise LedgerError("the ledger has no policy yet; load one first (creditledger policy load FILE)")
-        terms = timeline[0][1]
-        for effective, candidate in timeline:
-            if effective > day:
-                break
-            terms = candidate
-        return terms
-
-    def _timeline(self) -> list[tuple[datetime.date, PolicyTerms]]:
-        """(effective, terms) of every start and amendment, in fold order; cached."""
-        if self._terms_cache is None or self._terms_cache[0] != len(self.events):
-            changes = [
-                (event.effective, event.terms)
-                for event in in_fold_order(self.events)
-                if isinstance(event, (PolicyStarted, PolicyAmended))
-            ]
-            self._terms_cache = (len(self.events), changes)
-        return self._terms_cache[1]
+        return timeline.at(day)
 
     def current(self) -> PolicyTerms:
         """The terms in force after every amendment."""
@@ -249,7 +251,7 @@ class PolicyStream:
                     )
             case TurnoverDeclared():
                 terms = self.terms_at(event.effective)
-                first, last = _period_bounds(event.period)
+                first, last = period_bounds(event.period)
                 if last < terms.start or first > terms.end:
                     raise LedgerError(
                         f"{event.period} is outside the policy period {terms.start} to {terms.end}", field="period"
@@ -259,20 +261,3 @@ class PolicyStream:
                     raise LedgerError("the ledger has no policy yet; load one first")
         self.events.append(event)
         return []
-
-
-def _period_bounds(period: str) -> tuple[datetime.date, datetime.date]:
-    """First and last day of `2025`, `2025-Q1` or `2025-03`."""
-    year = int(period[:4])
-    if len(period) == 4:
-        return datetime.date(year, 1, 1), datetime.date(year, 12, 31)
-    if "Q" in period:
-        quarter = int(period[-1])
-        first = datetime.date(year, 3 * quarter - 2, 1)
-        months = 3
-    else:
-        first = datetime.date(year, int(period[5:7]), 1)
-        months = 1
-    month_after = first.month + months
-    next_first = datetime.date(year + (month_after - 1) // 12, (month_after - 1) % 12 + 1, 1)
-    return first, next_first - datetime.timedelta(days=1)
