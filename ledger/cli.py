@@ -25,8 +25,8 @@ from ledger.errors import LedgerError
 from ledger.events import EVENT_TYPES, to_public
 from ledger.importers import read_event_file
 from ledger.money import format_minor
-from ledger.policy import load_policy_file, parse_policy, terms_to_table
-from ledger.service import Draft, Ledger, Outcome
+from ledger.policy import PolicyTerms, load_policy_file, parse_policy, terms_to_table
+from ledger.service import Ledger, Outcome
 
 DEFAULT_DB = "ledger.db"
 SHOW_SKIPPED = 10  # a re-import can skip a million events; list a few, count the rest
@@ -213,35 +213,28 @@ def import_(
     with _open(db) as ledger:
         source = read_event_file(file, fmt)
         rows = list(source.events)
-        drafts: list[Draft] = []
-        currency = None
-        if source.policy is not None:
-            drafts.extend(_policy_drafts(ledger, source.policy, source.source))
-            currency = ledger.terms().currency if ledger.has_policy() else drafts[0].event.terms.currency  # type: ignore[attr-defined]
-        if not source.events and not drafts:
+        terms = _file_policy(ledger, source.policy, source.source) if source.policy is not None else None
+        if not source.events and terms is None:
             raise LedgerError("has no events", source=source.source)
         with _progress(len(rows), "checking") as advance:
-            drafts.extend(ledger.parse(rows, source.source, currency=currency))
+            drafts = ledger.parse(rows, source.source, currency=terms.currency if terms else None)
+            if terms is not None and not ledger.has_policy():
+                drafts.insert(0, ledger.starting_draft(terms, drafts, source.source))
             outcome = ledger.record(drafts, keep_recorded=keep_recorded, progress=advance)
         _report(outcome, as_json=as_json)
 
 
-def _policy_drafts(ledger: Ledger, table: dict[str, Any], source: str) -> list[Draft]:
-    """A file's [policy] starts the ledger's policy, or must match it."""
-    from ledger.events import PolicyStarted
-
+def _file_policy(ledger: Ledger, table: dict[str, Any], source: str) -> PolicyTerms:
+    """A file's [policy]: it starts the ledger's policy, or must match it."""
     try:
         terms = parse_policy(table)
     except LedgerError as problem:
         raise problem.located(source=source) from None
-    if ledger.has_policy():
-        if ledger.terms() != terms:
-            raise LedgerError(
-                "the file's [policy] differs from the ledger's; amend it with `creditledger policy load`",
-                source=source,
-            )
-        return []
-    return [Draft(PolicyStarted(effective=terms.start, terms=terms), source)]
+    if ledger.has_policy() and ledger.terms() != terms:
+        raise LedgerError(
+            "the file's [policy] differs from the ledger's; amend it with `creditledger policy load`", source=source
+        )
+    return terms
 
 
 class _progress:

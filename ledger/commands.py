@@ -47,7 +47,7 @@ def check_buyer_event(book: BuyerBook, event: BuyerEvent, terms: PolicyTerms) ->
         return format_minor(amount, terms.currency)
 
     if book.registered is None and not isinstance(event, BuyerRegistered):
-        raise LedgerError(f"{event.buyer} is not registered on {event.effective}", field="buyer")
+        raise LedgerError(f"{event.buyer} is not a registered buyer on {event.effective}", field="buyer")
     match event:
         case BuyerRegistered():
             if book.registered is not None:
@@ -245,6 +245,12 @@ class PolicyStream:
                     raise LedgerError("there is no policy to amend; load one first", field="type")
                 if event.terms.id != started.id:
                     raise LedgerError(f"{event.terms.id} is not the ledger's policy {started.id}", field="terms.id")
+                if event.effective < started.start:
+                    raise LedgerError(
+                        f"{event.effective} is before the policy start {started.start}; an amendment takes effect "
+                        "within the policy",
+                        field="effective",
+                    )
                 if event.terms.currency != started.currency:
                     raise LedgerError(
                         f"the policy currency is {started.currency}; it cannot change", field="terms.currency"

@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 import msgspec
 
 from ledger.errors import LedgerError
-from ledger.money import format_minor, minor_units, parse_decimal, round_half_up, to_minor
+from ledger.money import MAX_AMOUNT_MINOR, format_minor, minor_units, parse_decimal, round_half_up, to_minor
 from ledger.policy import CURRENCY_CODE, PolicyTerms, parse_policy, terms_to_table
 
 # Identifiers that users type: no control characters, bounded length.
@@ -37,6 +37,7 @@ _PATTERN_WORDS = {
 }
 
 NIL_ID = uuid.UUID(int=0)
+MAX_FX_RATE = Decimal(1_000_000)  # policy currency per unit; no real pair comes near
 UNRECORDED = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 BuyerKind = Literal["company", "private_individual", "related_company", "public_body"]
@@ -227,7 +228,7 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
     for the ledger to assign.
     """
     if not isinstance(raw, Mapping):
-        raise LedgerError("an event must be a table of fields")
+        raise LedgerError(f"an event must be a table of fields, not {type(raw).__name__}")
     data = {str(k): v for k, v in raw.items() if v is not None and v != ""}
     type_name = data.pop("type", None)
     if type_name is None:
@@ -251,6 +252,9 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
             data["amount"], amount_currency, field="amount", allow_zero=type_name not in _POSITIVE_AMOUNTS
         )
     if cls is InvoiceIssued:
+        if "foreign_amount" in data:
+            raise LedgerError("is set by the ledger when it converts an invoice; give amount, currency, fx_rate",
+                              field="foreign_amount")
         _convert_invoice(data, currency)
     if "recorded" in data:
         data["recorded"] = _recorded(data["recorded"])
@@ -270,7 +274,13 @@ def _recorded(value: Any) -> datetime.datetime:
         raise LedgerError(f"{value!r} is not a timestamp", field="recorded")
     if value.tzinfo is None:
         raise LedgerError("needs a time zone (write 2025-03-10T09:00:00Z)", field="recorded")
-    return value.astimezone(datetime.UTC)
+    try:
+        moment = value.astimezone(datetime.UTC)
+    except OverflowError:
+        raise LedgerError(f"{value} is out of range", field="recorded") from None
+    if moment <= UNRECORDED:
+        raise LedgerError(f"{format_recorded(moment)} is not after 1970-01-01", field="recorded")
+    return moment
 
 
 def _currency_code(value: Any) -> str:
@@ -304,8 +314,8 @@ def _convert_invoice(data: dict[str, Any], currency: str) -> None:
     if "fx_rate" not in data:
         raise LedgerError(f"an invoice in {foreign} needs fx_rate ({currency} per {foreign})", field="fx_rate")
     rate = parse_decimal(data["fx_rate"], field="fx_rate")
-    if rate <= 0:
-        raise LedgerError(f"{rate} must be above 0", field="fx_rate")
+    if not 0 < rate <= MAX_FX_RATE:
+        raise LedgerError(f"{rate} is out of range (above 0, at most {MAX_FX_RATE})", field="fx_rate")
     foreign_minor = data["amount"]
     exact = Decimal(foreign_minor).scaleb(-minor_units(foreign)) * rate
     data["foreign_amount"] = foreign_minor
@@ -313,6 +323,8 @@ def _convert_invoice(data: dict[str, Any], currency: str) -> None:
     data["amount"] = round_half_up(exact.scaleb(minor_units(currency)))
     if data["amount"] <= 0:
         raise LedgerError("converts to 0 in the policy currency", field="amount")
+    if data["amount"] >= MAX_AMOUNT_MINOR:
+        raise LedgerError("converts to more than the largest amount the ledger accepts", field="amount")
 
 
 def to_public(event: Event, currency: str) -> dict[str, Any]:
@@ -320,9 +332,7 @@ def to_public(event: Event, currency: str) -> dict[str, Any]:
     out: dict[str, Any] = {"type": event.type}
     for name in event.__struct_fields__:
         value = getattr(event, name)
-        if value is None or (name == "key" and value is None):
-            continue
-        if name == "foreign_amount":
+        if value is None or name == "foreign_amount":
             continue
         if name == "amount" and isinstance(event, InvoiceIssued) and event.foreign_amount is not None:
             assert event.currency is not None
@@ -341,7 +351,9 @@ def to_public(event: Event, currency: str) -> dict[str, Any]:
 
 def format_recorded(moment: datetime.datetime) -> str:
     """Fixed-width UTC text, so that text order is time order (the stored axis)."""
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    m = moment.astimezone(datetime.UTC)
+    # By hand: strftime does not pad years below 1000, which would break the text order.
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
 
 
 def buyer_of(event: Event) -> str | None:

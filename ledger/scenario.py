@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import LedgerError
-from ledger.events import UNRECORDED, Event, PolicyStarted, parse_event
+from ledger.events import UNRECORDED, Event, parse_event
 from ledger.importers import read_toml
 from ledger.policy import parse_policy
 from ledger.queries import run_query
@@ -81,15 +81,9 @@ def run_scenario(path: Path) -> ScenarioResult:
             event = _restamp(event, recorded)
         steps.append((recorded, order, line, event, refused, None))
     steps.sort(key=lambda step: (step[0], step[1]))  # recorded order, file order breaking ties
-    first = min([steps[0][0]] if steps else [], default=None)
-    policy_recorded = datetime.datetime.combine(terms.start, datetime.time(tzinfo=datetime.UTC))
-    if first is not None and first <= policy_recorded:
-        policy_recorded = first
-    policy_recorded -= datetime.timedelta(seconds=1)
+    stamped = [Draft(step[3]) for step in steps if step[3] is not None]
     with Ledger("memory") as ledger:
-        ledger.record(
-            [Draft(PolicyStarted(effective=terms.start, terms=terms, recorded=policy_recorded))], keep_recorded=True
-        )
+        ledger.record([Ledger.starting_draft(terms, stamped)], keep_recorded=True)
         for _, _, line, step_event, refused, parse_problem in steps:
             _apply(ledger, result, line, step_event, refused, parse_problem, str(path))
         for line, expectation in document.expectations:

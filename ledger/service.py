@@ -30,7 +30,6 @@ from ledger.events import (
     NIL_ID,
     UNRECORDED,
     BuyerEvent,
-    BuyerRegistered,
     Event,
     PolicyAmended,
     PolicyStarted,
@@ -176,25 +175,36 @@ class Ledger:
         (or that of a `policy_started` among the rows).
         """
         drafts = []
+        currency = currency or self._currency()
         for line, raw in rows:
-            if currency is None:
-                currency = self._currency_for(raw)
             try:
                 event = parse_event(raw, currency)
             except LedgerError as problem:
                 raise problem.located(source=source, line=line) from None
-            if isinstance(event, PolicyStarted):
+            if isinstance(event, (PolicyStarted, PolicyAmended)):
                 currency = event.terms.currency
             drafts.append(Draft(event, source, line))
         return drafts
 
-    def _currency_for(self, raw: Mapping[str, Any]) -> str:
-        if raw.get("type") in ("policy_started", "policy_amended"):
-            return "XXX"  # the terms carry their own currency
-        try:
-            return self.terms().currency
-        except LedgerError:
-            return "XXX"  # refused later, with the rule, when the event is admitted
+    def _currency(self) -> str:
+        """The policy currency; with no policy yet a placeholder (such events are refused
+        when admitted, and a `policy_started` among the rows sets the real one)."""
+        return self.terms().currency if self.has_policy() else "XXX"
+
+    @staticmethod
+    def starting_draft(terms: PolicyTerms, following: Sequence[Draft], source: str | None = None) -> Draft:
+        """The `policy_started` of a file that carries its own policy.
+
+        When the file's events carry recorded stamps (a historical ledger),
+        the policy is stamped one second before the earliest of them and of
+        the start date's midnight, so that it is recorded before all of them.
+        """
+        stamps = [d.event.recorded for d in following if d.event.recorded != UNRECORDED]
+        recorded = UNRECORDED
+        if stamps:
+            midnight = datetime.datetime.combine(terms.start, datetime.time(tzinfo=datetime.UTC))
+            recorded = min(min(stamps), midnight) - datetime.timedelta(seconds=1)
+        return Draft(PolicyStarted(effective=terms.start, terms=terms, recorded=recorded), source)
 
     def append(self, raw: Mapping[str, Any], *, source: str | None = None) -> Outcome:
         """Record one event given in its public form."""
@@ -228,32 +238,23 @@ class Ledger:
         fresh = self._stamp(self._skip_known(list(drafts), outcome), keep_recorded, outcome)
         policy = self.policy_stream()
         buyers: dict[str, BuyerStream] = {}
-        stored_versions: dict[uuid.UUID, int] = {}
         envelopes: list[Envelope] = []
-        versions: dict[uuid.UUID, int] = {}
         for done, draft in enumerate(fresh, 1):
             event = draft.event
-            stream_id = stream_of(event)
             try:
                 if isinstance(event, BuyerEvent):
-                    stream = buyers.get(event.buyer)
-                    if stream is None:
-                        existing = self.buyer_events(event.buyer)
-                        stored_versions[stream_id] = len(existing)
-                        stream = buyers[event.buyer] = BuyerStream.replay(existing)
-                    if not stream.events and not isinstance(event, BuyerRegistered):
-                        raise LedgerError(f"{event.buyer} is not a registered buyer", field="buyer")
+                    stream = self._buyer_stream(buyers, event.buyer)
                     warnings = stream.admit(event, policy.terms_at)
+                    version = len(stream.events)
                 else:
-                    stored_versions.setdefault(stream_id, len(policy.events))
                     warnings = policy.admit(event)
+                    version = len(policy.events)
                     if isinstance(event, PolicyAmended):
                         self._recheck_buyers(buyers, policy)
             except LedgerError as problem:
                 raise draft.error(problem) from None
             outcome.warnings.extend(_where(draft) + w for w in warnings)
-            versions[stream_id] = versions.get(stream_id, stored_versions[stream_id]) + 1
-            envelopes.append(Envelope(stream_id, versions[stream_id], event))
+            envelopes.append(Envelope(stream_of(event), version, event))
             outcome.recorded.append(event)
             if progress and done % 1000 == 0:
                 progress(1000)
@@ -269,30 +270,40 @@ class Ledger:
         Reads every buyer stream; amendments are rare, deliberate acts.
         """
         for buyer in sorted(set(self.store.index.buyers()) | set(buyers)):
-            stream = buyers.get(buyer)
-            if stream is None:
-                stream = buyers[buyer] = BuyerStream.replay(self.buyer_events(buyer))
-            stream.recheck(policy.terms_at)
+            self._buyer_stream(buyers, buyer).recheck(policy.terms_at)
+
+    def _buyer_stream(self, buyers: dict[str, BuyerStream], buyer: str) -> BuyerStream:
+        """The buyer's stream as stored, read once per write and kept for the rest of it."""
+        stream = buyers.get(buyer)
+        if stream is None:
+            stream = buyers[buyer] = BuyerStream.replay(self.buyer_events(buyer))
+        return stream
 
     def _stamp(self, drafts: Sequence[Draft], keep_recorded: bool, outcome: Outcome) -> list[Draft]:
         """Give each draft its id and recorded stamp (SPEC 2)."""
         last_text = self.store.index.last_recorded()
         last = _parse_recorded(last_text) if last_text else None
+        now = self.clock().astimezone(datetime.UTC)
         if keep_recorded:
             previous = last
             for draft in drafts:
                 moment = draft.event.recorded
                 if moment == UNRECORDED:
                     raise draft.error(LedgerError("--keep-recorded needs a recorded stamp on every event", field="recorded"))
+                if moment > now:
+                    raise draft.error(LedgerError(
+                        f"{format_recorded(moment)} is in the future; a recorded stamp says when the ledger "
+                        "learnt a fact", field="recorded",
+                    ))
                 if previous is not None and moment < previous:
                     raise draft.error(LedgerError(
                         f"{format_recorded(moment)} is before {format_recorded(previous)}, already in the ledger "
-                        "or earlier in the file; recorded time never goes backwards",
+                        "or earlier in the file; recorded time never goes backwards (a historical ledger imports "
+                        "into a new ledger, with its [policy] in the file)",
                         field="recorded",
                     ))
                 previous = moment
             return [_with_id(d) for d in drafts]
-        now = self.clock().astimezone(datetime.UTC)
         if last is not None and now < last:
             now = last
         carried = sum(1 for d in drafts if d.event.recorded != UNRECORDED)

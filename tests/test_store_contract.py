@@ -156,7 +156,7 @@ def test_known_at_selects_only_what_was_recorded_by_then(ledger: Ledger, policy_
     assert ledger.log(known_at=at("2025-03-02T09:00:00Z")) == list(ledger.events(known_at=at("2025-03-02T09:00:00Z")))
 
 
-def test_reading_goes_past_the_first_page(ledger: Ledger, policy_terms: PolicyTerms):
+def test_reading_goes_past_the_first_page(ledger: Ledger, policy_terms: PolicyTerms, clock: Clock):
     """`events()` reads the log in pages; a ledger longer than one page reads whole, and cut at `known_at`."""
     base = at("2025-07-01T00:00:00Z")
     rows = [{"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B1", "name": "Acme", "country": "GB",
@@ -167,6 +167,7 @@ def test_reading_goes_past_the_first_page(ledger: Ledger, policy_terms: PolicyTe
         for n in range(PAGE + 150)
     ]
     ledger.load_policy(policy_terms)
+    clock.set(at("2026-01-01T00:00:00Z"))  # the stamps below are history by now
     import_rows(ledger, rows)
     events = list(ledger.events())
     assert len(events) == len(rows) + 1 == ledger.count()
@@ -208,14 +209,25 @@ def test_keep_recorded_needs_a_stamp_on_every_event(ledger: Ledger, policy_terms
     assert ledger.count() == 0
 
 
-def test_live_write_after_a_later_import_is_not_stamped_earlier(ledger: Ledger, policy_terms: PolicyTerms, clock: Clock):
-    rows = history(policy_terms)
-    rows[-1]["recorded"] = "2025-12-01T00:00:00Z"  # after the clock (2025-06-01)
-    import_rows(ledger, rows)
-    outcome = ledger.append({"type": "overdue_reported", "effective": "2025-06-01", "buyer": "B1"})
-    assert outcome.recorded[0].recorded == at("2025-12-01T00:00:00Z")
+def test_a_clock_that_goes_back_never_stamps_earlier(ledger: Ledger, policy_terms: PolicyTerms, clock: Clock):
+    """Live stamps are max(now, latest): a writer whose clock lags (another machine, a reset) never goes back."""
+    import_rows(ledger, history(policy_terms))
+    clock.set(at("2025-12-01T00:00:00Z"))
+    first = ledger.append({"type": "overdue_reported", "effective": "2025-06-01", "buyer": "B1"})
+    clock.set(at("2025-06-01T12:00:00Z"))
+    second = ledger.append({"type": "overdue_cleared", "effective": "2025-06-02", "buyer": "B1"})
+    assert second.recorded[0].recorded == first.recorded[0].recorded == at("2025-12-01T00:00:00Z")
     stamps = [e.recorded for e in ledger.events()]
     assert stamps == sorted(stamps)
+
+
+def test_a_keep_recorded_stamp_in_the_future_is_refused(ledger: Ledger, policy_terms: PolicyTerms):
+    rows = history(policy_terms)
+    rows[-1]["recorded"] = "2025-12-01T00:00:00Z"  # after the clock (2025-06-01)
+    with pytest.raises(LedgerError) as caught:
+        import_rows(ledger, rows)
+    assert caught.value.field == "recorded" and "in the future" in caught.value.message
+    assert ledger.count() == 0
 
 
 def test_the_store_refuses_a_backwards_stamp_around_the_service(ledger: Ledger, policy_terms: PolicyTerms):
