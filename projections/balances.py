@@ -49,11 +49,16 @@ class InvoiceBalance:
 
 @dataclass
 class PaymentRecord:
-    """A payment and the parts of it that went to each invoice (None: credit)."""
+    """A payment: the part of it on each invoice, and what is left as credit."""
 
     event: PaymentReceived
-    allocations: list[tuple[str | None, int]] = field(default_factory=list)
+    parts: dict[str, int] = field(default_factory=dict)
+    unallocated: int = 0
     reversed: bool = False
+
+    @property
+    def named(self) -> bool:
+        return self.event.invoice is not None
 
 
 @dataclass
@@ -67,8 +72,6 @@ class BuyerBook:
     invoices: dict[str, InvoiceBalance] = field(default_factory=dict)
     payments: dict[uuid.UUID, PaymentRecord] = field(default_factory=dict)
     payment_keys: dict[str, uuid.UUID] = field(default_factory=dict)
-    # Unallocated credit, oldest first, each part remembering its payment.
-    credit: list[list[object]] = field(default_factory=list)
     last_effective: datetime.date | None = None
     folded: int = 0
     # The top-up layer (SPEC 6.4) measures against the limit before the first
@@ -80,7 +83,7 @@ class BuyerBook:
     @property
     def unallocated(self) -> int:
         """Credit paid beyond everything open, waiting for later invoices."""
-        return sum(int(part[1]) for part in self.credit)  # type: ignore[call-overload]
+        return sum(record.unallocated for record in self.payments.values() if not record.reversed)
 
     @property
     def outstanding(self) -> int:
@@ -161,46 +164,42 @@ class BuyerBook:
             self.payment_keys[event.key] = event.id
         if event.invoice is not None:
             self.invoices[event.invoice].paid += event.amount
-            record.allocations.append((event.invoice, event.amount))
+            record.parts[event.invoice] = event.amount
             return
-        left = event.amount
+        record.unallocated = event.amount
+        self._allocate(record)
+
+    def _allocate(self, record: PaymentRecord) -> None:
+        """Spread what is left of a payment over open invoices in allocation order."""
         for invoice in self.open_invoices():
-            part = min(left, invoice.balance)
-            invoice.paid += part
-            record.allocations.append((invoice.invoice, part))
-            left -= part
-            if left == 0:
+            if record.unallocated == 0:
                 return
-        record.allocations.append((None, left))
-        self.credit.append([event.id, left])
+            part = min(record.unallocated, invoice.balance)
+            invoice.paid += part
+            record.parts[invoice.invoice] = record.parts.get(invoice.invoice, 0) + part
+            record.unallocated -= part
+
+    def _credit(self) -> list[PaymentRecord]:
+        """Payments naming no invoice that still count, oldest first (fold order)."""
+        return [r for r in self.payments.values() if not r.named and not r.reversed]
 
     def _use_credit(self) -> None:
-        """Apply unallocated credit to open invoices, oldest credit first."""
-        while self.credit:
-            targets = self.open_invoices()
-            if not targets:
-                return
-            payment_id, amount = self.credit[0]
-            assert isinstance(payment_id, uuid.UUID) and isinstance(amount, int)
-            invoice = targets[0]
-            part = min(amount, invoice.balance)
-            invoice.paid += part
-            record = self.payments[payment_id]
-            record.allocations.append((invoice.invoice, part))
-            record.allocations.append((None, -part))
-            if part == amount:
-                self.credit.pop(0)
-            else:
-                self.credit[0][1] = amount - part
+        """A new invoice takes unallocated credit, oldest credit first."""
+        for record in self._credit():
+            if record.unallocated:
+                self._allocate(record)
 
     def _reverse(self, event: PaymentReversed) -> None:
-        """Undo exactly what the payment did, then re-run allocation of credit."""
+        """SPEC 11: the reversal takes effect on its date, then allocation is re-run:
+        every payment naming no invoice is spread again, oldest first, over the
+        invoices as they now stand (current due dates)."""
         record = self.find_payment(event.payment)
         assert record is not None and not record.reversed
         record.reversed = True
-        for target, amount in record.allocations:
-            if target is not None:
-                self.invoices[target].paid -= amount
-        self.credit = [part for part in self.credit if part[0] != record.event.id]
-        record.allocations = []
-        self._use_credit()
+        for record_ in [record, *self._credit()]:
+            for invoice, part in record_.parts.items():
+                self.invoices[invoice].paid -= part
+            record_.parts = {}
+            record_.unallocated = 0 if record_ is record else record_.event.amount
+        for record_ in self._credit():
+            self._allocate(record_)
