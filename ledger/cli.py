@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -26,7 +27,9 @@ from ledger.events import EVENT_TYPES, to_public
 from ledger.importers import read_event_file
 from ledger.money import format_minor
 from ledger.policy import PolicyTerms, load_policy_file, parse_policy, terms_to_table
+from ledger.queries import day_argument, known_at_argument
 from ledger.service import Ledger, Outcome
+from ledger.store import ledger_exists
 
 DEFAULT_DB = "ledger.db"
 SHOW_SKIPPED = 10  # a re-import can skip a million events; list a few, count the rest
@@ -61,44 +64,26 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 def _open(db: str, *, create: bool = False) -> Ledger:
-    """Open the ledger at `db`; a missing SQLite file is an error unless creating."""
-    is_file = not db.startswith(("postgresql://", "postgres://")) and db not in ("memory", ":memory:")
-    if is_file and not create and not Path(db).exists():
-        raise LedgerError(f"there is no ledger at {db}; create one with `creditledger init --db {db}`", field="db")
+    """Open the ledger at `db`; a missing one is an error unless creating."""
+    if not create and not ledger_exists(db):
+        raise LedgerError(f"there is no ledger at {_shown(db)}; create one with `creditledger init`", field="db")
     return Ledger(db)
 
 
+def _shown(db: str) -> str:
+    """The location without a password."""
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", db)
+
+
 def _date(value: str | None, name: str) -> datetime.date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        raise LedgerError(f"{value!r} is not a date (write 2025-03-31)", field=name) from None
-
-
-def _moment(value: str | None, name: str) -> datetime.datetime | None:
-    """A timestamp; a bare date means the end of that day, UTC."""
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.datetime.combine(
-                datetime.date.fromisoformat(value), datetime.time(23, 59, 59, 999999, tzinfo=datetime.UTC)
-            )
-        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise LedgerError(f"{value!r} is not a timestamp (write 2025-03-10T09:00:00Z)", field=name) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC)
+    return None if value is None else day_argument(value, name)
 
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(msgspec.json.encode(data).decode() + "\n")
 
 
-def _report(outcome: Outcome, *, as_json: bool, currency: str | None = None) -> None:
+def _report(outcome: Outcome, *, as_json: bool) -> None:
     if as_json:
         _print_json({
             "recorded": [str(e.id) for e in outcome.recorded],
@@ -121,10 +106,10 @@ def _report(outcome: Outcome, *, as_json: bool, currency: str | None = None) -> 
 @app.command()
 def init(db: DbOption = DEFAULT_DB) -> None:
     """Create an empty ledger (a SQLite file by default)."""
-    if not db.startswith(("postgresql://", "postgres://")) and Path(db).exists():
-        raise LedgerError(f"{db} already exists; a ledger is never overwritten", field="db")
+    if ledger_exists(db):
+        raise LedgerError(f"there is already a ledger at {_shown(db)}; a ledger is never overwritten", field="db")
     with _open(db, create=True) as ledger:
-        out.print(f"created an empty ledger at {ledger.location}; next: creditledger policy load FILE")
+        out.print(f"created an empty ledger at {_shown(ledger.location)}; next: creditledger policy load FILE")
 
 
 @policy_app.command("load")
@@ -264,7 +249,7 @@ def log(
     known_at: Annotated[
         str | None, typer.Option(help="Only what was recorded by then (timestamp, or a date: its end).")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many events.", min=1)] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many events.", min=1, max=10**9)] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
@@ -277,7 +262,7 @@ def log(
         events = ledger.log(
             buyer=buyer, types=event_type or (),
             effective_from=_date(effective_from, "from"), effective_to=_date(effective_to, "to"),
-            known_at=_moment(known_at, "known_at"), limit=limit,
+            known_at=known_at_argument({"known_at": known_at}), limit=limit,
         )
     public = [to_public(e, currency) for e in events]
     if as_json:
@@ -497,6 +482,8 @@ def sample_generate(
     from ledger import samplebook
 
     policy, book = samplebook.generate(seed=seed, buyers=buyers, events=events)
+    if not file.parent.is_dir():
+        raise LedgerError(f"{file.parent} is not a folder", source=str(file))
     if file.suffix == ".jsonl":
         samplebook.write_jsonl(file, book)
         policy_file = file.with_suffix(".policy.toml")
@@ -517,6 +504,9 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted; nothing more was recorded", markup=False)
         sys.exit(130)
+    except OSError as problem:  # output to a full disk or a closed pipe, a file that cannot be written
+        err.print(f"error: {problem.strerror or problem}", markup=False)
+        sys.exit(1)
     except Exception as problem:  # the last guard: one line, never a traceback
         if os.environ.get("CREDITLEDGER_DEBUG"):
             raise

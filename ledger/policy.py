@@ -360,8 +360,6 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     premium_table, fees_table, top_up_table = r.table("premium"), r.table("fees"), r.table("top_up")
     r.finish()
     premium = _premium(premium_table, currency) if premium_table is not None else None
-    if premium and premium.minimum_pct is not None and premium.rates.get("default") is None:
-        raise LedgerError("minimum_pct needs a default rate", field="policy.premium.rates")
     if multiple is not None and premium is None:
         raise LedgerError("a multiple of the premium needs a premium table", field="policy.max_liability_multiple")
     fees = _fees(fees_table, currency) if fees_table is not None else None

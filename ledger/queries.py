@@ -38,11 +38,8 @@ def run_query(name: str, ledger: Ledger, arguments: Mapping[str, Any]) -> Mappin
 
 # ---------------------------------------------------------------- arguments
 
-def as_of_argument(arguments: Mapping[str, Any], today: datetime.date) -> datetime.date:
-    """`as_of` as a date (default: today)."""
-    value = arguments.get("as_of")
-    if value is None:
-        return today
+def day_argument(value: Any, field: str) -> datetime.date:
+    """A date given as a date, a timestamp (its day) or ISO text."""
     if isinstance(value, datetime.datetime):
         return value.date()
     if isinstance(value, datetime.date):
@@ -50,29 +47,42 @@ def as_of_argument(arguments: Mapping[str, Any], today: datetime.date) -> dateti
     try:
         return datetime.date.fromisoformat(str(value))
     except ValueError:
-        raise LedgerError(f"{value!r} is not a date (write 2025-03-31)", field="as_of") from None
+        raise LedgerError(f"{value!r} is not a date (write 2025-03-31)", field=field) from None
+
+
+def as_of_argument(arguments: Mapping[str, Any], today: datetime.date) -> datetime.date:
+    """`as_of` as a date (default: today)."""
+    value = arguments.get("as_of")
+    return today if value is None else day_argument(value, "as_of")
+
+
+def moment_argument(value: Any, field: str) -> datetime.datetime:
+    """A UTC timestamp; a bare date means the end of that day, a naive time is UTC."""
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return datetime.datetime.combine(value, datetime.time(23, 59, 59, 999999, tzinfo=datetime.UTC))
+    moment: datetime.datetime
+    if isinstance(value, datetime.datetime):
+        moment = value
+    else:
+        text = str(value)
+        if len(text) == 10:
+            return moment_argument(day_argument(text, field), field)
+        try:
+            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise LedgerError(f"{text!r} is not a timestamp (write 2025-03-10T09:00:00Z)", field=field) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    try:
+        return moment.astimezone(datetime.UTC)
+    except OverflowError:
+        raise LedgerError(f"{moment} is out of range", field=field) from None
 
 
 def known_at_argument(arguments: Mapping[str, Any]) -> datetime.datetime | None:
-    """`known_at` as a UTC timestamp; a bare date means the end of that day (default: now)."""
+    """`known_at` (default: now, i.e. everything recorded)."""
     value = arguments.get("known_at")
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime):
-        moment = value
-    elif isinstance(value, datetime.date):
-        return datetime.datetime.combine(value, datetime.time(23, 59, 59, 999999, tzinfo=datetime.UTC))
-    else:
-        text = str(value)
-        try:
-            if len(text) == 10:
-                return known_at_argument({"known_at": datetime.date.fromisoformat(text)})
-            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise LedgerError(f"{text!r} is not a timestamp (write 2025-03-10T09:00:00Z)", field="known_at") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC)
+    return None if value is None else moment_argument(value, "known_at")
 
 
 # ---------------------------------------------------------------- cover

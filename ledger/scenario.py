@@ -55,7 +55,10 @@ def scenario_files(paths: Iterable[Path]) -> list[Path]:
 
 def run_scenario(path: Path) -> ScenarioResult:
     """Fold one scenario and check its expectations."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as problem:
+        raise LedgerError(f"cannot read the scenario: {problem}", source=str(path)) from None
     document = read_toml(text, str(path))
     result = ScenarioResult(str(path), document.title or path.stem)
     if document.policy is None:
@@ -68,6 +71,9 @@ def run_scenario(path: Path) -> ScenarioResult:
         return result
     steps: list[tuple[datetime.datetime, int, int, Event | None, str | None, LedgerError | None]] = []
     for order, (line, raw) in enumerate(document.events):
+        if not isinstance(raw, dict):
+            result.fail(line, "each [[events]] entry must be a table")
+            continue
         raw = dict(raw)
         refused = raw.pop("refused", None)
         try:
@@ -87,6 +93,9 @@ def run_scenario(path: Path) -> ScenarioResult:
         for _, _, line, step_event, refused, parse_problem in steps:
             _apply(ledger, result, line, step_event, refused, parse_problem, str(path))
         for line, expectation in document.expectations:
+            if not isinstance(expectation, dict):
+                result.fail(line, "each [[expect]] entry must be a table")
+                continue
             _check(ledger, result, line, dict(expectation))
     return result
 

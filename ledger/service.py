@@ -1,7 +1,7 @@
 """The application service: every write and read of a ledger goes through `Ledger`.
 
 A write is one pipeline, top to bottom (`_record_once`):
-  stamp (id, recorded) -> skip known keys and ids -> admit each event against
+  skip known keys and ids -> stamp (id, recorded) -> admit each event against
   its stream (refusing with file, line, field and rule) -> save all of them
   in one transaction.
 A conflict with another writer (a stream version taken, a key recorded, the
@@ -12,9 +12,8 @@ of times, so concurrent writers never lose, duplicate or over-allocate.
 from __future__ import annotations
 
 import datetime
-import functools
-import os
 import random
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
 
 from ledger.commands import BuyerStream, PolicyStream
 from ledger.errors import ConcurrencyConflict, LedgerError
@@ -351,6 +350,7 @@ class Ledger:
         return fresh
 
     def _save(self, envelopes: list[Envelope]) -> None:
+        """Write in one transaction; another writer's commit becomes a ConcurrencyConflict."""
         try:
             stamps: dict[datetime.datetime, str] = {}
             rows = []
@@ -359,16 +359,22 @@ class Ledger:
                 text = stamps.get(moment) or stamps.setdefault(moment, format_recorded(moment))
                 rows.append(IndexRow.of(envelope.event, text))
             self.store.append(envelopes, rows)
-        except _conflict_errors() as conflict:
-            raise ConcurrencyConflict(str(conflict)) from None
+        except Exception as problem:
+            if _is_conflict(problem):
+                raise ConcurrencyConflict(str(problem)) from None
+            if isinstance(problem, (OperationalError, DatabaseError, sqlite3.Error)):
+                raise LedgerError(f"cannot write the ledger: {problem}; nothing was recorded", field="db") from None
+            raise
 
 
-@functools.cache
-def _conflict_errors() -> tuple[type[BaseException], ...]:
-    """What another writer's commit looks like from here (psycopg's own in pipeline mode)."""
+def _is_conflict(problem: Exception) -> bool:
+    """Another writer got there first: a stream version or key taken, the recorded
+    axis moved, a lock held. Anything else (a full disk, a lost connection) is not."""
     import psycopg
 
-    return (IntegrityError, OperationalError, psycopg.IntegrityError, psycopg.errors.LockNotAvailable)
+    if isinstance(problem, (IntegrityError, psycopg.IntegrityError, psycopg.errors.LockNotAvailable)):
+        return True
+    return isinstance(problem, (OperationalError, sqlite3.OperationalError)) and "locked" in str(problem)
 
 
 def _with_id(draft: Draft) -> Draft:
@@ -377,14 +383,8 @@ def _with_id(draft: Draft) -> Draft:
     return Draft(msgspec.structs.replace(draft.event, id=_new_id()), draft.source, draft.line)
 
 
-_id_source = random.Random(os.urandom(32))
-os.register_at_fork(after_in_child=lambda: _id_source.seed(os.urandom(32)))
-
-
 def _new_id() -> uuid.UUID:
-    """A random (version 4) UUID from a generator seeded by the OS, reseeded in
-    forked children; uuid4's urandom read per id was a tenth of an import."""
-    return uuid.UUID(int=_id_source.getrandbits(128), version=4)
+    return uuid.uuid4()
 
 
 def _parse_recorded(text: str) -> datetime.datetime:

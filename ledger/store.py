@@ -157,7 +157,6 @@ _INDEX_FILTERS = {
     "recorded_upto": "i.recorded <= {p}",
     "effective_from": "i.effective >= {p}",
     "effective_to": "i.effective <= {p}",
-    "after": "i.notification_id > {p}",
 }
 
 
@@ -295,7 +294,7 @@ class LedgerSQLiteRecorder(IndexQueries, SQLiteApplicationRecorder):
 
 @functools.cache
 def _postgres_recorder_class() -> type:
-    """Built on demand so that SQLite users never import psycopg."""
+    """Built on demand: a SQLite ledger needs no PostgreSQL recorder."""
     from eventsourcing.postgres import PostgresApplicationRecorder
     from psycopg.sql import SQL
 
@@ -419,7 +418,11 @@ def _sqlite_env(db_name: str) -> dict[str, str]:
 
 
 def _postgres_env(url: str) -> dict[str, str]:
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError as e:
+        raise LedgerError(f"not a valid postgresql:// URL: {e}", field="db") from None
     query = parse_qs(parsed.query)
     schema = query.get("schema", ["public"])[0]
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
@@ -428,7 +431,7 @@ def _postgres_env(url: str) -> dict[str, str]:
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")) or "postgres",
         "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_PORT": str(port or 5432),
         "POSTGRES_USER": unquote(parsed.username or os.environ.get("PGUSER", "postgres")),
         "POSTGRES_PASSWORD": unquote(parsed.password or os.environ.get("PGPASSWORD", "")),
         "POSTGRES_SCHEMA": schema,
@@ -463,6 +466,33 @@ def open_store(location: str) -> LedgerStore:
     return _construct(env)
 
 
+def ledger_exists(location: str) -> bool:
+    """Whether a ledger is already at `location` (never for `memory`)."""
+    env = store_environment(location)
+    if location in ("memory", ":memory:"):
+        return False
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+        return Path(location).exists()
+    import psycopg
+
+    try:
+        with _postgres_connection(env) as conn:
+            row = conn.execute("SELECT to_regclass(%s)", [f"{env['POSTGRES_SCHEMA']}.ledger_index"]).fetchone()
+    except psycopg.Error as e:
+        raise LedgerError(f"cannot reach PostgreSQL: {_redact(str(e), env)}", field="db") from None
+    return row is not None and row[0] is not None
+
+
+def _postgres_connection(env: dict[str, str]) -> Any:
+    import psycopg
+
+    return psycopg.connect(
+        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+        connect_timeout=5, autocommit=True,
+    )
+
+
 def _construct(env: dict[str, str]) -> LedgerStore:
     for attempt in range(OPEN_ATTEMPTS):
         try:
@@ -488,11 +518,7 @@ def _postgres_creation_lock(env: dict[str, str]) -> Iterator[None]:
     import psycopg
 
     try:
-        conn = psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
-            connect_timeout=5, autocommit=True,
-        )
+        conn = _postgres_connection(env)
     except psycopg.Error as e:
         raise LedgerError(f"cannot reach PostgreSQL: {_redact(str(e), env)}", field="db") from None
     with conn:
