@@ -91,10 +91,11 @@ def cover_of(
     ledger: Ledger, buyer: str, as_of: datetime.date, known_at: datetime.datetime | None
 ) -> BuyerCover:
     """One buyer's cover state, folded from its stream and the policy's."""
-    events = ledger.buyer_events(buyer)
-    if not events:
-        raise LedgerError(f"{buyer} is not a registered buyer", field="buyer")
-    return buyer_cover(buyer, events, ledger.policy_events(), as_of, known_at)
+    cover = buyer_cover(buyer, ledger.buyer_events(buyer), ledger.policy_events(), as_of, known_at)
+    if cover.registered is None:
+        when = f" as known at {known_at.isoformat()}" if known_at else ""
+        raise LedgerError(f"{buyer} is not a registered buyer{when}", field="buyer")
+    return cover
 
 
 def book_covers(
@@ -104,8 +105,9 @@ def book_covers(
     policy = ledger.policy_events()
     covers = []
     for buyer in ledger.store.index.buyers():
-        events = ledger.buyer_events(buyer)
-        covers.append(buyer_cover(buyer, events, policy, as_of, known_at))
+        cover = buyer_cover(buyer, ledger.buyer_events(buyer), policy, as_of, known_at)
+        if cover.registered is not None:  # a buyer registered later is not in the book yet
+            covers.append(cover)
     return covers
 
 

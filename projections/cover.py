@@ -37,6 +37,7 @@ from ledger.money import round_half_up
 from ledger.policy import PolicyTerms
 from projections.balances import BuyerBook, InvoiceBalance
 from projections.dates import ONE_DAY, add_months
+from projections.lines import PremiumLine
 from projections.order import in_fold_order
 from projections.order import known_at as recorded_by
 from projections.terms import TermsTimeline
@@ -62,6 +63,7 @@ class InvoiceCover:
     not_insured: str | None  # why the cap is 0, in words, or None
     lost_from: datetime.date | None = None  # uninsured from this day (a missed deadline, a term too long)
     lost_reason: str | None = None
+    awaiting_delivery: bool = False  # delivered after issue: judged again on the delivery day
 
     def insured(self, day: datetime.date) -> int:
         """The insured part of the balance on `day`: min(cap, balance), or 0 once cover is lost."""
@@ -78,19 +80,6 @@ class Obligation:
     buyer: str | None
     due: datetime.date
     status: str  # pending / met / missed
-
-
-@dataclass
-class PremiumLine:
-    """One rounded line of premium or fee, with its tax (minor units)."""
-
-    day: datetime.date
-    kind: str
-    buyer: str | None
-    amount: int
-    tax: int
-    basis: int = 0
-    rate: Decimal = Decimal(0)
 
 
 @dataclass
@@ -205,6 +194,8 @@ class CoverFold:
     def _scheduled(self) -> Iterable[datetime.date]:
         s = self.state
         for cover in s.invoices.values():
+            if cover.awaiting_delivery:
+                yield cover.balance.delivered + ONE_DAY  # after that day's events
             if cover.balance.balance <= 0:
                 continue
             terms = self.terms.at(cover.balance.due)
@@ -328,17 +319,9 @@ class CoverFold:
         s.book.apply(event)
 
     def limit_for_delivery(self, delivered: datetime.date) -> tuple[int, LimitDecision | None]:
-        """The limit a delivery counts under: the latest decision by then, except that a
-        cut within `outstanding_order_days` before the delivery does not bind it yet."""
-        limit, used = 0, None
-        for decision in self.state.decisions:
-            if decision.effective > delivered:
-                break
-            grace = self.terms.at(decision.effective).outstanding_order_days
-            if decision.cut and delivered <= decision.effective + datetime.timedelta(days=grace):
-                continue
-            limit, used = decision.amount, decision
-        return limit, used
+        """The limit a delivery counts under (see `limit_on`)."""
+        limit, decision, _ = limit_on(self.state.decisions, delivered, self.terms)
+        return limit, decision
 
     def _ineligible(self, event: InvoiceIssued, terms: PolicyTerms) -> str | None:
         """Why an invoice is not insured at delivery (SPEC 6.2), or None."""
@@ -363,9 +346,14 @@ class CoverFold:
             return "prepaid"
         if (event.due - delivered).days > terms.max_credit_days:
             return f"payment term beyond max_credit_days {terms.max_credit_days}"
-        if s.insolvent_since is not None and s.insolvent_since <= delivered:
+        return self._stopped_on(delivered)
+
+    def _stopped_on(self, day: datetime.date) -> str | None:
+        """Insolvent or on stop on `day`, as far as the fold has come."""
+        s = self.state
+        if s.insolvent_since is not None and s.insolvent_since <= day:
             return "buyer insolvent at delivery"
-        if self._on_stop_on(delivered):
+        if self._on_stop_on(day):
             return "buyer on stop at delivery"
         return None
 
@@ -381,15 +369,32 @@ class CoverFold:
         terms = self.terms.at(event.delivered)
         balance = s.book.invoices[event.invoice]
         reason = self._ineligible(event, terms)
-        limit, decision = self.limit_for_delivery(event.delivered)
+        limit, decision, in_grace = limit_on(s.decisions, event.delivered, self.terms)
         cap = 0
         if reason is None and limit <= 0:
             reason = "no limit in force at delivery"
         if reason is None:
-            top_up = self._top_up_on(event.delivered)
+            # A delivery under the old limit (outstanding_order_days) gets no top-up:
+            # the top-up fills the gap a reduction opened, never more (SPEC 6.4).
+            top_up = 0 if in_grace else self._top_up_on(event.delivered)
             insured_outstanding = s.insured_on(event.effective)
             cap = min(event.amount, max(0, limit + top_up - insured_outstanding))
-        s.invoices[event.invoice] = InvoiceCover(balance=balance, cap=cap, decision=decision, not_insured=reason)
+        cover = InvoiceCover(balance=balance, cap=cap, decision=decision, not_insured=reason)
+        cover.awaiting_delivery = reason is None and event.delivered > event.effective
+        s.invoices[event.invoice] = cover
+
+    def _deliver(self, cover: InvoiceCover) -> None:
+        """A delivery after its invoice's issue: the buyer's state that day decides (SPEC 11)."""
+        cover.awaiting_delivery = False
+        reason = self._stopped_on(cover.balance.delivered)
+        if reason is not None:
+            cover.cap, cover.not_insured = 0, reason
+
+    def settle_deliveries(self, up_to: datetime.date) -> None:
+        """Judge every delivery dated up to `up_to` that was still waiting for its day."""
+        for cover in self.state.invoices.values():
+            if cover.awaiting_delivery and cover.balance.delivered <= up_to:
+                self._deliver(cover)
 
     # ------------------------------------------------------------ the top-up layer
 
@@ -473,6 +478,34 @@ class CoverFold:
         self.state.premium_lines.append(PremiumLine(day, kind, self.state.buyer, amount, tax, basis, rate))
 
 
+def limit_decisions(events: Iterable[Event]) -> list[LimitDecision]:
+    """The limit decisions among `events` (in fold order), as a timeline."""
+    return [
+        LimitDecision(e.effective, 0 if isinstance(e, LimitCancelled) else e.amount,
+                      not isinstance(e, LimitGranted), e)
+        for e in events if isinstance(e, (LimitGranted, LimitReduced, LimitCancelled))
+    ]
+
+
+def limit_on(
+    decisions: Sequence[LimitDecision], day: datetime.date, terms: TermsTimeline
+) -> tuple[int, LimitDecision | None, bool]:
+    """The limit that counts for a delivery (or a sale) on `day`: the latest decision
+    by then, except that a cut made within `outstanding_order_days` before `day`
+    does not bind it yet (SPEC 11). Also returns the decision it rests on, and
+    whether a cut was passed over (the delivery counts under an older limit)."""
+    limit, used, in_grace = 0, None, False
+    for decision in decisions:
+        if decision.effective > day:
+            break
+        grace = terms.at(decision.effective).outstanding_order_days
+        if decision.cut and day <= decision.effective + datetime.timedelta(days=grace):
+            in_grace = True
+            continue
+        limit, used, in_grace = decision.amount, decision, False
+    return limit, used, in_grace
+
+
 def _months_between(start: datetime.date, day: datetime.date) -> int:
     months = (day.year - start.year) * 12 + day.month - start.month
     return months if add_months(start, months) <= day else months - 1
@@ -498,11 +531,7 @@ def buyer_cover(
     events = [e for e in in_fold_order(recorded_by(buyer_events, known_at)) if e.effective <= as_of]
     # Every decision known by as_of: a delivery after its invoice's issue date
     # counts under the limit in force on the delivery date (SPEC 11).
-    fold.state.decisions = [
-        LimitDecision(e.effective, 0 if isinstance(e, LimitCancelled) else e.amount,
-                      not isinstance(e, LimitGranted), e)
-        for e in events if isinstance(e, (LimitGranted, LimitReduced, LimitCancelled))
-    ]
+    fold.state.decisions = limit_decisions(events)
     for event in events:
         if isinstance(event, BuyerRegistered):
             country = event.country
@@ -510,6 +539,7 @@ def buyer_cover(
         assert isinstance(event, BuyerEvent)
         fold.apply(event)
     fold.advance(as_of)
+    fold.settle_deliveries(as_of)
     _close_obligations(fold)
     return fold.state
 

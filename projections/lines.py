@@ -1,0 +1,26 @@
+"""A line of an invoice to the insured: premium, a fee, a top-up charge or refund."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass
+class PremiumLine:
+    """One line, rounded half-up to the minor unit once (SPEC 3), with its tax.
+
+    `basis` is what the rate applies to (turnover, a top-up amount, the
+    minimum premium); `period` and `country` say which declaration it bills.
+    """
+
+    day: datetime.date
+    kind: str  # premium, adjustment, investigation_fee, monitoring_fee, top_up_premium, top_up_refund, top_up_admin_fee
+    buyer: str | None
+    amount: int
+    tax: int
+    basis: int = 0
+    rate: Decimal = Decimal(0)
+    period: str | None = None
+    country: str | None = None

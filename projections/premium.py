@@ -1,0 +1,205 @@
+"""Premium, fees and maximum liability (SPEC 7.2 to 7.4, 11), as dated lines.
+
+Every charge is a `PremiumLine`: its date, kind, period, country, basis,
+rate, amount and tax, each rounded half-up to the minor unit once. The
+premium query sums the lines dated up to `as_of`. Lines are computed from
+all events known at `known_at`; a line dated after `as_of` is simply not
+invoiced yet.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+
+from ledger.events import BuyerRegistered, Event, LimitRequested, TurnoverDeclared
+from ledger.money import round_half_up
+from ledger.policy import PolicyTerms
+from projections.cover import limit_decisions
+from projections.dates import ONE_DAY
+from projections.exposure import declaration_periods
+from projections.lines import PremiumLine
+from projections.order import in_fold_order
+from projections.order import known_at as recorded_by
+from projections.turnover import BuyerSales, turnover_by_country
+
+PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "annual": 12}
+PREMIUM_KINDS = ("premium", "adjustment")
+SUMMARY = ("premium", "adjustment", "investigation_fees", "monitoring_fees", "top_up", "tax", "total")
+
+
+def minimum_premium(terms: PolicyTerms) -> int:
+    """The minimum premium: an amount, or minimum_pct of the premium on the estimate at the default rate."""
+    premium = terms.premium
+    if premium is None:
+        return 0
+    if premium.minimum is not None:
+        return premium.minimum
+    if premium.minimum_pct is not None and premium.estimated_turnover is not None:
+        return round_half_up(premium.estimated_turnover * premium.rates["default"] * premium.minimum_pct / 100)
+    return 0
+
+
+def rate_for(terms: PolicyTerms, country: str) -> Decimal:
+    assert terms.premium is not None
+    return terms.premium.rates.get(country, terms.premium.rates["default"])
+
+
+def _taxed(terms: PolicyTerms, line: PremiumLine, *, fee: bool = False) -> PremiumLine:
+    """The line with its insurance premium tax (on fees only where fees.taxable)."""
+    premium = terms.premium
+    pct = premium.tax_pct if premium is not None else Decimal(0)
+    if fee and not (terms.fees and terms.fees.taxable):
+        pct = Decimal(0)
+    line.tax = round_half_up(Decimal(line.amount) * pct / 100)
+    return line
+
+
+def premium_lines(
+    terms: PolicyTerms,
+    sales: Sequence[BuyerSales],
+    declared: Mapping[tuple[str, str], list[TurnoverDeclared]],
+) -> list[PremiumLine]:
+    """Premium and adjustment lines for the whole policy period (SPEC 7.2, 11)."""
+    premium = terms.premium
+    if premium is None:
+        return []
+    months = PERIOD_MONTHS[premium.declarations]
+    periods = declaration_periods(terms.start, terms.end, months)
+    minimum = minimum_premium(terms)
+    adjustment_day = terms.end + datetime.timedelta(days=premium.declaration_days)
+    lines: list[PremiumLine] = []
+    final_total = 0  # sum of the rounded premium lines on the final bases
+    for index, (name, first, last) in enumerate(periods):
+        due = last + datetime.timedelta(days=premium.declaration_days)
+        computed = turnover_by_country(sales, first, last)
+        countries = sorted(set(computed) | {c for (p, c) in declared if p == name})
+        period_lines: list[PremiumLine] = []
+        for country in countries:
+            rate = rate_for(terms, country)
+            period_lines += _declared_period_lines(
+                name, country, rate, due, computed[country].insurable if country in computed else 0,
+                declared.get((name, country), []),
+            )
+        final_total += sum(line.amount for line in period_lines)
+        if premium.invoicing == "declared":
+            lines += period_lines
+        else:
+            instalment = round_half_up(Decimal(minimum) / len(periods))
+            if index == len(periods) - 1:  # the last absorbs the rounding remainder
+                instalment = minimum - instalment * (len(periods) - 1)
+            lines.append(PremiumLine(first, "premium", None, instalment, 0, period=name, basis=minimum))
+    if premium.invoicing == "declared":
+        shortfall = minimum - final_total
+        if shortfall > 0:
+            lines.append(PremiumLine(adjustment_day, "adjustment", None, shortfall, 0, basis=minimum))
+    else:
+        excess = final_total - minimum
+        if excess > 0:
+            lines.append(PremiumLine(adjustment_day, "adjustment", None, excess, 0, basis=final_total))
+    return [_taxed(terms, line) for line in lines]
+
+
+def _declared_period_lines(
+    period: str, country: str, rate: Decimal, due: datetime.date, computed: int, declared: list[TurnoverDeclared]
+) -> list[PremiumLine]:
+    """One period and country under `declared` invoicing: the line, then one correcting
+    line per later declaration (each brings the invoiced total to the new basis)."""
+    on_time = [d for d in declared if d.effective <= due]
+    steps: list[tuple[datetime.date, int]] = []
+    if on_time:
+        steps.append((on_time[0].effective, on_time[0].amount))
+        later = [d for d in declared if d is not on_time[0]]
+    else:
+        steps.append((due, computed))
+        later = list(declared)
+    steps += [(d.effective, d.amount) for d in later]
+    lines: list[PremiumLine] = []
+    invoiced = 0
+    for day, basis in steps:
+        target = round_half_up(Decimal(basis) * rate)
+        if target != invoiced or not lines:
+            if target or lines:
+                lines.append(PremiumLine(day, "premium", None, target - invoiced, 0,
+                                         period=period, country=country, basis=basis, rate=rate))
+            invoiced = target
+    return lines
+
+
+def fee_lines(terms: PolicyTerms, buyer_events: Iterable[Sequence[Event]], known_at: datetime.datetime | None) -> list[PremiumLine]:
+    """Investigation and monitoring fees, invoiced on the last day of each month (SPEC 7.4, 11)."""
+    fees = terms.fees
+    if fees is None:
+        return []
+    lines: list[PremiumLine] = []
+    for events in buyer_events:
+        ordered = in_fold_order(recorded_by(events, known_at))
+        registration = next((e for e in ordered if isinstance(e, BuyerRegistered)), None)
+        if registration is None or registration.country not in fees.zones:
+            continue
+        zone = fees.zones[registration.country]
+        for event in ordered:
+            if isinstance(event, LimitRequested) and _in_policy_month(terms, event.effective) and zone in fees.investigation:
+                lines.append(_taxed(terms, PremiumLine(
+                    _month_end(event.effective), "investigation_fee", event.buyer, fees.investigation[zone], 0,
+                ), fee=True))
+        if zone not in fees.monitoring:
+            continue
+        decisions = limit_decisions(ordered)
+        for month_first in _policy_months(terms):
+            month_last = _month_end(month_first)
+            limit_at_start = 0
+            for decision in decisions:
+                if decision.effective < month_first:
+                    limit_at_start = decision.amount
+            during = [d.amount for d in decisions if month_first <= d.effective <= month_last]
+            if limit_at_start > 0 or any(amount > 0 for amount in during):
+                lines.append(_taxed(terms, PremiumLine(
+                    month_last, "monitoring_fee", registration.buyer, fees.monitoring[zone], 0,
+                ), fee=True))
+    return lines
+
+
+def _month_end(day: datetime.date) -> datetime.date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def _policy_months(terms: PolicyTerms) -> list[datetime.date]:
+    """First days of the calendar months that overlap the policy period."""
+    months, first = [], terms.start.replace(day=1)
+    while first <= terms.end:
+        months.append(first)
+        first = _month_end(first) + ONE_DAY
+    return months
+
+
+def _in_policy_month(terms: PolicyTerms, day: datetime.date) -> bool:
+    return _month_end(day) >= terms.start and day.replace(day=1) <= terms.end
+
+
+def summarise(lines: Iterable[PremiumLine], as_of: datetime.date) -> dict[str, int]:
+    """SPEC 9 `premium`: what was invoiced up to `as_of`, by kind, with tax and total."""
+    totals = dict.fromkeys(SUMMARY, 0)
+    kinds = {
+        "premium": "premium", "adjustment": "adjustment", "investigation_fee": "investigation_fees",
+        "monitoring_fee": "monitoring_fees", "top_up_premium": "top_up", "top_up_refund": "top_up",
+        "top_up_admin_fee": "top_up",
+    }
+    for line in lines:
+        if line.day <= as_of:
+            totals[kinds[line.kind]] += line.amount
+            totals["tax"] += line.tax
+    totals["total"] = sum(totals[name] for name in SUMMARY if name != "total")
+    return totals
+
+
+def maximum_liability(terms: PolicyTerms, lines: Iterable[PremiumLine], as_of: datetime.date) -> int | None:
+    """SPEC 7.3, 11: the cap on indemnities for the period in force at `as_of` (None: no cap)."""
+    if terms.max_liability is not None:
+        return terms.max_liability
+    if terms.max_liability_multiple is None:
+        return None
+    invoiced = sum(line.amount for line in lines if line.kind in PREMIUM_KINDS and line.day <= as_of)
+    return round_half_up(terms.max_liability_multiple * max(minimum_premium(terms), invoiced))

@@ -1,0 +1,137 @@
+"""Insurable turnover per declaration period and country (SPEC 7.1, 11).
+
+A sale counts in the period of its issue (effective) date, at its full amount
+in the policy currency; a credit note counts in the period it is issued,
+against the same bucket as its invoice. Each excluded amount carries one
+reason, the first that applies in `EXCLUSION_REASONS` order.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ledger.events import BuyerRegistered, CreditNoteIssued, Event, InvoiceIssued, TurnoverDeclared
+from ledger.policy import PolicyTerms
+from projections.cover import limit_decisions, limit_on
+from projections.dates import period_bounds
+from projections.order import in_fold_order
+from projections.order import known_at as recorded_by
+from projections.terms import TermsTimeline
+
+# SPEC 11 precedence: kind, named exclusion, selection, country, prepaid, no limit.
+EXCLUSION_REASONS = (
+    "private_individual", "related_company", "public_body", "named_exclusion",
+    "outside_selection", "country_not_covered", "prepaid", "no_limit",
+)
+INSURABLE = "insurable"
+
+
+@dataclass
+class Turnover:
+    """One period's turnover for one country, or for all: minor units by bucket."""
+
+    insurable: int = 0
+    excluded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EXCLUSION_REASONS, 0))
+
+    def add(self, bucket: str, amount: int) -> None:
+        if bucket == INSURABLE:
+            self.insurable += amount
+        else:
+            self.excluded[bucket] += amount
+
+
+def sale_bucket(
+    buyer: BuyerRegistered, invoice: InvoiceIssued, terms: PolicyTerms, limit: int
+) -> str:
+    """`insurable`, or the one reason the sale is excluded from insurable turnover."""
+    if buyer.kind != "company":
+        return buyer.kind
+    if buyer.excluded:
+        return "named_exclusion"
+    if terms.structure == "selected_risk" and not (
+        buyer.buyer in terms.selected_buyers or buyer.country in terms.selected_countries
+    ):
+        return "outside_selection"
+    if not terms.covers_country(buyer.country):
+        return "country_not_covered"
+    if invoice.prepaid:
+        return "prepaid"
+    if limit <= 0:
+        return "no_limit"
+    return INSURABLE
+
+
+@dataclass
+class BuyerSales:
+    """A buyer's sales and credit notes, each with its bucket, by issue date."""
+
+    country: str
+    lines: list[tuple[datetime.date, str, int]] = field(default_factory=list)  # (issued, bucket, signed amount)
+
+
+def buyer_sales(buyer_events: Sequence[Event], terms: TermsTimeline, known_at: datetime.datetime | None) -> BuyerSales | None:
+    """Classify one buyer's invoices (at issue) and credit notes (by their invoice)."""
+    events = in_fold_order(recorded_by(buyer_events, known_at))
+    registration = next((e for e in events if isinstance(e, BuyerRegistered)), None)
+    if registration is None or not terms:
+        return None
+    decisions = limit_decisions(events)
+    sales = BuyerSales(country=registration.country)
+    buckets: dict[str, str] = {}
+    for event in events:
+        if isinstance(event, InvoiceIssued):
+            limit, _, _ = limit_on(decisions, event.effective, terms)
+            bucket = sale_bucket(registration, event, terms.at(event.effective), limit)
+            buckets[event.invoice] = bucket
+            sales.lines.append((event.effective, bucket, event.amount))
+        elif isinstance(event, CreditNoteIssued):
+            sales.lines.append((event.effective, buckets[event.invoice], -event.amount))
+    return sales
+
+
+def turnover_by_country(
+    sales: Iterable[BuyerSales], first: datetime.date, last: datetime.date
+) -> dict[str, Turnover]:
+    """Turnover of the days `first`..`last`, by buyer country."""
+    by_country: dict[str, Turnover] = defaultdict(Turnover)
+    for buyer in sales:
+        for issued, bucket, amount in buyer.lines:
+            if first <= issued <= last:
+                by_country[buyer.country].add(bucket, amount)
+    return dict(by_country)
+
+
+def declarations(
+    policy_events: Sequence[Event], known_at: datetime.datetime | None
+) -> dict[tuple[str, str], list[TurnoverDeclared]]:
+    """Declarations by (period, country), in fold order: the last one is the one in force."""
+    found: dict[tuple[str, str], list[TurnoverDeclared]] = defaultdict(list)
+    for event in in_fold_order(recorded_by(policy_events, known_at)):
+        if isinstance(event, TurnoverDeclared):
+            found[(event.period, event.country)].append(event)
+    return dict(found)
+
+
+def period_turnover(
+    sales: Sequence[BuyerSales], period: str, country: str | None = None
+) -> Turnover:
+    """The turnover of one period (`2025-Q1` ...), for one country or all of them."""
+    first, last = period_bounds(period)
+    total = Turnover()
+    for name, figures in turnover_by_country(sales, first, last).items():
+        if country is None or name == country:
+            total.insurable += figures.insurable
+            for reason, amount in figures.excluded.items():
+                total.excluded[reason] += amount
+    return total
+
+
+def declared_amount(
+    found: Mapping[tuple[str, str], list[TurnoverDeclared]], period: str, country: str | None
+) -> int | None:
+    """The declared turnover in force for the period (all countries summed), or None."""
+    amounts = [events[-1].amount for (p, c), events in found.items() if p == period and country in (None, c)]
+    return sum(amounts) if amounts else None
