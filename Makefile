@@ -24,6 +24,9 @@ demo: $(STAMP)
 	$(BIN)/creditledger summary --db $(DEMO)/ledger.db
 	$(BIN)/creditledger exposure --db $(DEMO)/ledger.db --as-of 2025-12-31
 	$(BIN)/creditledger obligations --db $(DEMO)/ledger.db --as-of 2025-12-31 --open
+	for quarter in 2025-Q1 2025-Q2 2025-Q3 2025-Q4; do \
+		$(BIN)/creditledger declare --db $(DEMO)/ledger.db --period $$quarter || exit 1; done
+	$(BIN)/creditledger premium --db $(DEMO)/ledger.db --as-of 2026-01-31
 
 lint: $(STAMP)
 	$(BIN)/ruff check ledger projections tests

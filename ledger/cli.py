@@ -436,6 +436,102 @@ def obligations(
     out.print(table)
 
 
+PeriodOption = Annotated[str, typer.Option(help="A declaration period: 2025, 2025-Q1 or 2025-03.")]
+KnownAtOption = Annotated[str | None, typer.Option(help="As the ledger knew it then (timestamp, or a date: its end).")]
+
+
+@app.command()
+def turnover(
+    period: PeriodOption,
+    country: Annotated[str | None, typer.Option(help="One country (default: all).")] = None,
+    known_at: KnownAtOption = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Insurable turnover of a period (SPEC 7.1), the declared figure, and every exclusion by reason."""
+    from ledger.queries import turnover_query
+
+    with _open(db) as ledger:
+        answer = turnover_query(ledger, {"period": period, "country": country, "known_at": known_at})
+    if as_json:
+        _print_json(answer)
+        return
+    where = f" {country}" if country else ", all countries"
+    table = Table("", "amount", title=f"Turnover {period}{where}")
+    table.columns[1].justify = "right"
+    table.add_row("[bold]insurable[/]", answer["insurable"])
+    table.add_row("declared", answer["declared"] or "(none)")
+    table.add_section()
+    for reason, amount in answer["excluded"].items():
+        table.add_row(f"excluded: {reason.replace('_', ' ')}", amount)
+    out.print(table)
+    if "finding" in answer:
+        out.print(f"[yellow]audit finding:[/] {answer['finding']}")
+
+
+@app.command()
+def premium(
+    as_of: AsOfOption = None,
+    known_at: KnownAtOption = None,
+    lines: Annotated[bool, typer.Option("--lines", help="Every invoice line: date, kind, period, basis, rate, amount, tax.")] = False,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """The premium account (SPEC 7.2 to 7.4): premium, adjustment, fees, top-up and tax invoiced up to --as-of."""
+    from ledger.queries import premium_query
+
+    with _open(db) as ledger:
+        answer = dict(premium_query(ledger, {"as_of": as_of, "known_at": known_at}))
+    if not lines:
+        answer.pop("lines")
+    if as_json:
+        _print_json(answer)
+        return
+    if lines:
+        table = Table("date", "kind", "period", "country", "buyer", "basis", "rate", "amount", "tax")
+        for column in table.columns[5:]:
+            column.justify = "right"
+        for line in answer["lines"]:
+            table.add_row(line["date"], line["kind"], line.get("period", ""), line.get("country", ""),
+                          line.get("buyer", ""), line.get("basis", ""), line.get("rate", ""), line["amount"], line["tax"])
+        out.print(table)
+    summary_table = Table("", "amount", title=f"Premium account as of {as_of or 'today'}")
+    summary_table.columns[1].justify = "right"
+    for name in ("premium", "adjustment", "investigation_fees", "monitoring_fees", "top_up", "tax"):
+        summary_table.add_row(name.replace("_", " "), answer[name])
+    summary_table.add_section()
+    summary_table.add_row("[bold]total[/]", answer["total"])
+    summary_table.add_row("minimum premium", answer["minimum"])
+    summary_table.add_row("maximum liability", answer["max_liability"] or "(none)")
+    out.print(summary_table)
+
+
+@app.command()
+def declare(
+    period: PeriodOption,
+    known_at: KnownAtOption = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Print the turnover declaration of a period, by country, as CSV ready to send to the insurer."""
+    import csv
+
+    from ledger.queries import turnover_query
+
+    with _open(db) as ledger:
+        countries = sorted({country for country in _countries(ledger)})
+        rows = [turnover_query(ledger, {"period": period, "country": c, "known_at": known_at}) for c in countries]
+        terms = ledger.terms()
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["policy", "period", "country", "currency", "insurable_turnover"])
+    for row in rows:
+        writer.writerow([terms.id, period, row["country"], terms.currency, row["insurable"]])
+
+
+def _countries(ledger: Ledger) -> list[str]:
+    """Countries of the registered buyers."""
+    return [e.country for e in ledger.log(types=["buyer_registered"])]  # type: ignore[attr-defined]
+
+
 @scenario_app.command("run")
 def scenario_run(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files, or folders of them.")],

@@ -262,8 +262,20 @@ class PolicyStream:
                     raise LedgerError(
                         f"{event.period} is outside the policy period {terms.start} to {terms.end}", field="period"
                     )
+                if terms.premium is not None and _granularity(event.period) != terms.premium.declarations:
+                    raise LedgerError(
+                        f"{event.period} is not a {terms.premium.declarations} declaration period of the policy",
+                        field="period",
+                    )
             case _:
                 if started is None:
                     raise LedgerError("the ledger has no policy yet; load one first")
         self.events.append(event)
         return []
+
+
+def _granularity(period: str) -> str:
+    """`annual`, `quarterly` or `monthly`: the kind of period a name like 2025-Q1 is."""
+    if len(period) == 4:
+        return "annual"
+    return "quarterly" if "Q" in period else "monthly"

@@ -9,13 +9,21 @@ in `projections`.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ledger.errors import LedgerError
+from ledger.events import Event, TopUpPurchased
 from ledger.money import format_minor
+from ledger.policy import PolicyTerms
 from projections.cover import BuyerCover, Obligation, buyer_cover
 from projections.exposure import EXPOSURE_FIGURES, Exposure, book_totals, declaration_duties
+from projections.lines import PremiumLine
+from projections.order import known_at as recorded_by
+from projections.premium import fee_lines, maximum_liability, minimum_premium, premium_lines, summarise
+from projections.terms import TermsTimeline
+from projections.turnover import BuyerSales, buyer_sales, declarations, declared_amount, period_turnover
 
 if TYPE_CHECKING:
     from ledger.service import Ledger
@@ -155,7 +163,96 @@ def obligations_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[s
     return {"obligations": [obligation_values(duty) for duty in duties]}
 
 
+# ---------------------------------------------------------------- turnover and premium
+
+def _book_events(ledger: Ledger) -> tuple[list[Event], dict[str, list[Event]]]:
+    """The policy stream and every buyer's stream, each read once."""
+    return ledger.policy_events(), {buyer: ledger.buyer_events(buyer) for buyer in ledger.store.index.buyers()}
+
+
+def _sales(
+    buyers: Mapping[str, list[Event]], terms: TermsTimeline, known_at: datetime.datetime | None
+) -> list[BuyerSales]:
+    found = (buyer_sales(events, terms, known_at) for events in buyers.values())
+    return [sales for sales in found if sales is not None]
+
+
+def turnover_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`turnover`: insurable, declared and excluded (by reason) for a period and country (SPEC 7.1)."""
+    period = str(arguments.get("period") or "")
+    if not re.fullmatch(r"\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?", period):
+        raise LedgerError(f"{period!r} is not a period such as 2025, 2025-Q1 or 2025-03", field="period")
+    country = arguments.get("country")
+    known_at = known_at_argument(arguments)
+    currency = ledger.terms().currency
+    policy, buyers = _book_events(ledger)
+    terms = TermsTimeline(recorded_by(policy, known_at))
+    figures = period_turnover(_sales(buyers, terms, known_at), period, country)
+    declared = declared_amount(declarations(policy, known_at), period, country)
+    values: dict[str, Any] = {
+        "period": period,
+        "insurable": format_minor(figures.insurable, currency),
+        "declared": "" if declared is None else format_minor(declared, currency),
+        "excluded": {reason: format_minor(amount, currency) for reason, amount in figures.excluded.items()},
+    }
+    if country is not None:
+        values["country"] = country
+    if declared is not None and declared != figures.insurable:
+        values["finding"] = (
+            f"declared {format_minor(declared, currency)} differs from the computed "
+            f"{format_minor(figures.insurable, currency)} by {format_minor(declared - figures.insurable, currency)}"
+        )
+    return values
+
+
+def premium_account(
+    ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None
+) -> tuple[PolicyTerms, list[PremiumLine]]:
+    """Every premium, fee and top-up line of the policy, as known at `known_at`."""
+    policy, buyers = _book_events(ledger)
+    timeline = TermsTimeline(recorded_by(policy, known_at))
+    if not timeline:
+        raise LedgerError("the ledger has no policy yet")
+    terms = timeline.at(as_of)
+    lines = premium_lines(terms, _sales(buyers, timeline, known_at), declarations(policy, known_at))
+    lines += fee_lines(terms, buyers.values(), known_at)
+    for buyer, events in buyers.items():
+        if any(isinstance(e, TopUpPurchased) for e in events):
+            lines += buyer_cover(buyer, events, policy, as_of, known_at).premium_lines
+    lines.sort(key=lambda line: (line.day, line.kind, line.buyer or "", line.period or "", line.country or ""))
+    return terms, lines
+
+
+def line_values(line: PremiumLine, currency: str) -> dict[str, str]:
+    values = {"date": line.day.isoformat(), "kind": line.kind, "amount": format_minor(line.amount, currency),
+              "tax": format_minor(line.tax, currency)}
+    for name in ("period", "country", "buyer"):
+        if getattr(line, name):
+            values[name] = getattr(line, name)
+    if line.basis:
+        values["basis"] = format_minor(line.basis, currency)
+    if line.rate:
+        values["rate"] = str(line.rate)
+    return values
+
+
+def premium_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`premium`: what was invoiced up to as_of, by kind, with tax and total (SPEC 7.2 to 7.4, 9)."""
+    as_of = as_of_argument(arguments, ledger.clock().date())
+    known_at = known_at_argument(arguments)
+    terms, lines = premium_account(ledger, as_of, known_at)
+    currency = terms.currency
+    values: dict[str, Any] = {name: format_minor(amount, currency) for name, amount in summarise(lines, as_of).items()}
+    values["minimum"] = format_minor(minimum_premium(terms), currency)
+    cap = maximum_liability(terms, lines, as_of)
+    values["max_liability"] = "" if cap is None else format_minor(cap, currency)
+    values["lines"] = [line_values(line, currency) for line in lines if line.day <= as_of]
+    return values
+
+
 QUERIES: dict[str, Query] = {
     "exposure": exposure_query,
     "obligations": obligations_query,
+    "turnover": turnover_query,
+    "premium": premium_query,
 }

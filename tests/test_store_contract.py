@@ -106,7 +106,7 @@ def test_append_reads_back_in_recorded_order(ledger: Ledger, policy_terms: Polic
          "due": "2025-04-01"},
         {"type": "invoice_issued", "effective": "2025-02-01", "buyer": "B2", "invoice": "J1", "amount": "20.00",
          "due": "2025-03-01"},
-        {"type": "turnover_declared", "effective": "2025-01-15", "period": "2025-01", "country": "GB", "amount": "0"},
+        {"type": "turnover_declared", "effective": "2025-01-15", "period": "2025-Q1", "country": "GB", "amount": "0"},
     ]
     stamps = []
     for raw in raws:
