@@ -34,8 +34,8 @@ def main() -> None:
         one = []
         for _ in range(args.repeat):
             buyer = rng.choice(buyers)
-            as_of = datetime.date(2025, 1, 1) + datetime.timedelta(days=rng.randrange(365))
-            known_at = first + (end - first) * rng.random()
+            as_of = datetime.date(2025, 1, 15) + datetime.timedelta(days=rng.randrange(350))  # after registrations
+            known_at = first + (end - first) * (0.5 + rng.random() / 2)  # after the registrations were recorded
             start = time.perf_counter()
             exposure_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": known_at})
             one.append(time.perf_counter() - start)

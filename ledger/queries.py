@@ -102,7 +102,7 @@ def cover_of(
     cover = buyer_cover(buyer, ledger.buyer_events(buyer), ledger.policy_events(), as_of, known_at)
     if cover.registered is None:
         when = f" as known at {known_at.isoformat()}" if known_at else ""
-        raise LedgerError(f"{buyer} is not a registered buyer{when}", field="buyer")
+        raise LedgerError(f"{buyer} is not a registered buyer on {as_of}{when}", field="buyer")
     return cover
 
 
