@@ -515,21 +515,15 @@ def declare(
     """Print the turnover declaration of a period, by country, as CSV ready to send to the insurer."""
     import csv
 
-    from ledger.queries import turnover_query
+    from ledger.queries import declaration_rows, period_argument
 
     with _open(db) as ledger:
-        countries = sorted({country for country in _countries(ledger)})
-        rows = [turnover_query(ledger, {"period": period, "country": c, "known_at": known_at}) for c in countries]
+        rows = declaration_rows(ledger, period_argument(period), known_at_argument({"known_at": known_at}))
         terms = ledger.terms()
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["policy", "period", "country", "currency", "insurable_turnover"])
-    for row in rows:
-        writer.writerow([terms.id, period, row["country"], terms.currency, row["insurable"]])
-
-
-def _countries(ledger: Ledger) -> list[str]:
-    """Countries of the registered buyers."""
-    return [e.country for e in ledger.log(types=["buyer_registered"])]  # type: ignore[attr-defined]
+    for country, amount in rows.items():
+        writer.writerow([terms.id, period, country, terms.currency, format_minor(amount, terms.currency)])
 
 
 @scenario_app.command("run")

@@ -18,12 +18,20 @@ from ledger.events import Event, TopUpPurchased
 from ledger.money import format_minor
 from ledger.policy import PolicyTerms
 from projections.cover import BuyerCover, Obligation, buyer_cover
+from projections.dates import period_bounds
 from projections.exposure import EXPOSURE_FIGURES, Exposure, book_totals, declaration_duties
 from projections.lines import PremiumLine
 from projections.order import known_at as recorded_by
 from projections.premium import fee_lines, maximum_liability, minimum_premium, premium_lines, summarise
 from projections.terms import TermsTimeline
-from projections.turnover import BuyerSales, buyer_sales, declarations, declared_amount, period_turnover
+from projections.turnover import (
+    BuyerSales,
+    buyer_sales,
+    declarations,
+    declared_amount,
+    period_turnover,
+    turnover_by_country,
+)
 
 if TYPE_CHECKING:
     from ledger.service import Ledger
@@ -85,6 +93,14 @@ def moment_argument(value: Any, field: str) -> datetime.datetime:
         return moment.astimezone(datetime.UTC)
     except OverflowError:
         raise LedgerError(f"{moment} is out of range", field=field) from None
+
+
+def period_argument(value: Any) -> str:
+    """A declaration period name: 2025, 2025-Q1 or 2025-03."""
+    period = str(value or "")
+    if not re.fullmatch(r"\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?", period):
+        raise LedgerError(f"{period!r} is not a period such as 2025, 2025-Q1 or 2025-03", field="period")
+    return period
 
 
 def known_at_argument(arguments: Mapping[str, Any]) -> datetime.datetime | None:
@@ -179,9 +195,7 @@ def _sales(
 
 def turnover_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
     """`turnover`: insurable, declared and excluded (by reason) for a period and country (SPEC 7.1)."""
-    period = str(arguments.get("period") or "")
-    if not re.fullmatch(r"\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?", period):
-        raise LedgerError(f"{period!r} is not a period such as 2025, 2025-Q1 or 2025-03", field="period")
+    period = period_argument(arguments.get("period"))
     country = arguments.get("country")
     known_at = known_at_argument(arguments)
     currency = ledger.terms().currency
@@ -203,6 +217,15 @@ def turnover_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str,
             f"{format_minor(figures.insurable, currency)} by {format_minor(declared - figures.insurable, currency)}"
         )
     return values
+
+
+def declaration_rows(ledger: Ledger, period: str, known_at: datetime.datetime | None) -> dict[str, int]:
+    """Insurable turnover of `period` by buyer country, every stream read once (for `declare`)."""
+    first, last = period_bounds(period)
+    policy, buyers = _book_events(ledger)
+    terms = TermsTimeline(recorded_by(policy, known_at))
+    figures = turnover_by_country(_sales(buyers, terms, known_at), first, last)
+    return {country: figures[country].insurable for country in sorted(figures)}
 
 
 def premium_account(
