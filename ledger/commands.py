@@ -34,7 +34,7 @@ from ledger.events import (
 from ledger.money import format_minor
 from ledger.policy import PolicyTerms
 from projections.balances import BuyerBook
-from projections.dates import period_bounds
+from projections.dates import ONE_DAY, add_months, period_bounds
 from projections.order import in_fold_order
 from projections.terms import TermsTimeline
 
@@ -127,6 +127,13 @@ def check_buyer_event(book: BuyerBook, event: BuyerEvent, terms: PolicyTerms) ->
                 raise LedgerError("a top-up needs a primary limit that was reduced (not cancelled)", field="buyer")
             if book.top_up_bought:
                 raise LedgerError(f"{event.buyer} already has a top-up on this limit", field="buyer")
+            assert book.first_reduction is not None
+            window_end = min(add_months(book.first_reduction, terms.top_up.months), terms.end + ONE_DAY)
+            if event.effective >= window_end:
+                raise LedgerError(
+                    f"the top-up window ended on {window_end} ({terms.top_up.months} months after the first "
+                    f"reduction, or the policy end)", field="effective",
+                )
             amount = book.top_up_for(book.limit, terms.top_up.cap)
             if amount < terms.top_up.min_cover:
                 raise LedgerError(

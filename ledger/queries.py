@@ -18,7 +18,6 @@ from ledger.events import Event, TopUpPurchased
 from ledger.money import format_minor
 from ledger.policy import PolicyTerms
 from projections.cover import BuyerCover, Obligation, buyer_cover
-from projections.dates import period_bounds
 from projections.exposure import EXPOSURE_FIGURES, Exposure, book_totals, declaration_duties
 from projections.lines import PremiumLine
 from projections.order import known_at as recorded_by
@@ -27,6 +26,7 @@ from projections.terms import TermsTimeline
 from projections.turnover import (
     BuyerSales,
     buyer_sales,
+    clipped_period,
     declarations,
     declared_amount,
     period_turnover,
@@ -201,7 +201,7 @@ def turnover_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str,
     currency = ledger.terms().currency
     policy, buyers = _book_events(ledger)
     terms = TermsTimeline(recorded_by(policy, known_at))
-    figures = period_turnover(_sales(buyers, terms, known_at), period, country)
+    figures = period_turnover(_sales(buyers, terms, known_at), period, terms.latest(), country)
     declared = declared_amount(declarations(policy, known_at), period, country)
     values: dict[str, Any] = {
         "period": period,
@@ -221,9 +221,9 @@ def turnover_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str,
 
 def declaration_rows(ledger: Ledger, period: str, known_at: datetime.datetime | None) -> dict[str, int]:
     """Insurable turnover of `period` by buyer country, every stream read once (for `declare`)."""
-    first, last = period_bounds(period)
     policy, buyers = _book_events(ledger)
     terms = TermsTimeline(recorded_by(policy, known_at))
+    first, last = clipped_period(period, terms.latest())
     figures = turnover_by_country(_sales(buyers, terms, known_at), first, last)
     return {country: figures[country].insurable for country in sorted(figures)}
 

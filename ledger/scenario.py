@@ -89,7 +89,7 @@ def run_scenario(path: Path) -> ScenarioResult:
     steps.sort(key=lambda step: (step[0], step[1]))  # recorded order, file order breaking ties
     stamped = [Draft(step[3]) for step in steps if step[3] is not None]
     with Ledger("memory") as ledger:
-        ledger.record([Ledger.starting_draft(terms, stamped)], keep_recorded=True)
+        ledger.record([Ledger.starting_draft(terms, stamped)], keep_recorded=bool(stamped))
         for _, _, line, step_event, refused, parse_problem in steps:
             _apply(ledger, result, line, step_event, refused, parse_problem, str(path))
         for line, expectation in document.expectations:

@@ -30,6 +30,7 @@ from ledger.events import (
     LimitReduced,
     OverdueCleared,
     OverdueReported,
+    PaymentReversed,
     PoliticalEvent,
     TopUpPurchased,
 )
@@ -63,7 +64,8 @@ class InvoiceCover:
     not_insured: str | None  # why the cap is 0, in words, or None
     lost_from: datetime.date | None = None  # uninsured from this day (a missed deadline, a term too long)
     lost_reason: str | None = None
-    awaiting_delivery: bool = False  # delivered after issue: judged again on the delivery day
+    awaiting_delivery: bool = False  # judged again at the end of its delivery day
+    deadline_judged: bool = False  # its reporting deadline has been met or missed
 
     def insured(self, day: datetime.date) -> int:
         """The insured part of the balance on `day`: min(cap, balance), or 0 once cover is lost."""
@@ -129,7 +131,10 @@ class BuyerCover:
 
     @property
     def top_up_amount(self) -> int:
-        return 0 if self.top_up is None or self.top_up.ended else self.top_up.amount
+        top_up = self.top_up
+        if top_up is None or top_up.ended or self.as_of >= top_up.ends:
+            return 0
+        return top_up.amount
 
     @property
     def outstanding(self) -> int:
@@ -201,7 +206,7 @@ class CoverFold:
             terms = self.terms.at(cover.balance.due)
             if s.on_stop_since is None:
                 yield cover.balance.due + datetime.timedelta(days=terms.on_stop_days)
-            if cover.lost_from is None:
+            if not cover.deadline_judged:
                 yield cover.balance.due + datetime.timedelta(days=terms.notify_days) + ONE_DAY
         if s.latest_report is not None and s.loss_date is None:
             terms = self.terms.at(s.latest_report)
@@ -222,8 +227,8 @@ class CoverFold:
             if s.on_stop_since is None and stop_day == day and (s.cleared_on is None or day > s.cleared_on):
                 s.on_stop_since = day
             deadline = cover.balance.due + datetime.timedelta(days=terms.notify_days)
-            if deadline + ONE_DAY == day and cover.lost_from is None:
-                self._deadline_passed(cover, deadline)
+            if deadline + ONE_DAY == day and not cover.deadline_judged:
+                self._deadline_passed(cover, deadline, day)
         if s.latest_report is not None and s.loss_date is None:
             terms = self.terms.at(s.latest_report)
             if s.latest_report + datetime.timedelta(days=terms.protracted_default_days) == day and s.insured_on(day) > 0:
@@ -237,17 +242,35 @@ class CoverFold:
             elif day == s.top_up.month_end:
                 self._top_up_month(day)
 
-    def _deadline_passed(self, cover: InvoiceCover, deadline: datetime.date) -> None:
-        """End of a reporting deadline: met by a report in force, dropped after a loss, else missed."""
+    def _deadline_passed(self, cover: InvoiceCover, deadline: datetime.date, day: datetime.date) -> None:
+        """A reporting deadline has passed with the invoice unpaid (judged on `day`): met by a
+        report in force, dropped after a loss, else missed and uninsured from `day`."""
         s = self.state
-        if s.loss_date is not None and deadline >= s.loss_date:
+        cover.deadline_judged = True
+        if s.loss_date is not None and deadline > s.loss_date:
             return  # the duty became file_claim (SPEC 11)
         if s.reported_since is not None and s.reported_since <= deadline:
             self._oblige("report_overdue", deadline, "met")
             return
         self._oblige("report_overdue", deadline, "missed")
-        cover.lost_from = deadline + ONE_DAY
-        cover.lost_reason = f"overdue not reported by {deadline}"
+        if cover.lost_from is None:
+            cover.lost_from = day
+            cover.lost_reason = f"overdue not reported by {deadline}"
+
+    def _catch_up(self, day: datetime.date) -> None:
+        """An invoice unpaid again (reversed payment) or issued late can have passed its
+        stop day or reporting deadline already: those count from `day` (SPEC 6.3, 11)."""
+        s = self.state
+        for cover in s.invoices.values():
+            if cover.balance.balance <= 0:
+                continue
+            terms = self.terms.at(cover.balance.due)
+            stop_day = cover.balance.due + datetime.timedelta(days=terms.on_stop_days)
+            if s.on_stop_since is None and stop_day < day and (s.cleared_on is None or stop_day > s.cleared_on):
+                s.on_stop_since = day
+            deadline = cover.balance.due + datetime.timedelta(days=terms.notify_days)
+            if deadline < day and not cover.deadline_judged:
+                self._deadline_passed(cover, deadline, day)
 
     def _oblige(self, kind: str, due: datetime.date, status: str) -> None:
         for obligation in self.state.obligations:
@@ -283,6 +306,11 @@ class CoverFold:
             case InvoiceIssued():
                 s.book.apply(event)
                 self._lock_cap(event)
+                self._catch_up(event.effective)
+                return
+            case PaymentReversed():
+                s.book.apply(event)
+                self._catch_up(event.effective)
                 return
             case DueDateExtended():
                 s.book.apply(event)
@@ -380,7 +408,7 @@ class CoverFold:
             insured_outstanding = s.insured_on(event.effective)
             cap = min(event.amount, max(0, limit + top_up - insured_outstanding))
         cover = InvoiceCover(balance=balance, cap=cap, decision=decision, not_insured=reason)
-        cover.awaiting_delivery = reason is None and event.delivered > event.effective
+        cover.awaiting_delivery = reason is None and event.delivered >= event.effective
         s.invoices[event.invoice] = cover
 
     def _deliver(self, cover: InvoiceCover) -> None:
@@ -560,10 +588,10 @@ def _close_obligations(fold: CoverFold) -> None:
     """Duties still open at the end of as_of: pending reports, and the claim to file after a loss."""
     s = fold.state
     for cover in s.invoices.values():
-        if cover.balance.balance <= 0 or cover.balance.due >= s.as_of or cover.lost_from is not None:
+        if cover.balance.balance <= 0 or cover.balance.due >= s.as_of or cover.deadline_judged:
             continue
         deadline = cover.balance.due + datetime.timedelta(days=fold.terms.at(cover.balance.due).notify_days)
-        if s.loss_date is not None and deadline >= s.loss_date:
+        if s.loss_date is not None and deadline > s.loss_date:
             continue
         status = "met" if s.reported_since is not None else "pending"
         fold._oblige("report_overdue", deadline, status)

@@ -71,7 +71,7 @@ def declaration_duties(
     months = {"monthly": 1, "quarterly": 3, "annual": 12}[terms.premium.declarations]
     duties = []
     for name, _first, last in declaration_periods(terms.start, terms.end, months):
-        if last >= as_of:
+        if last > as_of:  # a period has ended by the end of its last day
             break
         due = last + datetime.timedelta(days=terms.premium.declaration_days)
         made = declared.get(name)

@@ -71,7 +71,7 @@ def premium_lines(
     minimum = minimum_premium(terms)
     adjustment_day = terms.end + datetime.timedelta(days=premium.declaration_days)
     lines: list[PremiumLine] = []
-    final_total = 0  # sum of the rounded premium lines on the final bases
+    period_charges: list[PremiumLine] = []  # basis x rate per period and country, as bases change
     for index, (name, first, last) in enumerate(periods):
         due = last + datetime.timedelta(days=premium.declaration_days)
         computed = turnover_by_country(sales, first, last)
@@ -80,10 +80,10 @@ def premium_lines(
         for country in countries:
             rate = rate_for(terms, country)
             period_lines += _declared_period_lines(
-                name, country, rate, due, computed[country].insurable if country in computed else 0,
+                name, country, rate, last + ONE_DAY, due, computed[country].insurable if country in computed else 0,
                 declared.get((name, country), []),
             )
-        final_total += sum(line.amount for line in period_lines)
+        period_charges += period_lines
         if premium.invoicing == "declared":
             lines += period_lines
         else:
@@ -91,22 +91,37 @@ def premium_lines(
             if index == len(periods) - 1:  # the last absorbs the rounding remainder
                 instalment = minimum - instalment * (len(periods) - 1)
             lines.append(PremiumLine(first, "premium", None, instalment, 0, period=name, basis=minimum))
-    if premium.invoicing == "declared":
-        shortfall = minimum - final_total
-        if shortfall > 0:
-            lines.append(PremiumLine(adjustment_day, "adjustment", None, shortfall, 0, basis=minimum))
-    else:
-        excess = final_total - minimum
-        if excess > 0:
-            lines.append(PremiumLine(adjustment_day, "adjustment", None, excess, 0, basis=final_total))
+    lines += _adjustments(premium.invoicing, minimum, adjustment_day, period_charges)
     return [_taxed(terms, line) for line in lines]
 
 
-def _declared_period_lines(
-    period: str, country: str, rate: Decimal, due: datetime.date, computed: int, declared: list[TurnoverDeclared]
+def _adjustments(
+    invoicing: str, minimum: int, day: datetime.date, charges: Sequence[PremiumLine]
 ) -> list[PremiumLine]:
-    """One period and country under `declared` invoicing: the line, then one correcting
-    line per later declaration (each brings the invoiced total to the new basis)."""
+    """The adjustment after the policy period (SPEC 7.2, 11), on the bases in force on its
+    date; a declaration dated later corrects it on its own date.
+
+    `declared`: up to the minimum (minimum - sum of rounded lines, if positive).
+    `advance`: the premium on the bases beyond the minimum (the reverse, if positive).
+    """
+    checkpoints = sorted({day} | {c.day for c in charges if c.day > day})
+    lines, adjusted = [], 0
+    for checkpoint in checkpoints:
+        earned = sum(c.amount for c in charges if c.day <= checkpoint)
+        due = max(0, minimum - earned) if invoicing == "declared" else max(0, earned - minimum)
+        if due != adjusted:
+            lines.append(PremiumLine(checkpoint, "adjustment", None, due - adjusted, 0, basis=earned))
+            adjusted = due
+    return lines
+
+
+def _declared_period_lines(
+    period: str, country: str, rate: Decimal, closes: datetime.date, due: datetime.date, computed: int,
+    declared: list[TurnoverDeclared],
+) -> list[PremiumLine]:
+    """One period and country: the line, then one correcting line per later declaration
+    (each brings the invoiced total to the new basis). A closed period is invoiced:
+    a declaration made before the period `closes` is invoiced on that day."""
     on_time = [d for d in declared if d.effective <= due]
     steps: list[tuple[datetime.date, int]] = []
     if on_time:
@@ -116,6 +131,7 @@ def _declared_period_lines(
         steps.append((due, computed))
         later = list(declared)
     steps += [(d.effective, d.amount) for d in later]
+    steps = [(max(day, closes), basis) for day, basis in steps]
     lines: list[PremiumLine] = []
     invoiced = 0
     for day, basis in steps:
@@ -150,11 +166,11 @@ def fee_lines(terms: PolicyTerms, buyer_events: Iterable[Sequence[Event]], known
         decisions = limit_decisions(ordered)
         for month_first in _policy_months(terms):
             month_last = _month_end(month_first)
-            limit_at_start = 0
+            limit_at_start = 0  # the limit in force on the 1st (SPEC 6.1: decisions effective by then)
             for decision in decisions:
-                if decision.effective < month_first:
+                if decision.effective <= month_first:
                     limit_at_start = decision.amount
-            during = [d.amount for d in decisions if month_first <= d.effective <= month_last]
+            during = [d.amount for d in decisions if month_first < d.effective <= month_last]
             if limit_at_start > 0 or any(amount > 0 for amount in during):
                 lines.append(_taxed(terms, PremiumLine(
                     month_last, "monitoring_fee", registration.buyer, fees.monitoring[zone], 0,

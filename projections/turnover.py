@@ -115,11 +115,17 @@ def declarations(
     return dict(found)
 
 
-def period_turnover(
-    sales: Sequence[BuyerSales], period: str, country: str | None = None
-) -> Turnover:
-    """The turnover of one period (`2025-Q1` ...), for one country or all of them."""
+def clipped_period(period: str, terms: PolicyTerms) -> tuple[datetime.date, datetime.date]:
+    """The days of a period that lie in the policy period (SPEC 11: periods are clipped)."""
     first, last = period_bounds(period)
+    return max(first, terms.start), min(last, terms.end)
+
+
+def period_turnover(
+    sales: Sequence[BuyerSales], period: str, terms: PolicyTerms, country: str | None = None
+) -> Turnover:
+    """The turnover of one period (`2025-Q1` ...), clipped to the policy, for one country or all."""
+    first, last = clipped_period(period, terms)
     total = Turnover()
     for name, figures in turnover_by_country(sales, first, last).items():
         if country is None or name == country:
