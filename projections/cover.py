@@ -203,11 +203,11 @@ class CoverFold:
                 yield cover.balance.delivered + ONE_DAY  # after that day's events
             if cover.balance.balance <= 0:
                 continue
-            terms = self.terms.at(cover.balance.due)
+            stop_day, deadline = self._thresholds(cover)
             if s.on_stop_since is None:
-                yield cover.balance.due + datetime.timedelta(days=terms.on_stop_days)
+                yield stop_day
             if not cover.deadline_judged:
-                yield cover.balance.due + datetime.timedelta(days=terms.notify_days) + ONE_DAY
+                yield deadline + ONE_DAY
         if s.latest_report is not None and s.loss_date is None:
             terms = self.terms.at(s.latest_report)
             yield s.latest_report + datetime.timedelta(days=terms.protracted_default_days)
@@ -216,17 +216,21 @@ class CoverFold:
         if s.top_up is not None and not s.top_up.ended:
             yield min(s.top_up.month_end, s.top_up.ends)
 
+    def _thresholds(self, cover: InvoiceCover) -> tuple[datetime.date, datetime.date]:
+        """An invoice's on-stop day and reporting deadline, from its current due date."""
+        terms = self.terms.at(cover.balance.due)
+        return (cover.balance.due + datetime.timedelta(days=terms.on_stop_days),
+                cover.balance.due + datetime.timedelta(days=terms.notify_days))
+
     def _change_on(self, day: datetime.date) -> None:
         """What the start of `day` changes, from the state the day before ended with."""
         s = self.state
         for cover in s.invoices.values():
             if cover.balance.balance <= 0:
                 continue
-            terms = self.terms.at(cover.balance.due)
-            stop_day = cover.balance.due + datetime.timedelta(days=terms.on_stop_days)
+            stop_day, deadline = self._thresholds(cover)
             if s.on_stop_since is None and stop_day == day and (s.cleared_on is None or day > s.cleared_on):
                 s.on_stop_since = day
-            deadline = cover.balance.due + datetime.timedelta(days=terms.notify_days)
             if deadline + ONE_DAY == day and not cover.deadline_judged:
                 self._deadline_passed(cover, deadline, day)
         if s.latest_report is not None and s.loss_date is None:
@@ -264,11 +268,9 @@ class CoverFold:
         for cover in s.invoices.values():
             if cover.balance.balance <= 0:
                 continue
-            terms = self.terms.at(cover.balance.due)
-            stop_day = cover.balance.due + datetime.timedelta(days=terms.on_stop_days)
+            stop_day, deadline = self._thresholds(cover)
             if s.on_stop_since is None and stop_day < day and (s.cleared_on is None or stop_day > s.cleared_on):
                 s.on_stop_since = day
-            deadline = cover.balance.due + datetime.timedelta(days=terms.notify_days)
             if deadline < day and not cover.deadline_judged:
                 self._deadline_passed(cover, deadline, day)
 
@@ -360,18 +362,9 @@ class CoverFold:
             return "delivered outside the policy period"
         if buyer is None:
             return "buyer not registered"
-        if buyer.kind != "company":
-            return f"buyer is a {buyer.kind.replace('_', ' ')}"
-        if buyer.excluded:
-            return "buyer is a named exclusion"
-        if terms.structure == "selected_risk" and not (
-            buyer.buyer in terms.selected_buyers or buyer.country in terms.selected_countries
-        ):
-            return "buyer outside the selection"
-        if not terms.covers_country(buyer.country):
-            return f"country {buyer.country} not covered"
-        if event.prepaid:
-            return "prepaid"
+        excluded = buyer_exclusion(buyer, terms) or ("prepaid" if event.prepaid else None)
+        if excluded is not None:
+            return excluded.replace("_", " ")
         if (event.due - delivered).days > terms.max_credit_days:
             return f"payment term beyond max_credit_days {terms.max_credit_days}"
         return self._stopped_on(delivered)
@@ -504,6 +497,22 @@ class CoverFold:
         tax_pct = terms.premium.tax_pct if terms.premium else Decimal(0)
         tax = round_half_up(Decimal(amount) * tax_pct / 100)
         self.state.premium_lines.append(PremiumLine(day, kind, self.state.buyer, amount, tax, basis, rate))
+
+
+def buyer_exclusion(buyer: BuyerRegistered, terms: PolicyTerms) -> str | None:
+    """Why a buyer's sales are never insured, in SPEC 11 precedence (kind, named
+    exclusion, selection, country), or None. Cover and turnover both use it."""
+    if buyer.kind != "company":
+        return buyer.kind
+    if buyer.excluded:
+        return "named_exclusion"
+    if terms.structure == "selected_risk" and not (
+        buyer.buyer in terms.selected_buyers or buyer.country in terms.selected_countries
+    ):
+        return "outside_selection"
+    if not terms.covers_country(buyer.country):
+        return "country_not_covered"
+    return None
 
 
 def limit_decisions(events: Iterable[Event]) -> list[LimitDecision]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ledger.events import BuyerRegistered, CreditNoteIssued, Event, InvoiceIssued, TurnoverDeclared
 from ledger.policy import PolicyTerms
-from projections.cover import limit_decisions, limit_on
+from projections.cover import buyer_exclusion, limit_decisions, limit_on
 from projections.dates import period_bounds
 from projections.order import in_fold_order
 from projections.order import known_at as recorded_by
@@ -47,16 +47,9 @@ def sale_bucket(
     buyer: BuyerRegistered, invoice: InvoiceIssued, terms: PolicyTerms, limit: int
 ) -> str:
     """`insurable`, or the one reason the sale is excluded from insurable turnover."""
-    if buyer.kind != "company":
-        return buyer.kind
-    if buyer.excluded:
-        return "named_exclusion"
-    if terms.structure == "selected_risk" and not (
-        buyer.buyer in terms.selected_buyers or buyer.country in terms.selected_countries
-    ):
-        return "outside_selection"
-    if not terms.covers_country(buyer.country):
-        return "country_not_covered"
+    excluded = buyer_exclusion(buyer, terms)
+    if excluded is not None:
+        return excluded
     if invoice.prepaid:
         return "prepaid"
     if limit <= 0:
