@@ -74,6 +74,9 @@ class BuyerBook:
     payment_keys: dict[str, uuid.UUID] = field(default_factory=dict)
     last_effective: datetime.date | None = None
     folded: int = 0
+    # Invoices with a balance, kept as balances change, so that the calendar
+    # of the cover fold looks at the few open invoices, not all of them.
+    open_ids: dict[str, None] = field(default_factory=dict)
     # The top-up layer (SPEC 6.4) measures against the limit before the first
     # reduction; a grant starts afresh unless a top-up was bought on it.
     reduction_base: int | None = None
@@ -106,9 +109,15 @@ class BuyerBook:
             return 0
         return max(0, min(self.reduction_base - limit, limit, cap))
 
+    def _touch(self, invoice: InvoiceBalance) -> None:
+        if invoice.balance > 0:
+            self.open_ids[invoice.invoice] = None
+        else:
+            self.open_ids.pop(invoice.invoice, None)
+
     def open_invoices(self) -> list[InvoiceBalance]:
         """Invoices with a balance, in allocation order (SPEC 11)."""
-        open_ = [invoice for invoice in self.invoices.values() if invoice.balance > 0]
+        open_ = [self.invoices[name] for name in self.open_ids]
         open_.sort(key=lambda i: (i.due, i.issued, i.order))
         return open_
 
@@ -145,9 +154,11 @@ class BuyerBook:
                     delivered=event.delivered, issued=event.effective, order=self.folded,
                 )
                 self.invoices[event.invoice] = invoice
+                self._touch(invoice)
                 self._use_credit()
             case CreditNoteIssued():
                 self.invoices[event.invoice].credited += event.amount
+                self._touch(self.invoices[event.invoice])
             case PaymentReceived():
                 self._receive(event)
             case PaymentReversed():
@@ -164,6 +175,7 @@ class BuyerBook:
             self.payment_keys[event.key] = event.id
         if event.invoice is not None:
             self.invoices[event.invoice].paid += event.amount
+            self._touch(self.invoices[event.invoice])
             record.parts[event.invoice] = event.amount
             return
         record.unallocated = event.amount
@@ -176,6 +188,7 @@ class BuyerBook:
                 return
             part = min(record.unallocated, invoice.balance)
             invoice.paid += part
+            self._touch(invoice)
             record.parts[invoice.invoice] = record.parts.get(invoice.invoice, 0) + part
             record.unallocated -= part
 
@@ -199,6 +212,7 @@ class BuyerBook:
         for record_ in [record, *self._credit()]:
             for invoice, part in record_.parts.items():
                 self.invoices[invoice].paid -= part
+                self._touch(self.invoices[invoice])
             record_.parts = {}
             record_.unallocated = 0 if record_ is record else record_.event.amount
         for record_ in self._credit():

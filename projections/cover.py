@@ -66,6 +66,7 @@ class InvoiceCover:
     lost_reason: str | None = None
     awaiting_delivery: bool = False  # judged again at the end of its delivery day
     deadline_judged: bool = False  # its reporting deadline has been met or missed
+    thresholds: tuple[datetime.date, datetime.date, datetime.date] | None = None  # (due, stop day, deadline)
 
     def insured(self, day: datetime.date) -> int:
         """The insured part of the balance on `day`: min(cap, balance), or 0 once cover is lost."""
@@ -175,6 +176,7 @@ class CoverFold:
         self.state = BuyerCover(buyer=buyer, as_of=as_of)
         self.terms = terms
         self.today: datetime.date | None = None  # the day whose start was last processed
+        self._awaiting: list[InvoiceCover] = []  # invoices to judge at the end of their delivery day
 
     # ------------------------------------------------------------ the calendar
 
@@ -196,13 +198,16 @@ class CoverFold:
         candidates = [moment for moment in self._scheduled() if self._after_today(moment, limit)]
         return min(candidates) if candidates else None
 
+    def _open(self) -> list[InvoiceCover]:
+        """Covers of the invoices with a balance (the book keeps the set)."""
+        s = self.state
+        return [s.invoices[name] for name in s.book.open_ids if name in s.invoices]
+
     def _scheduled(self) -> Iterable[datetime.date]:
         s = self.state
-        for cover in s.invoices.values():
-            if cover.awaiting_delivery:
-                yield cover.balance.delivered + ONE_DAY  # after that day's events
-            if cover.balance.balance <= 0:
-                continue
+        for cover in self._awaiting:
+            yield cover.balance.delivered + ONE_DAY  # after that day's events
+        for cover in self._open():
             stop_day, deadline = self._thresholds(cover)
             if s.on_stop_since is None:
                 yield stop_day
@@ -217,10 +222,14 @@ class CoverFold:
             yield min(s.top_up.month_end, s.top_up.ends)
 
     def _thresholds(self, cover: InvoiceCover) -> tuple[datetime.date, datetime.date]:
-        """An invoice's on-stop day and reporting deadline, from its current due date."""
-        terms = self.terms.at(cover.balance.due)
-        return (cover.balance.due + datetime.timedelta(days=terms.on_stop_days),
-                cover.balance.due + datetime.timedelta(days=terms.notify_days))
+        """An invoice's on-stop day and reporting deadline, from its current due date
+        (kept with the cover until the due date moves: the calendar asks often)."""
+        due = cover.balance.due
+        if cover.thresholds is None or cover.thresholds[0] != due:
+            terms = self.terms.at(due)
+            cover.thresholds = (due, due + datetime.timedelta(days=terms.on_stop_days),
+                                due + datetime.timedelta(days=terms.notify_days))
+        return cover.thresholds[1], cover.thresholds[2]
 
     def _change_on(self, day: datetime.date) -> None:
         """What the start of `day` changes, from the state the day before ended with."""
@@ -265,9 +274,7 @@ class CoverFold:
         """An invoice unpaid again (reversed payment) or issued late can have passed its
         stop day or reporting deadline already: those count from `day` (SPEC 6.3, 11)."""
         s = self.state
-        for cover in s.invoices.values():
-            if cover.balance.balance <= 0:
-                continue
+        for cover in self._open():
             stop_day, deadline = self._thresholds(cover)
             if s.on_stop_since is None and stop_day < day and (s.cleared_on is None or stop_day > s.cleared_on):
                 s.on_stop_since = day
@@ -403,6 +410,8 @@ class CoverFold:
         cover = InvoiceCover(balance=balance, cap=cap, decision=decision, not_insured=reason)
         cover.awaiting_delivery = reason is None and event.delivered >= event.effective
         s.invoices[event.invoice] = cover
+        if cover.awaiting_delivery:
+            self._awaiting.append(cover)
 
     def _deliver(self, cover: InvoiceCover) -> None:
         """A delivery after its invoice's issue: the buyer's state that day decides (SPEC 11)."""
@@ -413,9 +422,9 @@ class CoverFold:
 
     def settle_deliveries(self, up_to: datetime.date) -> None:
         """Judge every delivery dated up to `up_to` that was still waiting for its day."""
-        for cover in self.state.invoices.values():
-            if cover.awaiting_delivery and cover.balance.delivered <= up_to:
-                self._deliver(cover)
+        for cover in [c for c in self._awaiting if c.balance.delivered <= up_to]:
+            self._deliver(cover)
+            self._awaiting.remove(cover)
 
     # ------------------------------------------------------------ the top-up layer
 
