@@ -17,6 +17,7 @@ from ledger.errors import LedgerError
 from ledger.events import Event, TopUpPurchased
 from ledger.money import format_minor
 from ledger.policy import PolicyTerms
+from projections.claims import Claim, claim_for, claims_register
 from projections.cover import BuyerCover, Obligation, buyer_cover
 from projections.exposure import EXPOSURE_FIGURES, Exposure, book_totals, declaration_duties
 from projections.lines import PremiumLine
@@ -273,7 +274,96 @@ def premium_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, 
     return values
 
 
+# ---------------------------------------------------------------- claims
+
+def claims_of(ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None) -> list[Claim]:
+    """The claims register of the book at `as_of` (every stream read once)."""
+    policy, buyers = _book_events(ledger)
+    timeline = TermsTimeline(recorded_by(policy, known_at))
+    if not timeline:
+        raise LedgerError("the ledger has no policy yet")
+    terms = timeline.at(as_of)
+    covers = [buyer_cover(buyer, events, policy, as_of, known_at) for buyer, events in buyers.items()]
+    covers = [cover for cover in covers if cover.registered is not None]
+    premium = premium_lines(terms, _sales(buyers, timeline, known_at), declarations(policy, known_at))
+    return claims_register(covers, terms, maximum_liability(terms, premium, as_of), as_of)
+
+
+def claim_values(claim: Claim, currency: str) -> dict[str, Any]:
+    """SPEC 9 `claim` values: money as decimal strings, empty loss_date and cause before a loss."""
+    def money(amount: int) -> str:
+        return format_minor(amount, currency)
+
+    return {
+        "buyer": claim.buyer,
+        "loss_date": claim.loss_date.isoformat() if claim.loss_date else "",
+        "cause": claim.cause,
+        "insured_loss": money(claim.insured_loss), "indemnity": money(claim.indemnity),
+        "retained": money(claim.retained), "recovered": money(claim.recovered),
+        "insurer_recovery": money(claim.insurer_recovery), "insured_recovery": money(claim.insured_recovery),
+        "indemnity_paid": money(claim.indemnity_paid),
+        "insurer_net_loss": money(claim.insurer_net_loss), "insured_net_loss": money(claim.insured_net_loss),
+        "status": claim.status,
+    }
+
+
+def explanation(claim: Claim, currency: str) -> dict[str, Any]:
+    """The whole computation as data: invoices, deadlines, steps, recoveries, each naming its events."""
+    def money(amount: int) -> str:
+        return format_minor(amount, currency)
+
+    return {
+        **claim_values(claim, currency),
+        "loss_event": claim.loss_event,
+        "filing_due": claim.filing_due.isoformat() if claim.filing_due else "",
+        "filed": claim.filed.isoformat() if claim.filed else "",
+        "invoices": [
+            {
+                "invoice": line.invoice, "event": line.event, "issued": line.issued.isoformat(),
+                "delivered": line.delivered.isoformat(), "due": line.due.isoformat(), "amount": money(line.amount),
+                "limit_decision": {"event": line.limit_event, "date": line.limit_date.isoformat(),
+                                   "limit": money(line.limit)} if line.limit_event and line.limit_date else None,
+                "cap": money(line.cap), "not_insured": line.not_insured, "cover_lost": line.cover_lost,
+                "credit_notes": [{"event": e, "amount": money(a)} for e, a in line.credit_notes],
+                "payments": [{"event": e, "amount": money(a)} for e, a in line.payments],
+                "recoveries": [{"event": e, "amount": money(a)} for e, a in line.recoveries],
+                "balance": money(line.balance), "insured": money(line.insured),
+            }
+            for line in claim.invoices
+        ],
+        "deadlines": [{"kind": kind, "due": due.isoformat(), "status": status} for kind, due, status in claim.deadlines],
+        "steps": [
+            {"step": step.name, "before": money(step.before), "after": money(step.after), "rule": step.rule,
+             "events": list(step.events)}
+            for step in claim.steps
+        ],
+        "recovery_shares": [
+            {"event": event, "date": day.isoformat(), "amount": money(amount), "insurer": money(insurer),
+             "insured": money(insured)}
+            for event, day, amount, insurer, insured in claim.recovery_shares
+        ],
+    }
+
+
+def claim_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`claim` for one buyer (SPEC 8, 9); with `explain`, the whole computation."""
+    buyer = arguments.get("buyer")
+    if buyer is None:
+        raise LedgerError("the claim query needs a buyer", field="buyer")
+    as_of = as_of_argument(arguments, ledger.clock().date())
+    known_at = known_at_argument(arguments)
+    currency = ledger.terms().currency
+    register = claims_of(ledger, as_of, known_at)
+    claim = claim_for(register, str(buyer))
+    if claim.loss_date is None and not any(c.buyer == buyer for c in register):
+        raise LedgerError(f"{buyer} is not a registered buyer on {as_of}", field="buyer")
+    if arguments.get("explain"):
+        return explanation(claim, currency)
+    return claim_values(claim, currency)
+
+
 QUERIES: dict[str, Query] = {
+    "claim": claim_query,
     "exposure": exposure_query,
     "obligations": obligations_query,
     "turnover": turnover_query,

@@ -24,6 +24,7 @@ from ledger.events import (
     LimitReduced,
     PaymentReceived,
     PaymentReversed,
+    RecoveryReceived,
     TopUpPurchased,
 )
 
@@ -40,6 +41,8 @@ class InvoiceBalance:
     order: int  # position in fold order, the last allocation tie-breaker
     credited: int = 0
     paid: int = 0
+    event_id: str = ""
+    credit_notes: list[tuple[str, int]] = field(default_factory=list)  # (event id, amount), for explanations
 
     @property
     def balance(self) -> int:
@@ -49,16 +52,20 @@ class InvoiceBalance:
 
 @dataclass
 class PaymentRecord:
-    """A payment: the part of it on each invoice, and what is left as credit."""
+    """A payment (or a recovery): the part of it on each invoice, and what is left as credit."""
 
-    event: PaymentReceived
+    event: PaymentReceived | RecoveryReceived
     parts: dict[str, int] = field(default_factory=dict)
     unallocated: int = 0
     reversed: bool = False
 
     @property
     def named(self) -> bool:
-        return self.event.invoice is not None
+        return isinstance(self.event, PaymentReceived) and self.event.invoice is not None
+
+    @property
+    def is_recovery(self) -> bool:
+        return isinstance(self.event, RecoveryReceived)
 
 
 @dataclass
@@ -101,7 +108,8 @@ class BuyerBook:
                 payment_id = uuid.UUID(reference)
             except ValueError:
                 return None
-        return self.payments.get(payment_id)
+        record = self.payments.get(payment_id)
+        return None if record is None or record.is_recovery else record
 
     def top_up_for(self, limit: int, cap: int) -> int:
         """SPEC 6.4: min(limit before the first reduction - limit, limit, cap), not below 0."""
@@ -151,15 +159,16 @@ class BuyerBook:
             case InvoiceIssued():
                 invoice = InvoiceBalance(
                     invoice=event.invoice, amount=event.amount, due=event.due,
-                    delivered=event.delivered, issued=event.effective, order=self.folded,
+                    delivered=event.delivered, issued=event.effective, order=self.folded, event_id=str(event.id),
                 )
                 self.invoices[event.invoice] = invoice
                 self._touch(invoice)
                 self._use_credit()
             case CreditNoteIssued():
                 self.invoices[event.invoice].credited += event.amount
+                self.invoices[event.invoice].credit_notes.append((str(event.id), event.amount))
                 self._touch(self.invoices[event.invoice])
-            case PaymentReceived():
+            case PaymentReceived() | RecoveryReceived():
                 self._receive(event)
             case PaymentReversed():
                 self._reverse(event)
@@ -168,12 +177,13 @@ class BuyerBook:
             case _:
                 pass
 
-    def _receive(self, event: PaymentReceived) -> None:
+    def _receive(self, event: PaymentReceived | RecoveryReceived) -> None:
+        """A payment, or a recovery (SPEC 8.2: it reduces balances like a payment naming no invoice)."""
         record = PaymentRecord(event)
         self.payments[event.id] = record
-        if event.key:
+        if event.key and isinstance(event, PaymentReceived):
             self.payment_keys[event.key] = event.id
-        if event.invoice is not None:
+        if isinstance(event, PaymentReceived) and event.invoice is not None:
             self.invoices[event.invoice].paid += event.amount
             self._touch(self.invoices[event.invoice])
             record.parts[event.invoice] = event.amount
@@ -207,7 +217,7 @@ class BuyerBook:
         every payment naming no invoice is spread again, oldest first, over the
         invoices as they now stand (current due dates)."""
         record = self.find_payment(event.payment)
-        assert record is not None and not record.reversed
+        assert record is not None and not record.reversed and not record.is_recovery
         record.reversed = True
         for record_ in [record, *self._credit()]:
             for invoice, part in record_.parts.items():

@@ -32,6 +32,7 @@ from ledger.events import (
     OverdueReported,
     PaymentReversed,
     PoliticalEvent,
+    RecoveryReceived,
     TopUpPurchased,
 )
 from ledger.money import round_half_up
@@ -112,7 +113,11 @@ class BuyerCover:
     reported_since: datetime.date | None = None
     insolvent_since: datetime.date | None = None
     claim_filed: datetime.date | None = None
-    indemnified: bool = False
+    indemnity_paid: int = 0
+    first_indemnity: datetime.date | None = None
+    balances_at_indemnity: dict[str, int] | None = None  # SPEC 11: the insured loss takes balances here
+    recoveries: list[RecoveryReceived] = field(default_factory=list)
+    latest_report_event: Event | None = None
     loss_date: datetime.date | None = None
     loss_cause: str | None = None
     loss_event: Event | None = None
@@ -156,7 +161,7 @@ class BuyerCover:
     @property
     def status(self) -> str:
         """active / overdue / on_stop / insolvent / claim / closed, most serious first (docs/rules.md)."""
-        if self.claim_filed is not None or self.indemnified:
+        if self.claim_filed is not None or self.indemnity_paid:
             return "claim"
         if self.insolvent_since is not None:
             return "insolvent"
@@ -245,7 +250,7 @@ class CoverFold:
         if s.latest_report is not None and s.loss_date is None:
             terms = self.terms.at(s.latest_report)
             if s.latest_report + datetime.timedelta(days=terms.protracted_default_days) == day and s.insured_on(day) > 0:
-                self._loss(day, "protracted_default", None)
+                self._loss(day, "protracted_default", s.latest_report_event)
         for moment, event in s.political_dates:
             if moment == day and s.loss_date is None and s.insured_on(day) > 0:
                 self._loss(day, "political", event)
@@ -333,12 +338,14 @@ class CoverFold:
                 if s.reported_since is None:
                     s.reported_since = event.effective
                 s.latest_report = event.effective
+                s.latest_report_event = event
                 if s.on_stop_since is None:
                     s.on_stop_since = event.effective
             case OverdueCleared():
                 if s.on_stop_since is not None:
                     s.past_stops.append((s.on_stop_since, event.effective))
                 s.reported_since = s.latest_report = s.on_stop_since = None
+                s.latest_report_event = None
                 s.cleared_on = event.effective
             case Insolvency():
                 if s.insolvent_since is None:
@@ -348,7 +355,12 @@ class CoverFold:
                 if s.claim_filed is None:
                     s.claim_filed = event.effective
             case IndemnityPaid():
-                s.indemnified = True
+                if s.balances_at_indemnity is None:
+                    s.balances_at_indemnity = {name: c.balance.balance for name, c in s.invoices.items()}
+                    s.first_indemnity = event.effective
+                s.indemnity_paid += event.amount
+            case RecoveryReceived():
+                s.recoveries.append(event)
             case TopUpPurchased():
                 self._buy_top_up(event)  # before the book marks it bought
             case _:
