@@ -27,6 +27,9 @@ demo: $(STAMP)
 	for quarter in 2025-Q1 2025-Q2 2025-Q3 2025-Q4; do \
 		$(BIN)/creditledger declare --db $(DEMO)/ledger.db --period $$quarter || exit 1; done
 	$(BIN)/creditledger premium --db $(DEMO)/ledger.db --as-of 2026-01-31
+	$(BIN)/creditledger claims --db $(DEMO)/ledger.db --as-of 2025-12-31
+	$(BIN)/creditledger claim --db $(DEMO)/ledger.db --as-of 2025-12-31 --explain \
+		$$($(BIN)/creditledger log --db $(DEMO)/ledger.db --type insolvency --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)[0]["buyer"])')
 
 lint: $(STAMP)
 	$(BIN)/ruff check ledger projections tests

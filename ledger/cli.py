@@ -526,6 +526,104 @@ def declare(
         writer.writerow([terms.id, period, country, terms.currency, format_minor(amount, terms.currency)])
 
 
+@app.command()
+def claim(
+    buyer: Annotated[str, typer.Argument(help="The buyer whose claim to compute.")],
+    as_of: AsOfOption = None,
+    known_at: KnownAtOption = None,
+    explain: Annotated[bool, typer.Option("--explain", help="The whole computation, as an auditor reads it.")] = False,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """A buyer's claim (SPEC 8): loss, insured loss, indemnity, recoveries; --explain shows every step."""
+    from ledger.queries import claim_query
+
+    with _open(db) as ledger:
+        answer = claim_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": known_at, "explain": explain})
+    if as_json:
+        _print_json(answer)
+        return
+    if explain:
+        _print_explanation(dict(answer))
+        return
+    table = Table("", "", title=f"Claim of {buyer} as of {as_of or 'today'}", show_header=False)
+    for name, value in answer.items():
+        table.add_row(name.replace("_", " "), str(value))
+    out.print(table)
+
+
+def _print_explanation(claim: dict[str, Any]) -> None:
+    """The explanation as text: invoices, deadlines, then each step with its amounts and events."""
+    out.print(f"[bold]Claim of {claim['buyer']}[/]: status {claim['status']}")
+    if not claim["loss_date"]:
+        out.print("no loss: nothing is claimable")
+        return
+    out.print(f"loss: {claim['cause']} on {claim['loss_date']} (event {claim['loss_event']})")
+    if claim["filing_due"]:
+        filed = claim["filed"] or "not filed"
+        out.print(f"claim filing: due {claim['filing_due']}, filed: {filed}")
+    shown = [line for line in claim["invoices"] if line["balance"] != "0.00" and not line["balance"].startswith("-")]
+    settled = len(claim["invoices"]) - len(shown)
+    out.print(f"[bold]invoices open at the loss[/] ({settled} issued before it were settled: see --json)")
+    for line in shown:
+        decision = line["limit_decision"]
+        under = (f"limit {decision['limit']} decided {decision['date']} (event {decision['event']})"
+                 if decision else "no limit decision")
+        out.print(f"  {line['invoice']} (event {line['event']}): amount {line['amount']}, issued {line['issued']}, "
+                  f"delivered {line['delivered']}, due {line['due']}")
+        out.print(f"    insured under {under}; cap {line['cap']}"
+                  + (f" = {line['cap_rule']}" if line["cap_rule"] else "")
+                  + (f"; not insured: {line['not_insured']}" if line["not_insured"] else "")
+                  + (f"; cover lost: {line['cover_lost']}" if line["cover_lost"] else ""))
+        for kind in ("credit_notes", "payments", "recoveries"):
+            for part in line[kind]:
+                out.print(f"    {kind.replace('_', ' ')[:-1]}: {part['amount']} (event {part['event']})")
+        out.print(f"    balance {line['balance']}, insured part min(cap, balance) = {line['insured']}")
+    if claim["deadlines"]:
+        out.print("[bold]deadlines[/]")
+        for deadline in claim["deadlines"]:
+            out.print(f"  {deadline['kind']} due {deadline['due']}: {deadline['status']}")
+    out.print("[bold]from insured loss to indemnity[/]")
+    for step in claim["steps"]:
+        events = f" (events: {', '.join(step['events'])})" if step["events"] else ""
+        out.print(f"  {step['step']}: {step['before']} -> {step['after']}: {step['rule']}{events}", markup=False)
+    out.print(f"[bold]indemnity {claim['indemnity']}[/], retained by the insured {claim['retained']}, "
+              f"paid so far {claim['indemnity_paid']}")
+    for share in claim["recovery_shares"]:
+        out.print(f"  recovery {share['amount']} on {share['date']} (event {share['event']}): "
+                  f"insurer {share['insurer']}, insured {share['insured']}")
+    if claim["recovery_shares"]:
+        out.print(f"net loss: insurer {claim['insurer_net_loss']}, insured {claim['insured_net_loss']}")
+
+
+@app.command()
+def claims(
+    as_of: AsOfOption = None,
+    known_at: KnownAtOption = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """The claims register of the book: every loss in loss-date order, with its indemnity."""
+    from ledger.queries import as_of_argument, claim_values, claims_of
+
+    with _open(db) as ledger:
+        day = as_of_argument({"as_of": as_of}, ledger.clock().date())
+        register = claims_of(ledger, day, known_at_argument({"known_at": known_at}))
+        currency = ledger.terms().currency
+    rows = [claim_values(c, currency) for c in register if c.loss_date is not None]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("buyer", "loss date", "cause", "insured loss", "indemnity", "retained", "paid", "status",
+                  title=f"Claims register as of {day}")
+    for column in table.columns[3:7]:
+        column.justify = "right"
+    for row in rows:
+        table.add_row(row["buyer"], row["loss_date"], row["cause"], row["insured_loss"], row["indemnity"],
+                      row["retained"], row["indemnity_paid"], row["status"])
+    out.print(table)
+
+
 @scenario_app.command("run")
 def scenario_run(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files, or folders of them.")],

@@ -52,7 +52,7 @@ DISCRETIONARY_MAX = 5_000  # the policy's discretionary_limit_max, in pounds
 _RANK = {
     "buyer_registered": 0, "limit_requested": 1, "limit_granted": 2, "limit_reduced": 3,
     "limit_cancelled": 4, "invoice_issued": 5, "credit_note_issued": 6, "payment_received": 7,
-    "overdue_reported": 8, "overdue_cleared": 9, "insolvency": 10,
+    "overdue_reported": 8, "overdue_cleared": 9, "insolvency": 10, "claim_filed": 11,
 }
 
 # Events per invoice, measured on generated books (the invoice, its payments,
@@ -360,6 +360,8 @@ class _Buyer:
                 add("overdue_cleared", cleared, f"OVC-{b}-{n:02d}")
         if self.insolvent_on is not None:
             add("insolvency", self.insolvent_on, f"INS-{b}", proceeding="liquidation")
+            # The insured files its claim within the policy's 30 days, as a careful one would.
+            add("claim_filed", min(self.insolvent_on + 12, _END), f"CLM-{b}")
 
 
 def _assign_roles(rng: random.Random, book: list[_Buyer]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ledger.money import round_half_up
+from ledger.money import format_minor, round_half_up
 from ledger.policy import PolicyTerms
 from projections.cover import BuyerCover, InvoiceCover
 
@@ -33,6 +33,7 @@ class InsuredInvoice:
     limit_date: datetime.date | None
     limit: int
     cap: int
+    entry: tuple[int, int, int]  # (limit, top-up, insured outstanding) when the cap was locked
     not_insured: str | None
     cover_lost: str | None  # why and from when cover ended before the loss, or None
     credit_notes: tuple[tuple[str, int], ...]
@@ -106,7 +107,7 @@ def _invoice_line(cover: BuyerCover, name: str, invoice: InvoiceCover, loss_date
         limit_event=str(decision.event.id) if decision else None,
         limit_date=decision.effective if decision else None,
         limit=decision.amount if decision else 0,
-        cap=cap, not_insured=invoice.not_insured,
+        cap=cap, entry=invoice.entry, not_insured=invoice.not_insured,
         cover_lost=f"{invoice.lost_reason}, uninsured from {invoice.lost_from}" if lost else None,
         credit_notes=tuple(balance.credit_notes),
         payments=tuple((event, part) for event, part, recovery in parts if not recovery),
@@ -161,21 +162,25 @@ def _claim(
                   + (f"at the first indemnity ({cover.first_indemnity})" if cover.first_indemnity else f"at {as_of}"),
                   behind)]
     amount = insured_loss
+
+    def money(value: int) -> str:
+        return format_minor(value, terms.currency)
+
     if terms.cover == "proportional":
         if insured_loss < terms.non_qualifying_loss:
             steps.append(Step("non-qualifying loss", amount, 0,
-                              f"insured loss below non_qualifying_loss {terms.non_qualifying_loss}: not payable"))
+                              f"insured loss below non_qualifying_loss {money(terms.non_qualifying_loss)}: not payable"))
             amount = 0
         after = max(0, amount - terms.excess)
-        steps.append(Step("excess", amount, after, f"minus excess {terms.excess}"))
+        steps.append(Step("excess", amount, after, f"minus excess {money(terms.excess)}"))
         amount = after
     else:
         after = max(0, amount - terms.per_loss_deductible)
-        steps.append(Step("per-loss deductible", amount, after, f"minus per_loss_deductible {terms.per_loss_deductible}"))
+        steps.append(Step("per-loss deductible", amount, after, f"minus per_loss_deductible {money(terms.per_loss_deductible)}"))
         amount = after
         taken = min(aggregate_left, amount)
         steps.append(Step("annual aggregate deductible", amount, amount - taken,
-                          f"{taken} taken from the {aggregate_left} of the aggregate deductible left"))
+                          f"{money(taken)} taken from the {money(aggregate_left)} of the aggregate deductible left"))
         amount -= taken
         aggregate_left -= taken
     paid_share = round_half_up(Decimal(amount) * terms.indemnity_pct / 100)
@@ -193,7 +198,7 @@ def _claim(
             claim.status = "filing_missed"
     if liability_left is not None:
         capped = min(amount, liability_left)
-        steps.append(Step("maximum liability", amount, capped, f"{liability_left} of the maximum liability left"))
+        steps.append(Step("maximum liability", amount, capped, f"{money(liability_left)} of the maximum liability left"))
         liability_left -= capped
         amount = capped
     claim.indemnity = amount

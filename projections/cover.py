@@ -68,6 +68,7 @@ class InvoiceCover:
     awaiting_delivery: bool = False  # judged again at the end of its delivery day
     deadline_judged: bool = False  # its reporting deadline has been met or missed
     thresholds: tuple[datetime.date, datetime.date, datetime.date] | None = None  # (due, stop day, deadline)
+    entry: tuple[int, int, int] = (0, 0, 0)  # (limit, top-up, insured outstanding) when the cap was locked
 
     def insured(self, day: datetime.date) -> int:
         """The insured part of the balance on `day`: min(cap, balance), or 0 once cover is lost."""
@@ -420,6 +421,8 @@ class CoverFold:
             insured_outstanding = s.insured_on(event.effective)
             cap = min(event.amount, max(0, limit + top_up - insured_outstanding))
         cover = InvoiceCover(balance=balance, cap=cap, decision=decision, not_insured=reason)
+        if reason is None:
+            cover.entry = (limit, top_up, insured_outstanding)
         cover.awaiting_delivery = reason is None and event.delivered >= event.effective
         s.invoices[event.invoice] = cover
         if cover.awaiting_delivery:
