@@ -575,9 +575,11 @@ def _print_explanation(claim: dict[str, Any]) -> None:
                   + (f" = {line['cap_rule']}" if line["cap_rule"] else "")
                   + (f"; not insured: {line['not_insured']}" if line["not_insured"] else "")
                   + (f"; cover lost: {line['cover_lost']}" if line["cover_lost"] else ""))
-        for kind in ("credit_notes", "payments", "recoveries"):
+        for kind, label in (("credit_notes", "credit note"), ("payments", "payment"), ("recoveries", "recovery")):
             for part in line[kind]:
-                out.print(f"    {kind.replace('_', ' ')[:-1]}: {part['amount']} (event {part['event']})")
+                out.print(f"    {label}: {part['amount']} (event {part['event']})")
+        for part in line["after_first_indemnity"]:
+            out.print(f"    after the first indemnity, not in the insured loss: {part['amount']} (event {part['event']})")
         out.print(f"    balance {line['balance']}, insured part min(cap, balance) = {line['insured']}")
     if claim["deadlines"]:
         out.print("[bold]deadlines[/]")

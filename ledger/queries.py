@@ -286,7 +286,9 @@ def claims_of(ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime 
     covers = [buyer_cover(buyer, events, policy, as_of, known_at) for buyer, events in buyers.items()]
     covers = [cover for cover in covers if cover.registered is not None]
     premium = premium_lines(terms, _sales(buyers, timeline, known_at), declarations(policy, known_at))
-    return claims_register(covers, terms, maximum_liability(terms, premium, as_of), as_of)
+    causes = [str(c.loss_event.id) for c in covers if c.loss_event is not None]
+    positions = ledger.store.index.positions(causes) if causes else {}
+    return claims_register(covers, timeline, maximum_liability(terms, premium, as_of), as_of, positions)
 
 
 def claim_values(claim: Claim, currency: str) -> dict[str, Any]:
@@ -330,6 +332,7 @@ def explanation(claim: Claim, currency: str) -> dict[str, Any]:
                 "credit_notes": [{"event": e, "amount": money(a)} for e, a in line.credit_notes],
                 "payments": [{"event": e, "amount": money(a)} for e, a in line.payments],
                 "recoveries": [{"event": e, "amount": money(a)} for e, a in line.recoveries],
+                "after_first_indemnity": [{"event": e, "amount": money(a)} for e, a in line.after_indemnity],
                 "balance": money(line.balance), "insured": money(line.insured),
             }
             for line in claim.invoices

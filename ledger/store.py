@@ -218,6 +218,19 @@ class IndexQueries:
         rows = self._fetch("SELECT buyer FROM ledger_index WHERE type = 'buyer_registered' ORDER BY buyer", [])
         return [row[0] for row in rows]
 
+    def positions(self, event_ids: Iterable[str]) -> dict[str, int]:
+        """Notification ids (places in recorded order) of the given events."""
+        found: dict[str, int] = {}
+        batch = list(event_ids)
+        for start in range(0, len(batch), 500):
+            chunk = batch[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for event_id, position in self._fetch(
+                f"SELECT event_id, notification_id FROM ledger_index WHERE event_id IN ({marks})", chunk  # noqa: S608
+            ):
+                found[event_id] = int(position)
+        return found
+
     def count(self) -> int:
         """How many events the ledger holds."""
         return int(self._fetch("SELECT count(*) FROM ledger_index", [])[0][0])

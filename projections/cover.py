@@ -117,7 +117,11 @@ class BuyerCover:
     indemnity_paid: int = 0
     first_indemnity: datetime.date | None = None
     balances_at_indemnity: dict[str, int] | None = None  # SPEC 11: the insured loss takes balances here
-    recoveries: list[RecoveryReceived] = field(default_factory=list)
+    # Each recovery, and whether it came after the first indemnity (then it is shared, SPEC 8.4).
+    recoveries: list[tuple[RecoveryReceived, bool]] = field(default_factory=list)
+    first_indemnity_event: Event | None = None
+    claim_filed_event: Event | None = None
+    payments_before_indemnity: frozenset[str] = frozenset()  # payment and recovery ids folded before it
     latest_report_event: Event | None = None
     loss_date: datetime.date | None = None
     loss_cause: str | None = None
@@ -354,14 +358,15 @@ class CoverFold:
                 self._loss(event.effective, "insolvency", event)
             case ClaimFiled():
                 if s.claim_filed is None:
-                    s.claim_filed = event.effective
+                    s.claim_filed, s.claim_filed_event = event.effective, event
             case IndemnityPaid():
                 if s.balances_at_indemnity is None:
                     s.balances_at_indemnity = {name: c.balance.balance for name, c in s.invoices.items()}
-                    s.first_indemnity = event.effective
+                    s.first_indemnity, s.first_indemnity_event = event.effective, event
+                    s.payments_before_indemnity = frozenset(str(p) for p in s.book.payments)
                 s.indemnity_paid += event.amount
             case RecoveryReceived():
-                s.recoveries.append(event)
+                s.recoveries.append((event, s.balances_at_indemnity is not None))
             case TopUpPurchased():
                 self._buy_top_up(event)  # before the book marks it bought
             case _:
