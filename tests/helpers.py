@@ -81,3 +81,14 @@ def refusal(ledger: Ledger, raw: Mapping[str, Any] | list[Mapping[str, Any]], fi
     assert ledger.count() == len(before)
     assert [(e.id, e.recorded) for e in ledger.events()] == before
     return error
+
+
+def record_book(table: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
+    """A fresh in-memory ledger with the policy `table` and the raw `rows` recorded live."""
+    from ledger.policy import parse_policy
+    from ledger.service import Ledger
+
+    ledger = Ledger("memory")
+    ledger.load_policy(parse_policy(table))
+    ledger.record(ledger.parse(list(enumerate(rows, 1)), "book"))
+    return ledger

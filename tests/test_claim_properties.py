@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from helpers import record_book
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.events import to_public
-from ledger.policy import parse_policy
 from ledger.queries import claims_of
 from ledger.service import Ledger
 
@@ -71,13 +71,6 @@ def books(draw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                                  "amount": amount})
     rows.sort(key=lambda row: row["effective"])
     return table, rows
-
-
-def record_book(table: dict[str, Any], rows: list[dict[str, Any]]) -> Ledger:
-    ledger = Ledger("memory")
-    ledger.load_policy(parse_policy(table))
-    ledger.record(ledger.parse(list(enumerate(rows, 1)), "book"))
-    return ledger
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

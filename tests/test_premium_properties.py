@@ -7,12 +7,11 @@ import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from helpers import record_book
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.policy import parse_policy
 from ledger.queries import premium_account, premium_query
-from ledger.service import Ledger
 from projections.premium import PREMIUM_KINDS, minimum_premium, summarise
 
 COUNTRIES = ("GB", "DE", "US")
@@ -60,13 +59,6 @@ def books(draw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                      "country": draw(st.sampled_from(COUNTRIES)), "amount": amount})
     rows.sort(key=lambda row: row["effective"])
     return table, rows
-
-
-def record_book(table: dict[str, Any], rows: list[dict[str, Any]]) -> Ledger:
-    ledger = Ledger("memory")
-    ledger.load_policy(parse_policy(table))
-    ledger.record(ledger.parse(list(enumerate(rows, 1)), "book"))
-    return ledger
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
