@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := build/demo
 
-.PHONY: demo test lint scenarios timing clean
+.PHONY: demo test lint scenarios timing bench bench-full clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,13 @@ test: lint
 # How long exposure takes on the demo book (until the benchmark of the performance work).
 timing: $(STAMP)
 	$(BIN)/python bench/exposure_timing.py $(DEMO)/ledger.db
+
+# The benchmark: 10,000 and 100,000 events (bench-full adds 1,000,000); figures in bench/results.json.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+bench-full: $(STAMP)
+	$(BIN)/python bench/run.py --full
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis
