@@ -9,6 +9,7 @@ in `projections`.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -293,9 +294,7 @@ def claims_of(ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime 
 
 def claim_values(claim: Claim, currency: str) -> dict[str, Any]:
     """SPEC 9 `claim` values: money as decimal strings, empty loss_date and cause before a loss."""
-    def money(amount: int) -> str:
-        return format_minor(amount, currency)
-
+    money = functools.partial(format_minor, currency=currency)
     return {
         "buyer": claim.buyer,
         "loss_date": claim.loss_date.isoformat() if claim.loss_date else "",
@@ -311,9 +310,7 @@ def claim_values(claim: Claim, currency: str) -> dict[str, Any]:
 
 def explanation(claim: Claim, currency: str) -> dict[str, Any]:
     """The whole computation as data: invoices, deadlines, steps, recoveries, each naming its events."""
-    def money(amount: int) -> str:
-        return format_minor(amount, currency)
-
+    money = functools.partial(format_minor, currency=currency)
     return {
         **claim_values(claim, currency),
         "loss_event": claim.loss_event,

@@ -314,7 +314,7 @@ class Ledger:
         return [
             Draft(
                 msgspec.structs.replace(
-                    d.event, recorded=now, id=d.event.id if d.event.id != NIL_ID else _new_id()
+                    d.event, recorded=now, id=d.event.id if d.event.id != NIL_ID else uuid.uuid4()
                 ),
                 d.source,
                 d.line,
@@ -380,11 +380,7 @@ def _is_conflict(problem: Exception) -> bool:
 def _with_id(draft: Draft) -> Draft:
     if draft.event.id != NIL_ID:
         return draft
-    return Draft(msgspec.structs.replace(draft.event, id=_new_id()), draft.source, draft.line)
-
-
-def _new_id() -> uuid.UUID:
-    return uuid.uuid4()
+    return Draft(msgspec.structs.replace(draft.event, id=uuid.uuid4()), draft.source, draft.line)
 
 
 def _parse_recorded(text: str) -> datetime.datetime:

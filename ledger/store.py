@@ -188,30 +188,25 @@ class IndexQueries:
         )
         return rows[0][0] or 0
 
-    def find_keys(self, keys: Iterable[str]) -> dict[str, str]:
-        """Event ids of the keys already recorded, by key."""
-        found: dict[str, str] = {}
-        batch = list(dict.fromkeys(keys))
+    def _where_in(self, columns: str, column: str, values: Iterable[str]) -> list[Any]:
+        """Rows of `columns` whose `column` is one of `values`, asked in chunks (SQL has a limit)."""
+        batch = list(dict.fromkeys(values))
+        rows: list[Any] = []
         for start in range(0, len(batch), 500):
             chunk = batch[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, event_id in self._fetch(
-                f"SELECT key, event_id FROM ledger_index WHERE key IN ({marks})", chunk  # noqa: S608 (values are parameters)
-            ):
-                found[key] = event_id
-        return found
+            rows += self._fetch(
+                f"SELECT {columns} FROM ledger_index WHERE {column} IN ({marks})", chunk  # noqa: S608 (constant names, values are parameters)
+            )
+        return rows
+
+    def find_keys(self, keys: Iterable[str]) -> dict[str, str]:
+        """Event ids of the keys already recorded, by key."""
+        return {key: event_id for key, event_id in self._where_in("key, event_id", "key", keys)}
 
     def find_ids(self, event_ids: Iterable[str]) -> set[str]:
         """The given event ids that are already recorded."""
-        found: set[str] = set()
-        batch = list(event_ids)
-        for start in range(0, len(batch), 500):
-            chunk = batch[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(row[0] for row in self._fetch(
-                f"SELECT event_id FROM ledger_index WHERE event_id IN ({marks})", chunk  # noqa: S608 (values are parameters)
-            ))
-        return found
+        return {row[0] for row in self._where_in("event_id", "event_id", event_ids)}
 
     def buyers(self) -> list[str]:
         """Every registered buyer."""
@@ -220,16 +215,7 @@ class IndexQueries:
 
     def positions(self, event_ids: Iterable[str]) -> dict[str, int]:
         """Notification ids (places in recorded order) of the given events."""
-        found: dict[str, int] = {}
-        batch = list(event_ids)
-        for start in range(0, len(batch), 500):
-            chunk = batch[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for event_id, position in self._fetch(
-                f"SELECT event_id, notification_id FROM ledger_index WHERE event_id IN ({marks})", chunk  # noqa: S608
-            ):
-                found[event_id] = int(position)
-        return found
+        return {e: int(n) for e, n in self._where_in("event_id, notification_id", "event_id", event_ids)}
 
     def count(self) -> int:
         """How many events the ledger holds."""

@@ -92,3 +92,23 @@ def record_book(table: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
     ledger.load_policy(parse_policy(table))
     ledger.record(ledger.parse(list(enumerate(rows, 1)), "book"))
     return ledger
+
+
+@pytest.fixture(autouse=True)
+def no_default_db(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No CLI test may touch a ledger it did not name: no env default, cwd in tmp."""
+    monkeypatch.delenv("CREDITLEDGER_DB", raising=False)
+    monkeypatch.delenv("CREDITLEDGER_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def cli(*args: str, ok: bool = True) -> Any:
+    """Invoke the CLI app in process; by default expect success and return the result."""
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    if ok:
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 import typer
-from helpers import POLICY_FILE
-from typer.testing import CliRunner
+from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 
 from ledger.cli import app, main
 from ledger.errors import LedgerError
@@ -23,27 +22,10 @@ from ledger.service import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "creditledger"
-runner = CliRunner()
 
 BUYER = ["--effective", "2025-01-02", "--buyer", "B1", "--name", "Acme Ltd", "--country", "GB"]
 INVOICE = ["--effective", "2025-01-10", "--buyer", "B1", "--invoice", "I1", "--amount", "1000.00",
            "--due", "2025-03-10"]
-
-
-@pytest.fixture(autouse=True)
-def _no_default_db(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test may touch a ledger it did not name: no env default, cwd in tmp."""
-    monkeypatch.delenv("CREDITLEDGER_DB", raising=False)
-    monkeypatch.delenv("CREDITLEDGER_DEBUG", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def cli(*args: str, ok: bool = True) -> Any:
-    """Invoke the app; by default expect success and return the result."""
-    result = runner.invoke(app, list(args))
-    if ok:
-        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
 
 
 @pytest.fixture

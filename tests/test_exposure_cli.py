@@ -11,17 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import POLICY_FILE
-from typer.testing import CliRunner
+from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 
-from ledger.cli import app, main
+from ledger.cli import main
 from ledger.errors import LedgerError
 from ledger.scenario import run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 COVER_SCENARIOS = sorted((ROOT / "scenarios" / "cover").glob("*.toml"))
 FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
-runner = CliRunner()
 
 # Three buyers. B1's payment of 5000.00 on 2025-02-20 was recorded late, on
 # 2025-04-15; B2 owes an invoice above its limit, overdue since March and not
@@ -56,21 +54,6 @@ EVENTS: list[dict[str, Any]] = [
 ]
 BEFORE_LATE = "2025-04-01T00:00:00Z"
 AFTER_LATE = "2025-05-01T00:00:00Z"
-
-
-@pytest.fixture(autouse=True)
-def _no_default_db(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test may touch a ledger it did not name: no env default, cwd in tmp."""
-    monkeypatch.delenv("CREDITLEDGER_DB", raising=False)
-    monkeypatch.delenv("CREDITLEDGER_DEBUG", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def cli(*args: str, ok: bool = True) -> Any:
-    result = runner.invoke(app, list(args))
-    if ok:
-        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
 
 
 def cli_json(*args: str) -> Any:
