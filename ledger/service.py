@@ -40,7 +40,6 @@ from ledger.store import POLICY_STREAM, Envelope, IndexRow, LedgerStore, buyer_s
 
 Clock = Callable[[], datetime.datetime]
 MAX_ATTEMPTS = 8
-PAGE = 5000
 
 
 def utc_now() -> datetime.datetime:
@@ -118,14 +117,7 @@ class Ledger:
         stop = None if known_at is None else self.store.index.cutoff(format_recorded(known_at))
         if stop == 0:
             return
-        start = 1
-        while True:
-            page = self.store.read_notifications(start, PAGE, stop)
-            for notification in page:
-                yield self.store.decode(notification.topic, notification.state)
-            if len(page) < PAGE:
-                return
-            start = page[-1].id + 1
+        yield from self.store.replay(stop)
 
     def log(
         self,
