@@ -200,6 +200,14 @@ class CoverFold:
             self.today = moment
         self.today = day if self.today is None or day > self.today else self.today
 
+    def next_change(self) -> datetime.date | None:
+        """The next day on which the calendar alone changes something."""
+        return self._next_change(datetime.date.max)
+
+    def awaiting_deliveries(self) -> list[datetime.date]:
+        """Delivery days of the invoices still to be judged at the end of that day."""
+        return [cover.balance.delivered for cover in self._awaiting]
+
     def _after_today(self, candidate: datetime.date, limit: datetime.date) -> bool:
         return (self.today is None or candidate > self.today) and candidate <= limit
 
@@ -244,6 +252,7 @@ class CoverFold:
     def _change_on(self, day: datetime.date) -> None:
         """What the start of `day` changes, from the state the day before ended with."""
         s = self.state
+        self.settle_deliveries(day - ONE_DAY)  # judged at the end of their delivery day
         for cover in s.invoices.values():
             if cover.balance.balance <= 0:
                 continue

@@ -1,0 +1,53 @@
+"""The exposure timeline (projections/timeline.py) answers what the fold answers, on every day.
+
+The read model of the book's exposure stores each buyer's timeline; these
+tests hold it to `Exposure.of(buyer_cover(..., as_of=day))` on random books
+(the generator of tests/test_cover_properties.py), and pin the fold fix the
+comparison found.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+from test_cover_properties import ACME, FIRST_DAY, LAST_DAY, RUNS, UNIT, books, fold_one
+
+from projections.cover import buyer_cover
+from projections.exposure import Exposure
+from projections.timeline import exposure_on, exposure_timeline
+
+DAYS = st.dates(FIRST_DAY - datetime.timedelta(days=5), LAST_DAY + datetime.timedelta(days=200))
+
+
+@RUNS
+@given(data=st.data())
+def test_the_timeline_gives_the_folds_exposure_on_any_day(data: st.DataObject):
+    book = data.draw(books())
+    policy = book.policy_events()
+    for buyer in book.buyers:
+        events = book.buyer_events(buyer)
+        timeline = exposure_timeline(buyer, events, policy)
+        assert [since for since, _ in timeline] == sorted({since for since, _ in timeline})
+        for day in data.draw(st.lists(DAYS, min_size=20, max_size=20)):
+            cover = buyer_cover(buyer, events, policy, day)
+            expected = Exposure.of(cover) if cover.registered is not None else None
+            assert exposure_on(timeline, day) == expected, (buyer, day)
+
+
+def test_a_delivery_is_judged_at_the_end_of_its_day_before_later_caps_are_locked():
+    """Invoice A is delivered on a day the buyer goes on stop, so it is not insured; invoice B,
+    after the stop is cleared, finds the whole limit free (A took none of it)."""
+    rows = [
+        *ACME[:2],
+        {"type": "invoice_issued", "effective": "2025-03-05", "invoice": "A", "amount": "1000.00",
+         "due": "2025-05-05"},
+        {"type": "overdue_reported", "effective": "2025-03-05"},
+        {"type": "overdue_cleared", "effective": "2025-03-10"},
+        {"type": "invoice_issued", "effective": "2025-03-20", "invoice": "B", "amount": "20000.00",
+         "due": "2025-05-20"},
+    ]
+    cover = fold_one(rows, datetime.date(2025, 3, 31))
+    assert (cover.invoices["A"].cap, cover.invoices["B"].cap) == (0, 20000 * UNIT)
+    assert Exposure.of(cover).insured == 20000 * UNIT
