@@ -119,9 +119,13 @@ def cover_of(
     """One buyer's cover state, folded from its stream and the policy's."""
     cover = buyer_cover(buyer, ledger.buyer_events(buyer), ledger.policy_events(), as_of, known_at)
     if cover.registered is None:
-        when = f" as known at {known_at.isoformat()}" if known_at else ""
-        raise LedgerError(f"{buyer} is not a registered buyer on {as_of}{when}", field="buyer")
+        raise _not_registered(buyer, as_of, known_at)
     return cover
+
+
+def _not_registered(buyer: str, as_of: datetime.date, known_at: datetime.datetime | None) -> LedgerError:
+    when = f" as known at {known_at.isoformat()}" if known_at else ""
+    return LedgerError(f"{buyer} is not a registered buyer on {as_of}{when}", field="buyer")
 
 
 def book_covers(
@@ -135,6 +139,42 @@ def book_covers(
         if cover.registered is not None:  # a buyer registered later is not in the book yet
             covers.append(cover)
     return covers
+
+
+def buyer_exposure(ledger: Ledger, buyer: str, as_of: datetime.date, known_at: datetime.datetime | None) -> Exposure:
+    """One buyer's exposure: from the read model when nothing recorded after `known_at` reaches
+    back to `as_of`, else folded from the events known then."""
+    model = ledger.exposure_model
+    if known_at is None or model.unchanged_since(known_at, as_of)(buyer):
+        exposure = model.buyer_on(buyer, as_of)
+        if exposure is None:
+            raise _not_registered(buyer, as_of, known_at)
+        return exposure
+    return Exposure.of(cover_of(ledger, buyer, as_of, known_at))
+
+
+def book_exposures(
+    ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None
+) -> list[tuple[str, Exposure]]:
+    """Every registered buyer's exposure, in buyer order: the read model's, refolding only
+    the buyers with something recorded after `known_at` that reaches back to `as_of`."""
+    model = ledger.exposure_model
+    known_now = model.book_on(as_of)
+    if known_at is None:
+        return known_now
+    unchanged = model.unchanged_since(known_at, as_of)
+    stored = dict(known_now)
+    policy = ledger.policy_events()
+    rows = []
+    for buyer in ledger.store.index.buyers():
+        if unchanged(buyer):
+            if buyer in stored:
+                rows.append((buyer, stored[buyer]))
+            continue
+        cover = buyer_cover(buyer, ledger.buyer_events(buyer), policy, as_of, known_at)
+        if cover.registered is not None:
+            rows.append((buyer, Exposure.of(cover)))
+    return rows
 
 
 def exposure_values(exposure: Exposure, currency: str) -> dict[str, str]:
@@ -151,8 +191,8 @@ def exposure_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str,
     known_at = known_at_argument(arguments)
     buyer = arguments.get("buyer")
     if buyer is not None:
-        return {"buyer": buyer, **exposure_values(Exposure.of(cover_of(ledger, str(buyer), as_of, known_at)), currency)}
-    rows = [(cover.buyer, Exposure.of(cover)) for cover in book_covers(ledger, as_of, known_at)]
+        return {"buyer": buyer, **exposure_values(buyer_exposure(ledger, str(buyer), as_of, known_at), currency)}
+    rows = book_exposures(ledger, as_of, known_at)
     totals = book_totals(row for _, row in rows)
     return {
         **{name: format_minor(value, currency) for name, value in totals.items()},

@@ -12,6 +12,7 @@ of times, so concurrent writers never lose, duplicate or over-allocate.
 from __future__ import annotations
 
 import datetime
+import functools
 import random
 import sqlite3
 import time
@@ -36,6 +37,7 @@ from ledger.events import (
     parse_event,
 )
 from ledger.policy import PolicyTerms
+from ledger.readmodels import ExposureModel
 from ledger.store import POLICY_STREAM, Envelope, IndexRow, LedgerStore, buyer_stream, open_store, stream_of
 
 Clock = Callable[[], datetime.datetime]
@@ -80,7 +82,14 @@ class Ledger:
         self.clock = clock
 
     def close(self) -> None:
+        if "exposure_model" in self.__dict__:
+            self.exposure_model.close()
         self.store.close()
+
+    @functools.cached_property
+    def exposure_model(self) -> ExposureModel:
+        """The read model of every buyer's exposure timeline (ledger/readmodels.py)."""
+        return ExposureModel(self)
 
     def __enter__(self) -> Ledger:
         return self

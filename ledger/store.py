@@ -221,6 +221,22 @@ class IndexQueries:
         """How many events the ledger holds."""
         return int(self._fetch("SELECT count(*) FROM ledger_index", [])[0][0])
 
+    def position(self) -> tuple[int, str | None]:
+        """(the last notification id, the first event's id): where the log ends, and which log it is."""
+        last = self._fetch("SELECT max(notification_id) FROM ledger_index", [])[0][0] or 0
+        first = self._fetch("SELECT event_id FROM ledger_index ORDER BY notification_id LIMIT 1", [])
+        return int(last), first[0][0] if first else None
+
+    def touched_after(self, position: int) -> set[str | None]:
+        """The buyers with events after notification `position` (None: the policy stream)."""
+        return {row[0] for row in self._fetch("SELECT DISTINCT buyer FROM ledger_index WHERE notification_id > ?", [position])}
+
+    def earliest_effective_after(self, recorded: str) -> dict[str | None, str]:
+        """For each stream (buyer, or None for the policy) with events recorded after the stamp,
+        the earliest effective date among them."""
+        rows = self._fetch("SELECT buyer, min(effective) FROM ledger_index WHERE recorded > ? GROUP BY buyer", [recorded])
+        return {row[0]: row[1] for row in rows}
+
     def scan(self, after: int, stop: int | None, limit: int) -> list[tuple[int, str, bytes]]:
         """(notification id, topic, state) of up to `limit` events after `after`, up to `stop`,
         straight from the events table: the replay path, with no Notification objects."""
@@ -362,6 +378,9 @@ def _postgres_recorder_class() -> type:
     return LedgerPostgresRecorder
 
 
+REPLAY_PAGE = 5000  # events per query on the replay path
+
+
 class LedgerStore(Application[uuid.UUID]):
     """The eventsourcing Application behind a ledger: persistence, mapper, log."""
 
@@ -396,7 +415,7 @@ class LedgerStore(Application[uuid.UUID]):
         assert isinstance(mapper, LedgerMapper)
         return mapper.decode(topic, state)
 
-    def replay(self, stop: int | None = None, page: int = 10_000) -> Iterator[Event]:
+    def replay(self, stop: int | None = None, page: int = REPLAY_PAGE) -> Iterator[Event]:
         """Every event in recorded order up to notification `stop`: one query per page and
         one msgspec decoder per topic, straight from the stored bytes."""
         mapper = self.mapper

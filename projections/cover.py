@@ -147,17 +147,21 @@ class BuyerCover:
             return 0
         return top_up.amount
 
+    def open_covers(self) -> list[InvoiceCover]:
+        """Covers of the invoices with a balance: the only ones the figures add up."""
+        return [self.invoices[name] for name in self.book.open_ids if name in self.invoices]
+
     @property
     def outstanding(self) -> int:
-        return sum(cover.balance.balance for cover in self.invoices.values())
+        return sum(cover.balance.balance for cover in self.open_covers())
 
     @property
     def overdue(self) -> int:
         """Balances of invoices past their due date."""
-        return sum(c.balance.balance for c in self.invoices.values() if c.balance.due < self.as_of)
+        return sum(c.balance.balance for c in self.open_covers() if c.balance.due < self.as_of)
 
     def insured_on(self, day: datetime.date) -> int:
-        return sum(cover.insured(day) for cover in self.invoices.values())
+        return sum(cover.insured(day) for cover in self.open_covers())
 
     @property
     def insured(self) -> int:
@@ -166,15 +170,19 @@ class BuyerCover:
     @property
     def status(self) -> str:
         """active / overdue / on_stop / insolvent / claim / closed, most serious first (docs/rules.md)."""
+        return self.status_with(self.overdue, self.outstanding)
+
+    def status_with(self, overdue: int, outstanding: int) -> str:
+        """The status, given the overdue and outstanding figures already added up."""
         if self.claim_filed is not None or self.indemnity_paid:
             return "claim"
         if self.insolvent_since is not None:
             return "insolvent"
         if self.on_stop_since is not None:
             return "on_stop"
-        if self.overdue > 0:
+        if overdue > 0:
             return "overdue"
-        if self.limit == 0 and self.outstanding == 0:
+        if self.limit == 0 and outstanding == 0:
             return "closed"
         return "active"
 
@@ -208,26 +216,22 @@ class CoverFold:
         """Delivery days of the invoices still to be judged at the end of that day."""
         return [cover.balance.delivered for cover in self._awaiting]
 
-    def _after_today(self, candidate: datetime.date, limit: datetime.date) -> bool:
-        return (self.today is None or candidate > self.today) and candidate <= limit
-
     def _next_change(self, limit: datetime.date) -> datetime.date | None:
         """The first day after today, up to `limit`, on which the calendar changes something."""
-        candidates = [moment for moment in self._scheduled() if self._after_today(moment, limit)]
-        return min(candidates) if candidates else None
-
-    def _open(self) -> list[InvoiceCover]:
-        """Covers of the invoices with a balance (the book keeps the set)."""
-        s = self.state
-        return [s.invoices[name] for name in s.book.open_ids if name in s.invoices]
+        today, best = self.today, None
+        for moment in self._scheduled():  # the fold's hot loop: one pass, no list
+            if (today is None or moment > today) and moment <= limit and (best is None or moment < best):
+                best = moment
+        return best
 
     def _scheduled(self) -> Iterable[datetime.date]:
         s = self.state
         for cover in self._awaiting:
             yield cover.balance.delivered + ONE_DAY  # after that day's events
-        for cover in self._open():
+        watch_stop = s.on_stop_since is None
+        for cover in s.open_covers():
             stop_day, deadline = self._thresholds(cover)
-            if s.on_stop_since is None:
+            if watch_stop:
                 yield stop_day
             if not cover.deadline_judged:
                 yield deadline + ONE_DAY
@@ -243,11 +247,12 @@ class CoverFold:
         """An invoice's on-stop day and reporting deadline, from its current due date
         (kept with the cover until the due date moves: the calendar asks often)."""
         due = cover.balance.due
-        if cover.thresholds is None or cover.thresholds[0] != due:
+        thresholds = cover.thresholds
+        if thresholds is None or thresholds[0] != due:
             terms = self.terms.at(due)
-            cover.thresholds = (due, due + datetime.timedelta(days=terms.on_stop_days),
-                                due + datetime.timedelta(days=terms.notify_days))
-        return cover.thresholds[1], cover.thresholds[2]
+            thresholds = cover.thresholds = (due, due + datetime.timedelta(days=terms.on_stop_days),
+                                             due + datetime.timedelta(days=terms.notify_days))
+        return thresholds[1], thresholds[2]
 
     def _change_on(self, day: datetime.date) -> None:
         """What the start of `day` changes, from the state the day before ended with."""
@@ -293,7 +298,7 @@ class CoverFold:
         """An invoice unpaid again (reversed payment) or issued late can have passed its
         stop day or reporting deadline already: those count from `day` (SPEC 6.3, 11)."""
         s = self.state
-        for cover in self._open():
+        for cover in self.state.open_covers():
             stop_day, deadline = self._thresholds(cover)
             if s.on_stop_since is None and stop_day < day and (s.cleared_on is None or stop_day > s.cleared_on):
                 s.on_stop_since = day

@@ -30,12 +30,19 @@ class Exposure:
 
     @classmethod
     def of(cls, cover: BuyerCover) -> Exposure:
-        insured = cover.insured
-        outstanding = cover.outstanding
+        as_of = cover.as_of
+        outstanding = overdue = insured = 0
+        for invoice in cover.open_covers():  # one pass: the read model samples every change day
+            balance = invoice.balance.balance
+            outstanding += balance
+            if invoice.balance.due < as_of:
+                overdue += balance
+            insured += invoice.insured(as_of)
+        limit, top_up = cover.limit, cover.top_up_amount
         return cls(
-            outstanding=outstanding, overdue=cover.overdue, insured=insured, uninsured=outstanding - insured,
-            limit=cover.limit, top_up=cover.top_up_amount,
-            headroom=max(0, cover.limit + cover.top_up_amount - insured), status=cover.status,
+            outstanding=outstanding, overdue=overdue, insured=insured, uninsured=outstanding - insured,
+            limit=limit, top_up=top_up, headroom=max(0, limit + top_up - insured),
+            status=cover.status_with(overdue, outstanding),
         )
 
 

@@ -37,9 +37,9 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
     decisions = limit_decisions(events)
     by_day = [(day, list(group)) for day, group in groupby(events, key=lambda e: e.effective)]
 
-    def fold_days(fold: CoverFold, days: Sequence[tuple[datetime.date, list[Event]]]) -> None:
+    def fold_days(fold: CoverFold, days: Sequence[tuple[datetime.date, list[Event]]], known_by: datetime.date) -> None:
+        fold.state.decisions = [d for d in decisions if d.effective <= known_by]
         for day, todays in days:
-            fold.state.decisions = [d for d in decisions if d.effective <= day]
             for event in todays:
                 if isinstance(event, BuyerRegistered):
                     fold.state.political_dates = _political_losses(political, event.country, terms)
@@ -56,9 +56,9 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
             if _decided_while_delivering(fold, decisions, day):
                 # buyer_cover(as_of=day) locks those caps knowing this decision: fold again
                 fold = CoverFold(buyer, terms, by_day[0][0])
-                fold_days(fold, by_day[:position + 1])
+                fold_days(fold, by_day[:position + 1], day)
             else:
-                fold_days(fold, by_day[position:position + 1])
+                fold_days(fold, by_day[position:position + 1], day)
             position += 1
         fold.advance(day)
         fold.settle_deliveries(day)

@@ -27,7 +27,8 @@ from ledger.errors import LedgerError
 from ledger.events import NIL_ID, BuyerRegistered, Event, PaymentReceived, PolicyStarted, to_public
 from ledger.importers import read_event_file
 from ledger.policy import PolicyTerms, amend_policy
-from ledger.service import PAGE, Draft, Ledger
+from ledger.service import Draft, Ledger
+from ledger.store import REPLAY_PAGE as PAGE
 from ledger.store import Envelope, IndexRow, buyer_stream
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime
 
+from helpers import UTC
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cover_properties import ACME, FIRST_DAY, LAST_DAY, RUNS, UNIT, books, fold_one
+from test_cover_properties import ACME, FIRST_DAY, LAST_DAY, RUNS, SPEC_TERMS, UNIT, books, fold_one, new_ledger
 
 from projections.cover import buyer_cover
 from projections.exposure import Exposure
@@ -51,3 +52,20 @@ def test_a_delivery_is_judged_at_the_end_of_its_day_before_later_caps_are_locked
     cover = fold_one(rows, datetime.date(2025, 3, 31))
     assert (cover.invoices["A"].cap, cover.invoices["B"].cap) == (0, 20000 * UNIT)
     assert Exposure.of(cover).insured == 20000 * UNIT
+
+
+def test_a_decision_between_issue_and_delivery_reaches_the_cap_from_its_day():
+    """The limit is cancelled between an invoice's issue (1 March) and its delivery (10 March):
+    before the cancellation the cap stands on the old limit, from it on the invoice is uninsured."""
+    rows = [*ACME, {"type": "limit_cancelled", "effective": "2025-03-05"}]
+    with new_ledger(SPEC_TERMS) as ledger:
+        for hour, row in enumerate(rows):
+            stamp = datetime.datetime(2025, 1, 1, 8, tzinfo=UTC) + datetime.timedelta(hours=hour)
+            ledger.record(ledger.parse([(None, {**row, "buyer": "B1", "recorded": stamp.isoformat()})]),
+                          keep_recorded=True)
+        events, policy = ledger.buyer_events("B1"), ledger.policy_events()
+    timeline = exposure_timeline("B1", events, policy)
+    for day in (datetime.date(2025, 3, d) for d in (1, 4, 5, 9, 10, 31)):
+        assert exposure_on(timeline, day) == Exposure.of(buyer_cover("B1", events, policy, day)), day
+    assert exposure_on(timeline, datetime.date(2025, 3, 4)).insured == 1000 * UNIT  # type: ignore[union-attr]
+    assert exposure_on(timeline, datetime.date(2025, 3, 5)).insured == 0  # type: ignore[union-attr]
