@@ -124,12 +124,13 @@ def _slots(index: IndexQueries) -> Iterator[_Slot]:
     column, chain = index.notification_column, _chain_table(index)
     sql = (
         "SELECT n.id, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608 (constant names)
-        "i.event_id, i.key, i.recorded, i.effective, i.type, i.buyer, c.previous_id, c.event_id, c.hash FROM ("
+        "i.event_id AS index_event_id, i.key, i.recorded, i.effective, i.type, i.buyer, "
+        "c.previous_id, c.event_id AS chain_event_id, c.hash FROM ("
         f"SELECT id FROM (SELECT {column} AS id FROM {{events}} WHERE {column} > ? ORDER BY {column} LIMIT {PAGE}) a "
         f"UNION SELECT id FROM (SELECT notification_id AS id FROM ledger_index WHERE notification_id > ? "
         f"ORDER BY notification_id LIMIT {PAGE}) b "
         f"UNION SELECT id FROM (SELECT notification_id AS id FROM {chain} WHERE notification_id > ? "
-        f"ORDER BY notification_id LIMIT {PAGE}) c"
+        f"ORDER BY notification_id LIMIT {PAGE}) d"
         f") n LEFT JOIN {{events}} e ON e.{column} = n.id "
         "LEFT JOIN ledger_index i ON i.notification_id = n.id "
         f"LEFT JOIN {chain} c ON c.notification_id = n.id ORDER BY n.id LIMIT {PAGE}"
