@@ -176,7 +176,7 @@ def chain_hash(
     originator = stored.originator_id
     header = msgspec.json.encode([
         notification_id, previous_id,
-        originator.hex if isinstance(originator, uuid.UUID) else uuid.UUID(str(originator)).hex,
+        originator.hex if isinstance(originator, uuid.UUID) else str(originator).replace("-", "").lower(),
         stored.originator_version, stored.topic,
         row.event_id, row.key, row.recorded, row.effective, row.type, row.buyer,
     ])
