@@ -684,6 +684,11 @@ def sample_generate(
         out.print(f"wrote the policy and {len(book)} events to {file}")
 
 
+from ledger.cli_verify import verify as verify_command  # noqa: E402 (it uses the app's options above)
+
+app.command("verify")(verify_command)
+
+
 def main() -> None:
     """Entry point: run the app; a refusal is one line on stderr and exit 1."""
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import re
 import sqlite3
@@ -28,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import msgspec
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
+    DatabaseError,
     IntegrityError,
     JSONTranscoder,
     Mapper,
@@ -151,6 +153,81 @@ class IndexRow:
 
 RECORDED_BACKWARDS = "recorded went backwards"
 
+# The hash chain (docs/reliability.md, "Tamper evidence"): one `ledger_chain`
+# row per stored event, written in the insert transaction, in notification
+# order. Each hash covers the previous hash and the stored event as stored.
+GENESIS = "0" * 64
+CHAIN_BROKEN = "the hash chain does not end at the event before this write; run `creditledger verify`"
+_CHAIN_COLUMNS = "notification_id, previous_id, event_id, hash"
+
+
+def chain_hash(
+    previous_hash: str,
+    notification_id: int,
+    previous_id: int,
+    stored: StoredEvent,
+    row: IndexRow,
+) -> str:
+    """sha256 over the previous hash and one stored event's canonical content.
+
+    The header is a JSON array (unambiguous field boundaries, and JSON text
+    has no raw newline), then a newline, then the state bytes as stored.
+    """
+    originator = stored.originator_id
+    header = msgspec.json.encode([
+        notification_id, previous_id,
+        originator.hex if isinstance(originator, uuid.UUID) else str(originator).replace("-", "").lower(),
+        stored.originator_version, stored.topic,
+        row.event_id, row.key, row.recorded, row.effective, row.type, row.buyer,
+    ])
+    digest = hashlib.sha256(bytes.fromhex(previous_hash))
+    digest.update(header)
+    digest.update(b"\n")
+    digest.update(bytes(stored.state))
+    return digest.hexdigest()
+
+
+def chain_links(
+    previous_id: int,
+    previous_hash: str,
+    ids: Sequence[int],
+    stored_events: Sequence[StoredEvent],
+    rows: Sequence[IndexRow],
+) -> list[tuple[int, int, str, str]]:
+    """The `ledger_chain` rows (notification id, previous id, event id, hash) that extend a chain."""
+    links = []
+    for notification_id, stored, row in zip(ids, stored_events, rows, strict=True):
+        previous_hash = chain_hash(previous_hash, notification_id, previous_id, stored, row)
+        links.append((notification_id, previous_id, row.event_id, previous_hash))
+        previous_id = notification_id
+    return links
+
+
+def _unchained_page(fetch: Any, sql: Any, after: int) -> list[tuple[int, StoredEvent, IndexRow]]:
+    """A page of stored events with their index rows after notification `after` (chaining old ledgers)."""
+    rows = fetch(sql, [after])
+    return [
+        (int(r[0]), StoredEvent(originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4])),
+         IndexRow(event_id=r[5], key=r[6], recorded=r[7], effective=r[8], type=r[9], buyer=r[10]))
+        for r in rows
+    ]
+
+
+def chain_existing(fetch: Any, insert: Any, sql: Any) -> int:
+    """Chain a ledger written before the hash chain existed (opened for the first time since).
+
+    Called inside one write transaction with `ledger_chain` empty; returns
+    how many events were chained.
+    """
+    previous_id, previous_hash, done = 0, GENESIS, 0
+    while page := _unchained_page(fetch, sql, previous_id):
+        ids = [n for n, _, _ in page]
+        links = chain_links(previous_id, previous_hash, ids, [s for _, s, _ in page], [r for _, _, r in page])
+        insert(links)
+        previous_id, previous_hash = links[-1][0], links[-1][3]
+        done += len(links)
+    return done
+
 _INDEX_COLUMNS = "notification_id, event_id, key, recorded, effective, type, buyer"
 _INDEX_FILTERS = {
     "buyer": "i.buyer = {p}",
@@ -158,6 +235,15 @@ _INDEX_FILTERS = {
     "effective_from": "i.effective >= {p}",
     "effective_to": "i.effective <= {p}",
 }
+
+
+# Stored events with their index rows, after a notification id, a page at a time.
+_UNCHAINED_SQL = (
+    "SELECT i.notification_id, e.originator_id, e.originator_version, e.topic, e.state, "
+    "i.event_id, i.key, i.recorded, i.effective, i.type, i.buyer FROM {events} e "
+    "JOIN ledger_index i ON i.notification_id = e.{notification} "
+    "WHERE i.notification_id > ? ORDER BY i.notification_id LIMIT 5000"
+)
 
 
 class IndexQueries:
@@ -295,7 +381,36 @@ class LedgerSQLiteRecorder(IndexQueries, SQLiteApplicationRecorder):
             "type TEXT NOT NULL, buyer TEXT)",
             "CREATE INDEX IF NOT EXISTS ledger_index_recorded ON ledger_index (recorded)",
             "CREATE INDEX IF NOT EXISTS ledger_index_buyer ON ledger_index (buyer, notification_id)",
+            "CREATE TABLE IF NOT EXISTS ledger_chain ("
+            "notification_id INTEGER PRIMARY KEY, previous_id INTEGER NOT NULL, "
+            "event_id TEXT NOT NULL, hash TEXT NOT NULL)",
         ]
+
+    def create_table(self) -> None:
+        super().create_table()
+        self._chain_existing()
+
+    def _chain_existing(self) -> None:
+        """Chain a ledger written before the hash chain, on its first open (see `chain_existing`)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT EXISTS (SELECT 1 FROM ledger_chain)")
+            chained = c.fetchone()[0]
+            c.execute(f"SELECT EXISTS (SELECT 1 FROM {self.events_table_name})")  # noqa: S608 (constant name)
+            if chained or not c.fetchone()[0]:
+                return
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("SELECT EXISTS (SELECT 1 FROM ledger_chain)")  # again, now under the write lock
+            if c.fetchone()[0]:
+                return
+
+            def fetch(sql: str, params: Sequence[Any]) -> list[Any]:
+                c.execute(sql, list(params))
+                return list(c.fetchall())
+
+            def insert(links: list[tuple[int, int, str, str]]) -> None:
+                c.executemany(f"INSERT INTO ledger_chain ({_CHAIN_COLUMNS}) VALUES (?,?,?,?)", links)  # noqa: S608 (constant columns)
+
+            chain_existing(fetch, insert, self._sql(_UNCHAINED_SQL.replace("{notification}", "rowid")))
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -313,6 +428,19 @@ class LedgerSQLiteRecorder(IndexQueries, SQLiteApplicationRecorder):
         c.executemany(
             f"INSERT INTO ledger_index ({_INDEX_COLUMNS}) VALUES (?,?,?,?,?,?,?)",  # noqa: S608 (constant columns)
             [(n, r.event_id, r.key, r.recorded, r.effective, r.type, r.buyer) for n, r in zip(ids, rows, strict=False)],
+        )
+        # The chain's last row must be the event just before this write (the
+        # write lock is held); anything else is a ledger edited behind our back.
+        c.execute("SELECT notification_id, hash FROM ledger_chain ORDER BY notification_id DESC LIMIT 1")
+        last = c.fetchone()
+        c.execute(f"SELECT max(rowid) FROM {self.events_table_name} WHERE rowid < ?", [ids[0]])  # noqa: S608 (constant name)
+        before = c.fetchone()[0] or 0
+        previous_id, previous_hash = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+        if previous_id != before:
+            raise DatabaseError(CHAIN_BROKEN)
+        c.executemany(
+            f"INSERT INTO ledger_chain ({_CHAIN_COLUMNS}) VALUES (?,?,?,?)",  # noqa: S608 (constant columns)
+            chain_links(previous_id, previous_hash, ids, stored_events, rows),
         )
         return ids
 
@@ -351,8 +479,53 @@ def _postgres_recorder_class() -> type:
                 "END IF; RETURN NEW; END $$",
                 f"CREATE OR REPLACE TRIGGER ledger_index_recorded_forward BEFORE INSERT ON {schema}.ledger_index "
                 f"FOR EACH ROW EXECUTE FUNCTION {schema}.ledger_index_recorded_forward()",
+                f"CREATE TABLE IF NOT EXISTS {schema}.ledger_chain ("
+                "notification_id bigint PRIMARY KEY, previous_id bigint NOT NULL, "
+                "event_id text NOT NULL, hash text NOT NULL)",
+                # A chain row must follow the chain's last row and the event just
+                # before it; raised in the database so that the library's error
+                # path rolls the whole write back.
+                f"CREATE OR REPLACE FUNCTION {schema}.ledger_chain_follows() RETURNS trigger "  # noqa: S608 (checked identifier)
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.previous_id <> coalesce((SELECT max(notification_id) FROM {schema}.ledger_chain), 0) "
+                f"OR NEW.previous_id <> coalesce((SELECT max(notification_id) FROM {schema}.{self.events_table_name} "
+                "WHERE notification_id < NEW.notification_id), 0) THEN "
+                f"RAISE EXCEPTION '{CHAIN_BROKEN}' USING ERRCODE = 'data_corrupted'; "
+                "END IF; RETURN NEW; END $$",
+                f"CREATE OR REPLACE TRIGGER ledger_chain_follows BEFORE INSERT ON {schema}.ledger_chain "
+                f"FOR EACH ROW EXECUTE FUNCTION {schema}.ledger_chain_follows()",
             ):
                 self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
+
+        def create_table(self) -> None:
+            super().create_table()
+            self._chain_existing()
+
+        def _chain_existing(self) -> None:
+            """Chain a ledger written before the hash chain, on its first open (see `chain_existing`)."""
+            schema = self.datastore.schema
+            if self._fetch(
+                f"SELECT EXISTS (SELECT 1 FROM {schema}.ledger_chain) OR NOT EXISTS (SELECT 1 FROM {{events}})", []  # noqa: S608 (checked identifier)
+            )[0][0]:
+                return
+            with self.datastore.transaction(commit=True) as curs:
+                for statement in self.lock_table_statements:
+                    curs.execute(statement)
+                curs.execute(SQL(f"SELECT EXISTS (SELECT 1 FROM {schema}.ledger_chain)"))  # noqa: S608 (checked identifier)
+                found = curs.fetchone()
+                if found is None or next(iter(found.values())):
+                    return
+
+                def fetch(sql: str, params: Sequence[Any]) -> list[Any]:
+                    curs.execute(SQL(sql), list(params))
+                    return [tuple(row.values()) for row in curs.fetchall()]
+
+                def insert(links: list[tuple[int, int, str, str]]) -> None:
+                    curs.executemany(
+                        SQL(f"INSERT INTO {schema}.ledger_chain ({_CHAIN_COLUMNS}) VALUES (%s,%s,%s,%s)"), links  # noqa: S608 (checked identifier)
+                    )
+
+                chain_existing(fetch, insert, self._sql(_UNCHAINED_SQL.replace("{notification}", "notification_id"), schema))
 
         def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
             ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
@@ -362,6 +535,17 @@ def _postgres_recorder_class() -> type:
                 SQL(f"INSERT INTO {self.datastore.schema}.ledger_index ({_INDEX_COLUMNS}) "  # noqa: S608 (schema is a checked identifier)
                     "VALUES (%s,%s,%s,%s,%s,%s,%s)"),
                 [(n, r.event_id, r.key, r.recorded, r.effective, r.type, r.buyer) for n, r in zip(ids, rows, strict=False)],
+            )
+            # The table lock is held: the chain's last row is the one just before
+            # this write, unless the ledger was edited (the trigger refuses then).
+            curs.execute(SQL(f"SELECT notification_id, hash FROM {self.datastore.schema}.ledger_chain "  # noqa: S608 (checked identifier)
+                             "ORDER BY notification_id DESC LIMIT 1"))
+            last = curs.fetchone()
+            previous_id, previous_hash = (int(last["notification_id"]), str(last["hash"])) if last else (0, GENESIS)
+            curs.executemany(
+                SQL(f"INSERT INTO {self.datastore.schema}.ledger_chain ({_CHAIN_COLUMNS}) "  # noqa: S608 (checked identifier)
+                    "VALUES (%s,%s,%s,%s)"),
+                chain_links(previous_id, previous_hash, ids, stored_events, rows),
             )
             # Fetch once more so that a refused index row raises here, inside
             # the library's handler, and the whole transaction rolls back.

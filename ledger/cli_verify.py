@@ -1,0 +1,50 @@
+"""`creditledger verify`: check the hash chain, the index and the folds (ledger/verify.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ledger.cli import DEFAULT_DB, DbOption, JsonOption, _open, _print_json, err, out
+
+
+def verify(
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+    expect_head: Annotated[
+        str | None,
+        typer.Option("--expect-head", help="A head hash printed by an earlier verify: it must still be in the chain."),
+    ] = None,
+) -> None:
+    """Check that the ledger is as the ledger wrote it.
+
+    Walks the hash chain and names the first event changed, deleted, inserted
+    or reordered in the database, checks the index against the stored events,
+    and folds exposure, premium and claims twice. Exit 0 when clean, 1 with
+    one line naming the event otherwise. Keep the printed head to pass as
+    --expect-head later: it reveals events cut from the end.
+    """
+    from ledger.verify import verify as run
+
+    with _open(db) as ledger:
+        report = run(ledger, expect_head=expect_head)
+    if as_json:
+        _print_json({
+            "clean": report.clean, "events": report.events, "checks": report.checks,
+            "head": {"notification_id": report.head_id, "hash": report.head_hash},
+            "findings": [
+                {"check": f.check, "problem": f.problem, "notification_id": f.notification_id,
+                 "event_id": f.event_id, "key": f.key, "message": f.message}
+                for f in report.findings
+            ],
+        })
+    elif report.clean:
+        out.print(f"clean: {report.events} events, checks {', '.join(report.checks)}; "
+                  f"head {report.head_id} {report.head_hash}", markup=False)
+    else:
+        more = len(report.findings) - 1
+        also = f" (and {more} more; --json lists them)" if more else ""
+        err.print(f"error: {report.findings[0].line()}{also}", markup=False)
+    if not report.clean:
+        raise typer.Exit(1)

@@ -1,0 +1,290 @@
+"""`verify`: is the ledger as the ledger wrote it?
+
+A pipeline of named checks over one opened ledger, each returning findings
+(records, not exceptions, so that one run reports every check):
+
+- `chain`: walks `stored_events`, `ledger_index` and `ledger_chain` side by
+  side in notification order, recomputing each hash (`store.chain_hash`), and
+  names the first event that was changed, deleted, inserted or reordered
+  behind the ledger's back; checks that each index row says what its stored
+  event says.
+- `folds`: folds exposure, the premium account and the claims register twice
+  and compares them (a fold must depend on the events only).
+
+More checks plug in with `register_check` (the read models will add "read
+models equal a fresh fold"). The report ends with the chain's head (count
+and last hash): an auditor who keeps it can later pass it as `expect_head`,
+which is what reveals a deleted tail or a chain recomputed from scratch.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from eventsourcing.persistence import StoredEvent
+
+from ledger.errors import LedgerError
+from ledger.service import Ledger
+from ledger.store import GENESIS, IndexQueries, IndexRow, chain_hash
+
+PAGE = 5000
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing verify found wrong, with the event it is about (where known)."""
+
+    check: str
+    problem: str  # changed, deleted, inserted, reordered, index, fold, head
+    message: str
+    notification_id: int | None = None
+    event_id: str | None = None
+    key: str | None = None
+
+    def line(self) -> str:
+        """The one line the CLI prints."""
+        where = []
+        if self.notification_id is not None:
+            where.append(f"notification {self.notification_id}")
+        if self.event_id:
+            where.append(f"event {self.event_id}")
+        if self.key:
+            where.append(f"key {self.key}")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+@dataclass
+class Report:
+    """What verify checked and found; clean when no finding."""
+
+    events: int = 0
+    head_id: int = 0
+    head_hash: str = GENESIS
+    checks: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+
+Check = Callable[[Ledger, Report], list[Finding]]
+CHECKS: dict[str, Check] = {}
+
+
+def register_check(name: str, check: Check) -> None:
+    """Add a check to every later `verify` run (in registration order)."""
+    CHECKS[name] = check
+
+
+def verify(ledger: Ledger, *, expect_head: str | None = None, checks: list[str] | None = None) -> Report:
+    """Run the checks (all registered ones by default) and return the report."""
+    report = Report()
+    for name in checks or list(CHECKS):
+        report.checks.append(name)
+        report.findings += CHECKS[name](ledger, report)
+    if expect_head is not None and not any(f.check == "chain" for f in report.findings):
+        report.findings += _check_head(ledger.store.index, expect_head)
+    return report
+
+
+# ---------------------------------------------------------------- the chain
+
+@dataclass(frozen=True)
+class _Slot:
+    """What the three tables hold at one notification id (None: no row)."""
+
+    notification_id: int
+    stored: StoredEvent | None
+    index: IndexRow | None
+    previous_id: int | None
+    chain_event_id: str | None
+    chain_hash: str | None
+
+
+class _Identified(msgspec.Struct):
+    id: str
+
+
+def _chain_table(index: IndexQueries) -> str:
+    schema = getattr(getattr(index, "datastore", None), "schema", "")
+    return f"{schema}.ledger_chain" if index.placeholder == "%s" and schema else "ledger_chain"
+
+
+def _slots(index: IndexQueries) -> Iterator[_Slot]:
+    """Every notification id held by any of the three tables, in order, a page at a time.
+
+    Each branch of the union is limited to a page, so a page never scans the
+    rest of the ledger.
+    """
+    column, chain = index.notification_column, _chain_table(index)
+    sql = (
+        "SELECT n.id, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608 (constant names)
+        "i.event_id AS index_event_id, i.key, i.recorded, i.effective, i.type, i.buyer, "
+        "c.previous_id, c.event_id AS chain_event_id, c.hash FROM ("
+        f"SELECT id FROM (SELECT {column} AS id FROM {{events}} WHERE {column} > ? ORDER BY {column} LIMIT {PAGE}) a "
+        f"UNION SELECT id FROM (SELECT notification_id AS id FROM ledger_index WHERE notification_id > ? "
+        f"ORDER BY notification_id LIMIT {PAGE}) b "
+        f"UNION SELECT id FROM (SELECT notification_id AS id FROM {chain} WHERE notification_id > ? "
+        f"ORDER BY notification_id LIMIT {PAGE}) d"
+        f") n LEFT JOIN {{events}} e ON e.{column} = n.id "
+        "LEFT JOIN ledger_index i ON i.notification_id = n.id "
+        f"LEFT JOIN {chain} c ON c.notification_id = n.id ORDER BY n.id LIMIT {PAGE}"
+    )
+    after = 0
+    while True:
+        rows = index._fetch(sql, [after, after, after])
+        for r in rows:
+            yield _Slot(
+                notification_id=int(r[0]),
+                stored=None if r[3] is None else StoredEvent(
+                    originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4])
+                ),
+                index=None if r[5] is None else IndexRow(
+                    event_id=r[5], key=r[6], recorded=r[7], effective=r[8], type=r[9], buyer=r[10]
+                ),
+                previous_id=None if r[11] is None else int(r[11]),
+                chain_event_id=r[12],
+                chain_hash=r[13],
+            )
+        if len(rows) < PAGE:
+            return
+        after = int(rows[-1][0])
+
+
+def _stored_id(stored: StoredEvent) -> str | None:
+    try:
+        return msgspec.json.decode(stored.state, type=_Identified).id
+    except msgspec.DecodeError:
+        return None
+
+
+def check_chain(ledger: Ledger, report: Report) -> list[Finding]:
+    """Walk the chain; the first event changed, deleted, inserted or reordered, or an index row that disagrees."""
+    index = ledger.store.index
+    previous_id, previous_hash = 0, GENESIS
+    for slot in _slots(index):
+        found = _check_slot(ledger, slot, previous_id, previous_hash)
+        if found is not None:
+            return [found]
+        assert slot.chain_hash is not None
+        previous_id, previous_hash = slot.notification_id, slot.chain_hash
+        report.events += 1
+    report.head_id, report.head_hash = previous_id, previous_hash
+    return []
+
+
+def _check_slot(ledger: Ledger, slot: _Slot, previous_id: int, previous_hash: str) -> Finding | None:
+    n = slot.notification_id
+    key = slot.index.key if slot.index else None
+    named_id = slot.chain_event_id or (slot.index.event_id if slot.index else None)
+
+    def finding(problem: str, message: str, event_id: str | None = named_id, at: int = n) -> Finding:
+        return Finding("chain", problem, message, at, event_id, key)
+
+    if slot.stored is None:
+        return finding("deleted", "the event was deleted from the database (its chain or index row is still there)")
+    stored_id = _stored_id(slot.stored)
+    if slot.chain_hash is None or slot.previous_id is None:
+        key = key or _stored_key(slot.stored)
+        return finding("inserted", "the event is not in the hash chain: it was inserted behind the ledger's back",
+                       stored_id or named_id)
+    if slot.previous_id > previous_id:
+        key = None
+        return finding("deleted", f"the event was deleted from the database (the chain links notification {n} to it)",
+                       None, slot.previous_id)
+    if slot.previous_id < previous_id:
+        return finding("inserted", f"the chain links this event to notification {slot.previous_id}, not to "
+                       f"{previous_id}: an event was inserted before it")
+    if slot.index is None:
+        return finding("index", "the event has no ledger_index row (deleted behind the ledger's back)", stored_id)
+    if chain_hash(previous_hash, n, previous_id, slot.stored, slot.index) != slot.chain_hash:
+        if stored_id is not None and stored_id != slot.chain_event_id:
+            elsewhere = _chain_position(ledger.store.index, stored_id)
+            if elsewhere is not None:
+                return finding("reordered", f"event {stored_id} is stored here but the chain recorded it at "
+                               f"notification {elsewhere}: events were reordered")
+        return finding("changed", "the event was changed in the database: its hash does not match the chain")
+    return _index_agrees(ledger, slot, finding)
+
+
+def _index_agrees(ledger: Ledger, slot: _Slot, finding: Callable[..., Finding]) -> Finding | None:
+    """The index row must say what the stored event says (it is how queries find events)."""
+    assert slot.stored is not None and slot.index is not None
+    try:
+        event = ledger.store.decode(slot.stored.topic, slot.stored.state)
+    except (msgspec.DecodeError, msgspec.ValidationError, LedgerError) as problem:
+        return finding("changed", f"the stored event does not decode: {problem}")
+    expected = IndexRow.of(event)
+    if expected != slot.index:
+        wrong = [name for name in ("event_id", "key", "recorded", "effective", "type", "buyer")
+                 if getattr(expected, name) != getattr(slot.index, name)]
+        return finding("index", f"the ledger_index row disagrees with the stored event on {', '.join(wrong)}")
+    return None
+
+
+def _stored_key(stored: StoredEvent) -> str | None:
+    try:
+        key = msgspec.json.decode(stored.state).get("key")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    return key if isinstance(key, str) else None
+
+
+def _chain_position(index: IndexQueries, event_id: str) -> int | None:
+    rows = index._fetch(f"SELECT notification_id FROM {_chain_table(index)} WHERE event_id = ?", [event_id])  # noqa: S608 (constant name)
+    return int(rows[0][0]) if rows else None
+
+
+def _check_head(index: IndexQueries, head: str) -> list[Finding]:
+    """An earlier head must still be in the chain: otherwise the tail was cut or the chain rebuilt."""
+    rows = index._fetch(f"SELECT notification_id FROM {_chain_table(index)} WHERE hash = ?", [head])  # noqa: S608 (constant name)
+    if rows:
+        return []
+    return [Finding("head", "head", f"the expected head {head} is not in the chain: events were deleted from "
+                    "the end, or the chain was rebuilt")]
+
+
+# ---------------------------------------------------------------- the folds
+
+def _fold_all(ledger: Ledger, as_of: datetime.date) -> dict[str, Any]:
+    from ledger.queries import claim_values, claims_of, exposure_query, premium_query
+
+    currency = ledger.terms().currency
+    folds: dict[str, Callable[[], Any]] = {
+        "exposure": lambda: exposure_query(ledger, {"as_of": as_of.isoformat()}),
+        "premium": lambda: premium_query(ledger, {"as_of": as_of.isoformat()}),
+        "claims": lambda: [claim_values(c, currency) for c in claims_of(ledger, as_of, None)],
+    }
+    figures: dict[str, Any] = {}
+    for name, fold in folds.items():
+        try:
+            figures[name] = fold()
+        except LedgerError as problem:  # a refusal is a figure too: it must repeat
+            figures[name] = f"refused: {problem}"
+    return figures
+
+
+def check_folds(ledger: Ledger, report: Report) -> list[Finding]:
+    """Exposure, premium and claims at the policy's end, folded twice, must agree.
+
+    A first version of "read models equal a fresh fold": until read models
+    exist both folds read the stored events, so this catches a fold that
+    depends on anything but the events.
+    """
+    if not ledger.has_policy():
+        return []
+    as_of = ledger.terms().end
+    first, second = _fold_all(ledger, as_of), _fold_all(ledger, as_of)
+    return [
+        Finding("folds", "fold", f"{name} as of {as_of} differs between two folds of the same events")
+        for name in first if first[name] != second[name]
+    ]
+
+
+register_check("chain", check_chain)
+register_check("folds", check_folds)
