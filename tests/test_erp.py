@@ -473,3 +473,17 @@ def test_the_ledger_api_trial_records_nothing_and_collects_every_refusal(tmp_pat
         assert [d.line for d in trial.admitted] == [1, 3]
         assert [(d.line, problem.field) for d, problem in trial.refused] == [(2, "buyer"), (4, "amount")]
         assert ledger.count() == 1
+
+
+def test_the_example_in_docs_erp_md_is_the_example_in_examples_erp():
+    import re
+    import tomllib
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "erp.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", text, re.S)
+    assert block is not None
+    documented = parse_mapping(tomllib.loads(block.group(1)), str(MAPPING))
+    assert documented == load_mapping(MAPPING)
+    csv_block = re.search(r"`invoices.csv`.*?```\n(.*?)```", text, re.S)
+    assert csv_block is not None
+    assert csv_block.group(1).splitlines() == (EXAMPLES / "invoices.csv").read_text(encoding="utf-8").splitlines()
