@@ -709,5 +709,7 @@ def main() -> None:
         sys.exit(3)
 
 
+import ledger.cli_erp  # noqa: E402,F401  (registers import-erp on `app`)
+
 if __name__ == "__main__":
     main()

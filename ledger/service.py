@@ -70,6 +70,15 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Trial:
+    """A dry run: what would be recorded (`outcome`, and the drafts behind it) and what refused."""
+
+    outcome: Outcome
+    admitted: list[Draft] = field(default_factory=list)
+    refused: list[tuple[Draft, LedgerError]] = field(default_factory=list)
+
+
 ProgressHook = Callable[[int], None]
 
 
@@ -231,11 +240,33 @@ class Ledger:
             f"other writers kept changing the ledger; gave up after {MAX_ATTEMPTS} attempts and recorded nothing"
         )
 
+    def trial(self, drafts: Sequence[Draft], *, progress: ProgressHook | None = None) -> Trial:
+        """What `record` would do now, recording nothing (a dry run).
+
+        Instead of stopping at the first refusal it checks every draft and
+        collects the refused ones; a refused draft is left out of the state
+        the later drafts are checked against, as if it had never been given.
+        """
+        outcome = Outcome()
+        fresh = self._stamp(self._skip_known(list(drafts), outcome), False, outcome)
+        trial = Trial(outcome)
+        self._admit(fresh, outcome, progress, trial)
+        return trial
+
     def _record_once(
         self, drafts: Sequence[Draft], *, keep_recorded: bool, progress: ProgressHook | None
     ) -> Outcome:
         outcome = Outcome()
         fresh = self._stamp(self._skip_known(list(drafts), outcome), keep_recorded, outcome)
+        envelopes = self._admit(fresh, outcome, progress)
+        if envelopes:
+            self._save(envelopes)
+        return outcome
+
+    def _admit(
+        self, fresh: Sequence[Draft], outcome: Outcome, progress: ProgressHook | None, trial: Trial | None = None
+    ) -> list[Envelope]:
+        """Check each draft against its stream; refuse at the first bad one, or (a trial) note it and go on."""
         policy = self.policy_stream()
         buyers: dict[str, BuyerStream] = {}
         envelopes: list[Envelope] = []
@@ -252,17 +283,20 @@ class Ledger:
                     if isinstance(event, PolicyAmended):
                         self._recheck_buyers(buyers, policy)
             except LedgerError as problem:
-                raise draft.error(problem) from None
+                if trial is None:
+                    raise draft.error(problem) from None
+                trial.refused.append((draft, draft.error(problem)))
+                continue
             outcome.warnings.extend(_where(draft) + w for w in warnings)
             envelopes.append(Envelope(stream_of(event), version, event))
             outcome.recorded.append(event)
+            if trial is not None:
+                trial.admitted.append(draft)
             if progress and done % 1000 == 0:
                 progress(1000)
-        if envelopes:
-            self._save(envelopes)
         if progress:
             progress(len(fresh) % 1000)
-        return outcome
+        return envelopes
 
     def _recheck_buyers(self, buyers: dict[str, BuyerStream], policy: PolicyStream) -> None:
         """An amendment may be back-dated: every buyer's events must still pass (SPEC 5).
@@ -394,4 +428,4 @@ def _where(draft: Draft) -> str:
     return ""
 
 
-__all__ = ["Ledger", "Draft", "Outcome", "PolicyAmended", "utc_now"]
+__all__ = ["Ledger", "Draft", "Outcome", "PolicyAmended", "Trial", "utc_now"]
