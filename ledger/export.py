@@ -66,8 +66,8 @@ Row = dict[str, Any]
 
 # ---------------------------------------------------------------- the schema, as data
 
-MINOR = "minor units of the policy currency (integer; metadata.minor_units decimals)"
-DECIMAL = "decimal string in the policy currency"
+MINOR = "minor units of the policy currency"
+DECIMAL = "decimal string, policy currency"
 DATE = "ISO 8601 date"
 TIMESTAMP = "UTC timestamp, YYYY-MM-DDTHH:MM:SS.ffffffZ (text order is time order)"
 FLAG = "0 or 1"
