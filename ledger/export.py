@@ -810,6 +810,14 @@ def _refuse_existing(target: Path, force: bool, field: str) -> None:
         raise LedgerError(f"{target} already exists; an export never replaces a file without --force", field=field)
 
 
+def _usual_mode(path: Path, mode: int) -> None:
+    """The permissions of any new file or folder of the user (the umask), not the
+    private ones of a temporary file: a report is made to be shared."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(mode & ~umask)
+
+
 def _ledger_files(ledger: Ledger) -> set[Path]:
     """The files of a SQLite ledger (an export must never replace them)."""
     location = ledger.location
@@ -837,6 +845,7 @@ def write_sqlite(report: Report, target: Path, *, force: bool = False) -> dict[s
     os.close(handle)
     temporary = Path(name)
     try:
+        _usual_mode(temporary, 0o666)
         written = _fill_sqlite(report, temporary)
         with open(temporary, "rb") as built:
             os.fsync(built.fileno())  # the rename must not publish a file the disk does not hold yet
@@ -927,6 +936,7 @@ def write_csv(report: Report, directory: Path, *, force: bool = False) -> dict[s
                               "--force", field="csv")
     temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
     try:
+        _usual_mode(temporary, 0o777)
         written: dict[str, int] = {}
         for table in TABLES:
             with open(temporary / csv_name(table.name), "w", newline="", encoding="utf-8") as handle:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import os
 import re
 import sqlite3
 import uuid
@@ -419,6 +420,9 @@ def test_refuses_to_overwrite_without_force(book_file: str, tmp_path: Path) -> N
     assert "--force" in str(result.exception) and str(target) in str(result.exception)
     assert target.read_bytes() == b"an older report"
     done = cli("export", "--sqlite", str(target), "--db", book_file, "--as-of", "2025-06-30", "--force")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # a new file's usual mode, not a temporary file's
     assert "exported 17 tables" in done.stdout
     assert sqlite3.connect(target).execute("SELECT count(*) FROM buyers").fetchone()[0] == 3
 
