@@ -59,7 +59,6 @@ def export(
         moment = known_at_argument({"known_at": known_at})
         with _progress(work_estimate(ledger)) as advance:
             report = build_report(ledger, day, moment, progress=advance)
-            report.progress = advance
             if sqlite is not None:
                 written = write_sqlite(report, sqlite, force=force)
             else:
