@@ -1,0 +1,101 @@
+"""`creditledger export`: the read models as a SQLite file or CSV files (ledger/export.py).
+
+Registered on the main app by `register(app)` from ledger/cli.py; this module
+does not import ledger.cli, so that neither import waits for the other.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ledger.errors import LedgerError
+from ledger.events import format_recorded
+from ledger.queries import as_of_argument, known_at_argument
+from ledger.service import Ledger
+from ledger.store import ledger_exists
+
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def export(
+    sqlite: Annotated[
+        Path | None, typer.Option("--sqlite", help="Write the tables into this SQLite file (Datasette opens it).")
+    ] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Write one CSV file per table into this folder.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="The effective date of every figure (default today, as every query).")
+    ] = None,
+    known_at: Annotated[
+        str | None, typer.Option(help="As the ledger knew it then (timestamp, or a date: its end; default now).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing export file (or the folder's CSV files).")] = False,
+    db: Annotated[
+        str,
+        typer.Option("--db", envvar="CREDITLEDGER_DB",
+                     help="The ledger: a SQLite file path, or postgresql://user@host:port/db?schema=name."),
+    ] = "ledger.db",
+) -> None:
+    """Export buyers, limits, invoices, exposure, obligations, turnover, premium lines, claims with their
+    explanation, and the events, as documented tables (docs/export.md) at --as-of, as known at --known-at.
+
+    Example: creditledger export --sqlite reports.db --as-of 2025-12-31
+    """
+    from ledger.export import build_report, work_estimate, write_csv, write_sqlite  # sqlite-utils only when used
+
+    if (sqlite is None) == (csv is None):
+        raise LedgerError("give one of --sqlite FILE or --csv FOLDER", field="export")
+    if not ledger_exists(db):
+        raise LedgerError(f"there is no ledger at {_shown(db)}; create one with `creditledger init`", field="db")
+    with Ledger(db) as ledger:
+        day = as_of_argument({"as_of": as_of}, ledger.clock().date())
+        moment = known_at_argument({"known_at": known_at})
+        with _progress(work_estimate(ledger)) as advance:
+            report = build_report(ledger, day, moment, progress=advance)
+            if sqlite is not None:
+                written = write_sqlite(report, sqlite, force=force)
+            else:
+                assert csv is not None
+                written = write_csv(report, csv, force=force)
+    where = sqlite if sqlite is not None else csv
+    out.print(
+        f"exported {len(written)} tables to {where}: {written['events']} events, {written['buyers']} buyers, "
+        f"{written['invoices']} invoices, {written['claims']} claims; as of {report.as_of}, "
+        f"known at {format_recorded(report.known_at)}",
+        markup=False,
+    )
+
+
+def _shown(db: str) -> str:
+    """The location without a password."""
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", db)
+
+
+class _progress:
+    """A progress bar on stderr for a large book; silent when not on a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.bar = Progress(
+            TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True, disable=not err.is_terminal or total < 5000,
+        )
+        self.task = self.bar.add_task("exporting", total=total)
+
+    def __enter__(self) -> Any:
+        self.bar.start()
+        return lambda n: self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def register(app: typer.Typer) -> None:
+    """Add `export` to the main app."""
+    app.command("export")(export)
