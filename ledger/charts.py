@@ -126,7 +126,7 @@ def largest_exposures(
 
 def _units(amount_minor: int, currency: str) -> float:
     """Currency units for an axis position only (see the module note)."""
-    return amount_minor / 10 ** minor_units(currency)
+    return float(amount_minor / 10 ** minor_units(currency))
 
 
 # ---------------------------------------------------------------- drawing
@@ -165,9 +165,9 @@ def draw_exposure(points: Sequence[ExposurePoint], title: str, currency: str) ->
         with_top_up = [_units(p.limit + p.top_up, currency) for p in points]
         axes.step(days, with_top_up, where="post", color=TOP_UP_COLOUR, linewidth=1.4, linestyle=":",
                   label="limit + top-up")
-    locator = AutoDateLocator()
+    locator = AutoDateLocator()  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     axes.set_xlim(days[0], days[-1])
     highest = max(max(p.outstanding, p.insured, p.limit + p.top_up) for p in points)
     axes.set_ylim(bottom=0, top=_units(highest, currency) * 1.08 or 1)  # room above the highest line

@@ -45,7 +45,8 @@ def chart_exposure(
 ) -> None:
     """Outstanding, insured and limit over time, for one buyer or the book, as a PNG line chart."""
     from ledger import charts
-    from ledger.cli import _open, _shown, out as console
+    from ledger.cli import _open, _shown
+    from ledger.cli import out as console
 
     first, last = day_argument(date_from, "from"), day_argument(date_to, "to")
     days = charts.sample_days(first, last, every)
@@ -74,7 +75,8 @@ def chart_book(
 ) -> None:
     """The largest exposures against their limits at --as-of, as a PNG of horizontal bars."""
     from ledger import charts
-    from ledger.cli import _open, out as console
+    from ledger.cli import _open
+    from ledger.cli import out as console
 
     moment = known_at_argument({"known_at": known_at})
     charts.check_output(out)
