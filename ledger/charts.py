@@ -158,8 +158,9 @@ def draw_exposure(points: Sequence[ExposurePoint], title: str, currency: str) ->
         return [_units(getattr(point, name), currency) for point in points]
 
     axes.fill_between(days, units("insured"), step="post", color=INSURED_COLOUR, alpha=0.18, linewidth=0)
-    axes.step(days, units("outstanding"), where="post", color=OUTSTANDING_COLOUR, linewidth=2.2, label="outstanding")
-    axes.step(days, units("insured"), where="post", color=INSURED_COLOUR, linewidth=2.2, label="insured")
+    # Outstanding is wider and under insured: where the two are equal, both stay visible.
+    axes.step(days, units("outstanding"), where="post", color=OUTSTANDING_COLOUR, linewidth=4, label="outstanding")
+    axes.step(days, units("insured"), where="post", color=INSURED_COLOUR, linewidth=1.8, label="insured")
     axes.step(days, units("limit"), where="post", color=LIMIT_COLOUR, linewidth=1.8, linestyle="--", label="limit")
     if any(point.top_up for point in points):
         with_top_up = [_units(p.limit + p.top_up, currency) for p in points]
