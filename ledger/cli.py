@@ -24,7 +24,7 @@ from rich.table import Table
 
 from ledger.cli_chart import chart_app
 from ledger.errors import LedgerError
-from ledger.events import EVENT_TYPES, to_public
+from ledger.events import EVENT_TYPES, format_recorded, to_public
 from ledger.importers import read_event_file
 from ledger.money import format_minor
 from ledger.policy import PolicyTerms, load_policy_file, parse_policy, terms_to_table
@@ -308,7 +308,8 @@ def summary(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
         "period": [terms.start.isoformat(), terms.end.isoformat()],
         "events": sum(counts.values()), "by_type": dict(sorted(counts.items())),
         "buyers_by_country": dict(sorted(countries.items())), "amounts": money,
-        "recorded_from": first.isoformat() if first else None, "recorded_to": last.isoformat() if last else None,
+        "recorded_from": format_recorded(first) if first else None,
+        "recorded_to": format_recorded(last) if last else None,
     }
     if as_json:
         _print_json(data)
@@ -396,7 +397,7 @@ def _exposure_diff(ledger: Ledger, buyer: str | None, as_of: str | None, moments
         if changed:
             because = [to_public(e, currency) for e in late_events if getattr(e, "buyer", None) == name]
             changes.append({"buyer": name, "changed": changed, "because": because})
-    data = {"as_of": day.isoformat(), "known_at": [early.isoformat(), late.isoformat()], "changes": changes,
+    data = {"as_of": day.isoformat(), "known_at": [format_recorded(early), format_recorded(late)], "changes": changes,
             "late_events": len(late_events)}
     if as_json:
         _print_json(data)
