@@ -52,12 +52,12 @@ class Schema(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 # ---------------------------------------------------------------- writes: policy load, append, import
 
-class Skipped(Schema):
+class Skipped(Schema, frozen=True):
     key: str | None  # null when the event was skipped by its id (a log imported again)
     earlier: EventId
 
 
-class Outcome(Schema):
+class Outcome(Schema, frozen=True):
     recorded: list[EventId]
     skipped: list[Skipped]
     warnings: list[str]
@@ -82,7 +82,7 @@ Log = list[LogEvent]
 PolicyTable = dict[str, Any]  # the [policy] table of SPEC 4 with defaults filled in; `policy load` reads it back
 
 
-class Summary(Schema):
+class Summary(Schema, frozen=True):
     policy: str
     insured: str  # the insured's name (SPEC 4), not money
     currency: str
@@ -97,7 +97,7 @@ class Summary(Schema):
 
 # ---------------------------------------------------------------- exposure
 
-class BuyerExposure(Schema):
+class BuyerExposure(Schema, frozen=True):
     buyer: str
     outstanding: Money
     overdue: Money
@@ -109,7 +109,7 @@ class BuyerExposure(Schema):
     status: ExposureStatus
 
 
-class BookExposure(Schema):
+class BookExposure(Schema, frozen=True):
     outstanding: Money
     overdue: Money
     insured: Money
@@ -120,18 +120,18 @@ class BookExposure(Schema):
     buyers: list[BuyerExposure]
 
 
-class FieldChange(Schema):
+class FieldChange(Schema, frozen=True):
     before: str | None  # null: the buyer was not in the book at that time
     after: str | None
 
 
-class BuyerChange(Schema):
+class BuyerChange(Schema, frozen=True):
     buyer: str
     changed: dict[str, FieldChange]
     because: list[LogEvent]
 
 
-class ExposureDiff(Schema):
+class ExposureDiff(Schema, frozen=True):
     as_of: Day
     known_at: tuple[Stamp, Stamp]
     changes: list[BuyerChange]
@@ -140,14 +140,14 @@ class ExposureDiff(Schema):
 
 # ---------------------------------------------------------------- obligations, turnover, premium
 
-class Obligation(Schema):
+class Obligation(Schema, frozen=True):
     kind: DutyKind
     due: Day
     status: DutyStatus
     buyer: str | UnsetType = UNSET  # absent for declare_turnover
 
 
-class Turnover(Schema):
+class Turnover(Schema, frozen=True):
     period: str
     insurable: Money
     declared: MoneyOrBlank
@@ -156,7 +156,7 @@ class Turnover(Schema):
     finding: str | UnsetType = UNSET  # only when declared differs from insurable
 
 
-class PremiumLine(Schema):
+class PremiumLine(Schema, frozen=True):
     date: Day
     kind: LineKind
     amount: Money
@@ -168,7 +168,7 @@ class PremiumLine(Schema):
     rate: str | UnsetType = UNSET
 
 
-class Premium(Schema):
+class Premium(Schema, frozen=True):
     premium: Money
     adjustment: Money
     investigation_fees: Money
@@ -183,7 +183,7 @@ class Premium(Schema):
 
 # ---------------------------------------------------------------- claims
 
-class Claim(Schema):
+class Claim(Schema, frozen=True):
     buyer: str
     loss_date: DayOrBlank
     cause: LossCause
@@ -199,18 +199,18 @@ class Claim(Schema):
     status: ClaimStatus
 
 
-class EventAmount(Schema):
+class EventAmount(Schema, frozen=True):
     event: EventId
     amount: Money
 
 
-class LimitDecision(Schema):
+class LimitDecision(Schema, frozen=True):
     event: EventId
     date: Day
     limit: Money
 
 
-class ClaimInvoice(Schema):
+class ClaimInvoice(Schema, frozen=True):
     invoice: str
     event: EventId
     issued: Day
@@ -230,13 +230,13 @@ class ClaimInvoice(Schema):
     insured: Money
 
 
-class Deadline(Schema):
+class Deadline(Schema, frozen=True):
     kind: DutyKind
     due: Day
     status: DutyStatus
 
 
-class Step(Schema):
+class Step(Schema, frozen=True):
     step: str
     before: Money
     after: Money
@@ -244,7 +244,7 @@ class Step(Schema):
     events: list[EventId]
 
 
-class RecoveryShare(Schema):
+class RecoveryShare(Schema, frozen=True):
     event: EventId
     date: Day
     amount: Money
@@ -252,7 +252,7 @@ class RecoveryShare(Schema):
     insured: Money
 
 
-class ClaimExplained(Claim):
+class ClaimExplained(Claim, frozen=True):
     loss_event: EventId | None
     filing_due: DayOrBlank
     filed: DayOrBlank
@@ -264,7 +264,7 @@ class ClaimExplained(Claim):
 
 # ---------------------------------------------------------------- scenario run
 
-class ScenarioResult(Schema):
+class ScenarioResult(Schema, frozen=True):
     path: str
     title: str
     passed: int
