@@ -22,9 +22,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ledger.cli_chart import chart_app
 from ledger.cli_export import register as register_export
 from ledger.errors import LedgerError
-from ledger.events import EVENT_TYPES, to_public
+from ledger.events import EVENT_TYPES, format_recorded, to_public
 from ledger.importers import read_event_file
 from ledger.money import format_minor
 from ledger.policy import PolicyTerms, load_policy_file, parse_policy, terms_to_table
@@ -48,6 +49,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(sample_app, name="sample")
 register_export(app)
+app.add_typer(chart_app, name="chart")
 
 # Piped output keeps whole figures: Rich would otherwise cut tables at 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -308,7 +310,8 @@ def summary(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
         "period": [terms.start.isoformat(), terms.end.isoformat()],
         "events": sum(counts.values()), "by_type": dict(sorted(counts.items())),
         "buyers_by_country": dict(sorted(countries.items())), "amounts": money,
-        "recorded_from": first.isoformat() if first else None, "recorded_to": last.isoformat() if last else None,
+        "recorded_from": format_recorded(first) if first else None,
+        "recorded_to": format_recorded(last) if last else None,
     }
     if as_json:
         _print_json(data)
@@ -396,7 +399,7 @@ def _exposure_diff(ledger: Ledger, buyer: str | None, as_of: str | None, moments
         if changed:
             because = [to_public(e, currency) for e in late_events if getattr(e, "buyer", None) == name]
             changes.append({"buyer": name, "changed": changed, "because": because})
-    data = {"as_of": day.isoformat(), "known_at": [early.isoformat(), late.isoformat()], "changes": changes,
+    data = {"as_of": day.isoformat(), "known_at": [format_recorded(early), format_recorded(late)], "changes": changes,
             "late_events": len(late_events)}
     if as_json:
         _print_json(data)

@@ -1,0 +1,292 @@
+"""The JSON each command prints with `--json`, as msgspec Structs (documented in docs/json.md).
+
+The code owns the schema so that downstream systems can decode with it
+(`msgspec.json.decode(text, type=SCHEMAS["exposure"])`) or export it as JSON
+Schema (`msgspec.json.schema(SCHEMAS["exposure"])`). Every Struct forbids
+unknown fields and has no defaults for the fields always printed, so a field
+added, renamed or dropped fails `tests/test_json_schemas.py`. A field printed
+only sometimes is `UNSET` when absent (never null).
+
+Conventions: money is a decimal string in the policy currency (`"1500.00"`,
+negative only where a difference is meant); dates are `YYYY-MM-DD`; recorded
+stamps are UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ` (text order is time order);
+event ids are UUIDs. An empty string stands for "none yet" where a money or
+date field is always printed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+Money = Annotated[str, Meta(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="a decimal string, e.g. 1500.00")]
+MoneyOrBlank = Annotated[str, Meta(pattern=r"^(-?[0-9]+(\.[0-9]+)?)?$", description="a decimal string, or empty")]
+Day = Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description="a date, YYYY-MM-DD")]
+DayOrBlank = Annotated[str, Meta(pattern=r"^([0-9]{4}-[0-9]{2}-[0-9]{2})?$", description="a date, or empty")]
+Stamp = Annotated[
+    str,
+    Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$", description="a UTC timestamp"),
+]
+EventId = Annotated[str, Meta(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+
+ExposureStatus = Literal["claim", "insolvent", "on_stop", "overdue", "closed", "active"]
+DutyKind = Literal["report_overdue", "file_claim", "declare_turnover"]
+DutyStatus = Literal["pending", "met", "missed"]
+ExclusionReason = Literal[
+    "private_individual", "related_company", "public_body", "named_exclusion",
+    "outside_selection", "country_not_covered", "prepaid", "no_limit",
+]
+LineKind = Literal[
+    "premium", "adjustment", "investigation_fee", "monitoring_fee", "top_up_premium", "top_up_refund",
+    "top_up_admin_fee",
+]
+ClaimStatus = Literal["none", "watch", "open", "filed", "paid", "filing_missed"]
+LossCause = Literal["", "insolvency", "protracted_default", "political"]
+
+
+class Schema(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A printed JSON object: unknown fields are an error."""
+
+
+# ---------------------------------------------------------------- writes: policy load, append, import
+
+class Skipped(Schema, frozen=True):
+    key: str | None  # null when the event was skipped by its id (a log imported again)
+    earlier: EventId
+
+
+class Outcome(Schema, frozen=True):
+    recorded: list[EventId]
+    skipped: list[Skipped]
+    warnings: list[str]
+
+
+# ---------------------------------------------------------------- log, summary, policy show
+
+class LogEvent(msgspec.Struct, frozen=True):
+    """The fields every event has; the rest are its type's (ledger/events.py), money as decimal strings.
+
+    Open on purpose: each event type adds its own fields. The test checks them
+    by reading every printed event back with `parse_event`.
+    """
+
+    type: str
+    effective: Day
+    id: EventId
+    recorded: Stamp
+
+
+Log = list[LogEvent]
+PolicyTable = dict[str, Any]  # the [policy] table of SPEC 4 with defaults filled in; `policy load` reads it back
+
+
+class Summary(Schema, frozen=True):
+    policy: str
+    insured: str  # the insured's name (SPEC 4), not money
+    currency: str
+    period: tuple[Day, Day]
+    events: int
+    by_type: dict[str, int]
+    buyers_by_country: dict[str, int]
+    amounts: dict[str, Money]
+    recorded_from: Stamp | None
+    recorded_to: Stamp | None
+
+
+# ---------------------------------------------------------------- exposure
+
+class BuyerExposure(Schema, frozen=True):
+    buyer: str
+    outstanding: Money
+    overdue: Money
+    insured: Money
+    uninsured: Money
+    limit: Money
+    top_up: Money
+    headroom: Money
+    status: ExposureStatus
+
+
+class BookExposure(Schema, frozen=True):
+    outstanding: Money
+    overdue: Money
+    insured: Money
+    uninsured: Money
+    limit: Money
+    top_up: Money
+    headroom: Money
+    buyers: list[BuyerExposure]
+
+
+class FieldChange(Schema, frozen=True):
+    before: str | None  # null: the buyer was not in the book at that time
+    after: str | None
+
+
+class BuyerChange(Schema, frozen=True):
+    buyer: str
+    changed: dict[str, FieldChange]
+    because: list[LogEvent]
+
+
+class ExposureDiff(Schema, frozen=True):
+    as_of: Day
+    known_at: tuple[Stamp, Stamp]
+    changes: list[BuyerChange]
+    late_events: int
+
+
+# ---------------------------------------------------------------- obligations, turnover, premium
+
+class Obligation(Schema, frozen=True):
+    kind: DutyKind
+    due: Day
+    status: DutyStatus
+    buyer: str | UnsetType = UNSET  # absent for declare_turnover
+
+
+class Turnover(Schema, frozen=True):
+    period: str
+    insurable: Money
+    declared: MoneyOrBlank
+    excluded: dict[ExclusionReason, Money]
+    country: str | UnsetType = UNSET
+    finding: str | UnsetType = UNSET  # only when declared differs from insurable
+
+
+class PremiumLine(Schema, frozen=True):
+    date: Day
+    kind: LineKind
+    amount: Money
+    tax: Money
+    period: str | UnsetType = UNSET
+    country: str | UnsetType = UNSET
+    buyer: str | UnsetType = UNSET
+    basis: Money | UnsetType = UNSET
+    rate: str | UnsetType = UNSET
+
+
+class Premium(Schema, frozen=True):
+    premium: Money
+    adjustment: Money
+    investigation_fees: Money
+    monitoring_fees: Money
+    top_up: Money
+    tax: Money
+    total: Money
+    minimum: Money
+    max_liability: MoneyOrBlank
+    lines: list[PremiumLine] | UnsetType = UNSET  # only with --lines
+
+
+# ---------------------------------------------------------------- claims
+
+class Claim(Schema, frozen=True):
+    buyer: str
+    loss_date: DayOrBlank
+    cause: LossCause
+    insured_loss: Money
+    indemnity: Money
+    retained: Money
+    recovered: Money
+    insurer_recovery: Money
+    insured_recovery: Money
+    indemnity_paid: Money
+    insurer_net_loss: Money
+    insured_net_loss: Money
+    status: ClaimStatus
+
+
+class EventAmount(Schema, frozen=True):
+    event: EventId
+    amount: Money
+
+
+class LimitDecision(Schema, frozen=True):
+    event: EventId
+    date: Day
+    limit: Money
+
+
+class ClaimInvoice(Schema, frozen=True):
+    invoice: str
+    event: EventId
+    issued: Day
+    delivered: Day
+    due: Day
+    amount: Money
+    limit_decision: LimitDecision | None
+    cap: Money
+    not_insured: str | None
+    cover_lost: str | None
+    cap_rule: str
+    credit_notes: list[EventAmount]
+    payments: list[EventAmount]
+    recoveries: list[EventAmount]
+    after_first_indemnity: list[EventAmount]
+    balance: Money
+    insured: Money
+
+
+class Deadline(Schema, frozen=True):
+    kind: DutyKind
+    due: Day
+    status: DutyStatus
+
+
+class Step(Schema, frozen=True):
+    step: str
+    before: Money
+    after: Money
+    rule: str
+    events: list[EventId]
+
+
+class RecoveryShare(Schema, frozen=True):
+    event: EventId
+    date: Day
+    amount: Money
+    insurer: Money
+    insured: Money
+
+
+class ClaimExplained(Claim, frozen=True):
+    loss_event: EventId | None
+    filing_due: DayOrBlank
+    filed: DayOrBlank
+    invoices: list[ClaimInvoice]
+    deadlines: list[Deadline]
+    steps: list[Step]
+    recovery_shares: list[RecoveryShare]
+
+
+# ---------------------------------------------------------------- scenario run
+
+class ScenarioResult(Schema, frozen=True):
+    path: str
+    title: str
+    passed: int
+    failures: list[str]
+
+
+# One schema per command (and per form where a flag changes the shape).
+SCHEMAS: dict[str, Any] = {
+    "policy load": Outcome,
+    "append": Outcome,
+    "import": Outcome,
+    "policy show": PolicyTable,
+    "log": Log,
+    "summary": Summary,
+    "exposure": BookExposure,
+    "exposure --buyer": BuyerExposure,
+    "exposure --diff": ExposureDiff,
+    "obligations": list[Obligation],
+    "turnover": Turnover,
+    "premium": Premium,
+    "claim": Claim,
+    "claim --explain": ClaimExplained,
+    "claims": list[Claim],
+    "scenario run": list[ScenarioResult],
+}
