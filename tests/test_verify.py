@@ -103,7 +103,7 @@ def test_an_untouched_ledger_verifies_clean(ledger: Ledger, clock: Clock, policy
     report = verify(ledger)
     count = ledger.count()
     assert report.clean, [f.line() for f in report.findings]
-    assert report.checks == ["chain", "folds"]
+    assert report.checks == ["chain", "read_models"]
     assert report.events == count == len(BOOK) + 1
     assert report.head_id == count  # nothing was rolled back in this book
     assert len(report.head_hash) == 64 and report.head_hash != "0" * 64
@@ -111,7 +111,7 @@ def test_an_untouched_ledger_verifies_clean(ledger: Ledger, clock: Clock, policy
 
 def test_verify_cli_clean_and_json(sqlite_book: Path) -> None:
     result = cli("verify", "--db", str(sqlite_book))
-    assert result.stdout.startswith("clean: 9 events, checks chain, folds; head 9 ")
+    assert result.stdout.startswith("clean: 9 events, checks chain, read_models; head 9 ")
     data = json.loads(cli("verify", "--db", str(sqlite_book), "--json").stdout)
     assert data["clean"] is True and data["events"] == 9 and data["findings"] == []
     head = data["head"]["hash"]
