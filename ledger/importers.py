@@ -143,8 +143,10 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
         raise toml_problem(e, source) from None
     except RecursionError:  # a = [[[[... thousands deep: the parser recurses
         raise LedgerError("malformed TOML: nested too deeply", source=source) from None
-    except ValueError as e:  # an integer of more than 4300 digits
-        raise LedgerError(f"malformed TOML: {e}".split(";")[0], source=source) from None
+    except ValueError as e:  # an integer of more than 4300 digits: find its line ourselves
+        found = re.search(r"\d{4300}", text)
+        line = text.count("\n", 0, found.start()) + 1 if found else None
+        raise LedgerError(f"malformed TOML: {e}".split(";")[0], source=source, line=line) from None
 
 
 def read_toml(text: str, source: str) -> EventFile:
@@ -206,7 +208,8 @@ def read_jsonl(text: str, source: str) -> EventFile:
         try:
             raw = _json_decoder.decode(line)
         except msgspec.ValidationError as e:
-            raise LedgerError(f"each line must be one JSON object ({e})", source=source, line=number) from None
+            words = "each line must be one JSON object" if str(e).startswith("Expected `object`") else f"malformed JSON: {e}"
+            raise LedgerError(words, source=source, line=number) from None
         except msgspec.DecodeError as e:
             raise LedgerError(f"malformed JSON: {e}", source=source, line=number) from None
         except RecursionError:
