@@ -149,6 +149,30 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
         raise LedgerError(f"malformed TOML: {e}".split(";")[0], source=source, line=line) from None
 
 
+_TABLE_HEADER = re.compile(r"\[\s*([^\[\]]+?)\s*\]\s*(#.*)?")
+_KEY = re.compile(r"(\"[^\"]*\"|[\w-]+)\s*=")
+
+
+def term_line(text: str, term: str) -> int | None:
+    """The line of a TOML file on which the term `policy.premium.rate` (say) is
+    written: its own `key =` line, or the line of the inline table or header
+    that holds it. None when the file does not write it (a term left out)."""
+    wanted = term.split(".")
+    table: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = _TABLE_HEADER.fullmatch(stripped)
+        if header:
+            table = [part.strip().strip('"') for part in header.group(1).split(".")]
+            if table == wanted:
+                return number
+            continue
+        key = _KEY.match(stripped)
+        if key and [*table, key.group(1).strip('"')] == wanted[: len(table) + 1]:
+            return number
+    return None
+
+
 def read_toml(text: str, source: str) -> EventFile:
     """A scenario-style TOML file: optional `title`, `[policy]`, `[[events]]`, `[[expect]]`."""
     document = parse_toml(text, source)
@@ -239,6 +263,7 @@ def read_csv(text: str, source: str) -> EventFile:
     for _ in _lines(text, source):  # refuse an absurdly long line before the csv module sees it
         pass
     reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra", strict=True)
+    start = 1  # the line the row being read starts on: a quote left open runs to the end of the file
     try:
         header = reader.fieldnames
         if not header:
@@ -257,7 +282,7 @@ def read_csv(text: str, source: str) -> EventFile:
             file.events.append((start, raw))
             start = reader.line_num + 1
     except csv.Error as e:
-        raise LedgerError(f"malformed CSV: {e}", source=source, line=reader.line_num) from None
+        raise LedgerError(f"malformed CSV: {e}", source=source, line=start) from None
     return file
 
 

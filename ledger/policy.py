@@ -397,15 +397,16 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
 
 def load_policy_file(path: Path) -> PolicyTerms:
     """Read a policy document; errors name the file."""
-    from ledger.importers import parse_toml, read_text
+    from ledger.importers import parse_toml, read_text, term_line
 
-    document = parse_toml(read_text(path), str(path))
+    text = read_text(path)
+    document = parse_toml(text, str(path))
     if "policy" not in document:
         raise LedgerError("has no [policy] table", source=str(path))
     try:
         return parse_policy(document["policy"])
     except LedgerError as e:
-        raise e.located(source=str(path)) from None
+        raise e.located(source=str(path), line=term_line(text, e.field) if e.field else None) from None
 
 
 def amend_policy(terms: PolicyTerms, changes: Mapping[str, Any]) -> PolicyTerms:
