@@ -656,7 +656,10 @@ def scenario_run(
             from ledger.scenario import ScenarioResult
 
             result = ScenarioResult(str(path), path.stem)
-            result.fail(None, str(problem))
+            if problem.source == str(path):  # name the file and line once, in front, like every failure
+                result.fail(problem.line, str(LedgerError(problem.message, field=problem.field)))
+            else:
+                result.fail(None, str(problem))
             results.append(result)
     passed = sum(r.passed for r in results)
     failed = sum(len(r.failures) for r in results)

@@ -189,7 +189,7 @@ def read_toml(text: str, source: str) -> EventFile:
     expect_lines = _header_lines(_EXPECT_HEADER, text)
     policy = document.get("policy")
     if policy is not None and not isinstance(policy, dict):
-        raise LedgerError("[policy] must be a table", source=source)
+        raise LedgerError("[policy] must be a table", field="policy", source=source, line=term_line(text, "policy"))
     return EventFile(
         source=source,
         policy=policy,
