@@ -196,7 +196,7 @@ def _validation_error(error: msgspec.ValidationError, type_name: str) -> LedgerE
     field = match.group(1) if match else None
     message = _VALIDATION_AT.sub("", text)
     if message.startswith("Object contains unknown field"):
-        unknown = message.split("`")[1]
+        unknown = message.split("`")[1] or '""'  # an empty name would leave the refusal naming nothing
         return LedgerError(f"is not a field of {type_name}", field=unknown)
     if message.startswith("Object missing required field"):
         missing = message.split("`")[1]

@@ -238,6 +238,8 @@ def read_jsonl(text: str, source: str) -> EventFile:
             raise LedgerError(f"malformed JSON: {e}", source=source, line=number) from None
         except RecursionError:
             raise LedgerError("malformed JSON: nested too deeply", source=source, line=number) from None
+        except UnicodeEncodeError:  # a lone surrogate: only text handed in directly, never a file read as UTF-8
+            raise LedgerError("is not UTF-8 text", source=source, line=number) from None
         file.events.append((number, raw))
     return file
 
@@ -249,6 +251,8 @@ def _read_json_array(text: str, source: str) -> EventFile:
         raise LedgerError(f"malformed JSON: {e}", source=source) from None
     except RecursionError:
         raise LedgerError("malformed JSON: nested too deeply", source=source) from None
+    except UnicodeEncodeError:
+        raise LedgerError("is not UTF-8 text", source=source) from None
     file = EventFile(source=source)
     for number, item in enumerate(items, 1):
         if not isinstance(item, dict):

@@ -322,7 +322,7 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     if not isinstance(table, Mapping):
         raise LedgerError("must be a table", field="policy")
     for required in ("id", "currency", "start", "end", "cover"):
-        if required not in table:
+        if table.get(required) is None:  # a JSON null is as absent as a term left out
             raise LedgerError("is required", field=f"policy.{required}")
     currency = table["currency"]
     if not isinstance(currency, str) or not CURRENCY_CODE.match(currency):
