@@ -12,7 +12,7 @@ import datetime
 import re
 import uuid
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import msgspec
@@ -317,10 +317,14 @@ def _convert_invoice(data: dict[str, Any], currency: str) -> None:
     if not 0 < rate <= MAX_FX_RATE:
         raise LedgerError(f"{rate} is out of range (above 0, at most {MAX_FX_RATE})", field="fx_rate")
     foreign_minor = data["amount"]
-    exact = Decimal(foreign_minor).scaleb(-minor_units(foreign)) * rate
+    with localcontext() as context:
+        # Exact before the one rounding: at the default 28 digits a 30-digit rate could round
+        # 100.49999... up to 100.5 first, and then half-up to 101.
+        context.prec = 100
+        exact = Decimal(foreign_minor).scaleb(-minor_units(foreign)) * rate
+        data["amount"] = round_half_up(exact.scaleb(minor_units(currency)))
     data["foreign_amount"] = foreign_minor
     data["fx_rate"] = rate
-    data["amount"] = round_half_up(exact.scaleb(minor_units(currency)))
     if data["amount"] <= 0:
         raise LedgerError("converts to 0 in the policy currency", field="amount")
     if data["amount"] >= MAX_AMOUNT_MINOR:

@@ -450,3 +450,16 @@ def test_the_installed_script_refuses_hostile_appends_and_scenarios(ledger_file:
     ]
     assert count(ledger_file) == before
     assert json.loads(creditledger("log", "--json", "--db", ledger_file, cwd=tmp_path).stdout)[-1]["buyer"] == "B1"
+
+
+# ---------------------------------------------------------------- values that parse, exactly
+
+def test_a_foreign_invoice_with_a_31_digit_rate_is_converted_exactly_then_rounded_once():
+    """1.00 USD at 1.004999...9 is 100.4999...9 pence: 100, not 101 (the 28-digit
+    default context used to round to 100.5 first, then half-up)."""
+    from ledger.events import parse_event
+
+    event = parse_event({"type": "invoice_issued", "effective": "2025-01-02", "buyer": "B1", "invoice": "I9",
+                         "amount": "1.00", "due": "2025-02-01", "currency": "USD",
+                         "fx_rate": "1.004999999999999999999999999999"}, "GBP")
+    assert (event.amount, event.foreign_amount) == (100, 100)  # type: ignore[attr-defined]
