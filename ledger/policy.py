@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -172,7 +172,7 @@ class _Reader:
         value = self.take(term)
         if value is None:
             return None
-        number = parse_decimal(value, field=self.name(term))
+        number = _rate_places(parse_decimal(value, field=self.name(term)), self.name(term))
         if number < low or number > high or (low_open and number == low):
             bound = "above" if low_open else "from"
             raise LedgerError(f"{number} is out of range ({bound} {low} to {high})", field=self.name(term))
@@ -266,8 +266,22 @@ def _premium(table: Mapping[str, Any], currency: str) -> PremiumTerms:
     )
 
 
+RATE_PLACES = 10  # *(our choice)*: a rate times a turnover then stays within Decimal's 28 exact digits
+
+
+def _rate_places(number: Decimal, field: str) -> Decimal:
+    """`number` if it has at most RATE_PLACES decimals (trailing zeros aside); the
+    folds multiply rates by amounts, and more places would be rounded twice."""
+    with localcontext() as exact:
+        exact.prec = 100
+        exponent = number.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > RATE_PLACES:  # parse_decimal leaves no NaN or Infinity
+        raise LedgerError(f"{number} has more than {RATE_PLACES} decimal places", field=field)
+    return number
+
+
 def _rate(value: Any, field: str) -> Decimal:
-    number = parse_decimal(value, field=field)
+    number = _rate_places(parse_decimal(value, field=field), field)
     if not Decimal(0) <= number <= Decimal(1):
         raise LedgerError(f"{number} is out of range (from 0 to 1; \"0.0035\" is 0.35 %)", field=field)
     return number

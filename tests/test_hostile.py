@@ -128,6 +128,7 @@ POLICY_CASES: dict[str, tuple[int | None, str | None, str]] = {
     "selected_risk_without_selection.toml": (7, "policy.structure", "needs selected_buyers"),
     "selected_buyer_with_nul.toml": (8, "policy.selected_buyers", "'B\\x00' is not a buyer id"),
     "thirty_decimals_excess.toml": (7, "policy.excess", "has more decimals than GBP allows"),
+    "thirty_decimals_rate.toml": (8, "policy.premium.rate", "has more than 10 decimal places"),
     "text_days.toml": (7, "policy.notify_days", "'sixty' is not a whole number of days"),
     "huge_days.toml": (7, "policy.notify_days", "is out of range"),
     "lowercase_currency.toml": (3, "policy.currency", "'gbp' is not an ISO 4217 currency code"),
