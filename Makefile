@@ -57,3 +57,8 @@ bench-full: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# The fuzz tests of the importers and the policy parser, long: 5,000 examples each (make test runs 40).
+.PHONY: soak-fuzz
+soak-fuzz: $(STAMP)
+	CREDITLEDGER_FUZZ_EXAMPLES=5000 $(BIN)/pytest tests/test_fuzz.py

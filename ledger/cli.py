@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import re
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import msgspec
 import typer
@@ -75,8 +75,18 @@ def _open(db: str, *, create: bool = False) -> Ledger:
 
 
 def _shown(db: str) -> str:
-    """The location without a password."""
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", db)
+    """The location without a password: neither the URL's (which may itself hold
+    an "@") nor one passed in the query string; only `schema` is shown as given."""
+    if not db.startswith(("postgresql://", "postgres://")):
+        return db
+    parts = urlsplit(db)
+    userinfo, at, host = parts.netloc.rpartition("@")  # as urllib splits it: the last "@"
+    user, colon, _ = userinfo.partition(":")
+    netloc = f"{user}{':***' if colon else ''}{at}{host}"
+    query = "&".join(
+        f"{name}={value if name == 'schema' else '***'}" for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _date(value: str | None, name: str) -> datetime.date | None:
@@ -651,7 +661,10 @@ def scenario_run(
             from ledger.scenario import ScenarioResult
 
             result = ScenarioResult(str(path), path.stem)
-            result.fail(None, str(problem))
+            if problem.source == str(path):  # name the file and line once, in front, like every failure
+                result.fail(problem.line, str(LedgerError(problem.message, field=problem.field)))
+            else:
+                result.fail(None, str(problem))
             results.append(result)
     passed = sum(r.passed for r in results)
     failed = sum(len(r.failures) for r in results)

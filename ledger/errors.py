@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
+# What would break the one-line form or hide text on a terminal: C0 and C1 controls
+# (newline, escape sequences, NEL), line and paragraph separators, bidi overrides,
+# and lone surrogates (which cannot even be written as UTF-8).
+UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def one_line(text: str) -> str:
+    """`text` with every unsafe character written as an escape, e.g. "\\n" or "\\u202e"."""
+    return UNSAFE_TEXT.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
 
 class LedgerError(Exception):
     """Bad input or a refused command.
@@ -42,7 +54,8 @@ class LedgerError(Exception):
         elif self.line:
             where = f"line {self.line}: "
         field = f"{self.field}: " if self.field else ""
-        return f"{where}{field}{self.message}"
+        # File names, field names and quoted values come from the input: keep them on one line.
+        return one_line(f"{where}{field}{self.message}")
 
 
 class ConcurrencyConflict(Exception):

@@ -12,19 +12,19 @@ import datetime
 import re
 import uuid
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import msgspec
 
 from ledger.errors import LedgerError
 from ledger.money import MAX_AMOUNT_MINOR, format_minor, minor_units, parse_decimal, round_half_up, to_minor
-from ledger.policy import CURRENCY_CODE, PolicyTerms, parse_policy, terms_to_table
+from ledger.policy import CURRENCY_CODE, PLAIN_TEXT, PolicyTerms, check_day, parse_policy, terms_to_table
 
 # Identifiers that users type: no control characters, bounded length.
-_PLAIN_TEXT = r"^[^\x00-\x1f\x7f]+\Z"
+_PLAIN_TEXT = PLAIN_TEXT
 _COUNTRY = r"^[A-Z]{2}\Z"
-_PERIOD = r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?\Z"
+_PERIOD = r"^(19|2\d)\d\d(-Q[1-4]|-(0[1-9]|1[0-2]))?\Z"  # years 1900 to 2999, as every date
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_PLAIN_TEXT)]
 Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=_PLAIN_TEXT)]
 Country = Annotated[str, msgspec.Meta(pattern=_COUNTRY)]
@@ -33,7 +33,7 @@ Period = Annotated[str, msgspec.Meta(pattern=_PERIOD)]
 _PATTERN_WORDS = {
     _PLAIN_TEXT: "text without control characters or line breaks",
     _COUNTRY: "an ISO 3166 alpha-2 country code such as GB",
-    _PERIOD: "a declaration period such as 2025, 2025-Q1 or 2025-03",
+    _PERIOD: "a declaration period such as 2025, 2025-Q1 or 2025-03 (years 1900 to 2999)",
 }
 
 NIL_ID = uuid.UUID(int=0)
@@ -196,7 +196,7 @@ def _validation_error(error: msgspec.ValidationError, type_name: str) -> LedgerE
     field = match.group(1) if match else None
     message = _VALIDATION_AT.sub("", text)
     if message.startswith("Object contains unknown field"):
-        unknown = message.split("`")[1]
+        unknown = message.split("`")[1] or '""'  # an empty name would leave the refusal naming nothing
         return LedgerError(f"is not a field of {type_name}", field=unknown)
     if message.startswith("Object missing required field"):
         missing = message.split("`")[1]
@@ -293,10 +293,10 @@ def _date(value: Any, field: str) -> datetime.date:
     if isinstance(value, datetime.datetime):
         raise LedgerError("is a date, not a timestamp (write 2025-01-01)", field=field)
     if isinstance(value, datetime.date):
-        return value
+        return check_day(value, field)
     if isinstance(value, str):
         try:
-            return datetime.date.fromisoformat(value.strip())
+            return check_day(datetime.date.fromisoformat(value.strip()), field)
         except ValueError:
             pass
     raise LedgerError(f"{value!r} is not a valid date (write 2025-01-31)", field=field)
@@ -317,10 +317,14 @@ def _convert_invoice(data: dict[str, Any], currency: str) -> None:
     if not 0 < rate <= MAX_FX_RATE:
         raise LedgerError(f"{rate} is out of range (above 0, at most {MAX_FX_RATE})", field="fx_rate")
     foreign_minor = data["amount"]
-    exact = Decimal(foreign_minor).scaleb(-minor_units(foreign)) * rate
+    with localcontext() as context:
+        # Exact before the one rounding: at the default 28 digits a 30-digit rate could round
+        # 100.49999... up to 100.5 first, and then half-up to 101.
+        context.prec = 100
+        exact = Decimal(foreign_minor).scaleb(-minor_units(foreign)) * rate
+        data["amount"] = round_half_up(exact.scaleb(minor_units(currency)))
     data["foreign_amount"] = foreign_minor
     data["fx_rate"] = rate
-    data["amount"] = round_half_up(exact.scaleb(minor_units(currency)))
     if data["amount"] <= 0:
         raise LedgerError("converts to 0 in the policy currency", field="amount")
     if data["amount"] >= MAX_AMOUNT_MINOR:

@@ -54,13 +54,22 @@ def detect_format(path: Path, given: str | None = None) -> str:
 def read_event_file(path: Path, fmt: str | None = None) -> EventFile:
     """Read `path` in its format; a malformed file is refused with its line."""
     kind = detect_format(path, fmt)
-    text = _read_text(path)
+    # A JSON array (what `log --json` prints) is one line however many events it holds.
+    text = read_text(path, line_limit=not (kind == "jsonl" and _starts_with(path, b"[")))
     reader = {"toml": read_toml, "jsonl": read_jsonl, "csv": read_csv}[kind]
     return reader(text, str(path))
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path, *, line_limit: bool = True) -> str:
+    """The UTF-8 text of `path`, refused with its line if it is not UTF-8 or
+    (with `line_limit`) has a line over MAX_LINE_CHARS characters.
+
+    The line lengths are checked while streaming the file in chunks, so a
+    100 MB line is refused before the file is ever held in memory whole.
+    """
     try:
+        if line_limit:
+            _check_line_lengths(path)
         data = path.read_bytes()
     except OSError as e:
         raise LedgerError(f"cannot read the file: {e.strerror}", source=str(path)) from None
@@ -69,6 +78,45 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise LedgerError("is not UTF-8 text", source=str(path), line=line) from None
+
+
+_CHUNK_BYTES = 1 << 20
+_NOT_CONTINUATION = bytes(b for b in range(256) if not 0x80 <= b <= 0xBF)
+
+
+def _characters(data: bytes) -> int:
+    """Characters in UTF-8 bytes: every byte but the continuation bytes starts one."""
+    return len(data) - len(data.translate(None, _NOT_CONTINUATION))
+
+
+def _check_line_lengths(path: Path) -> None:
+    line, carried = 1, 0  # the line being read, and its characters in earlier chunks
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK_BYTES):
+            parts = chunk.split(b"\n")
+            for number, part in enumerate(parts):
+                if number:
+                    line, carried = line + 1, 0
+                # Bytes bound characters from above: count characters only for a long line.
+                if carried + len(part) > MAX_LINE_CHARS and carried + _characters(part) > MAX_LINE_CHARS:
+                    raise _too_long(str(path), line)
+            carried += _characters(parts[-1])
+
+
+def _too_long(source: str, line: int) -> LedgerError:
+    return LedgerError(
+        f"the line is too long: an event line may have at most {MAX_LINE_CHARS:,} characters",
+        source=source, line=line,
+    )
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    try:
+        with path.open("rb") as file:
+            head = file.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    except OSError:
+        return False  # read_text names the problem
+    return head.startswith(prefix)
 
 
 # [ \t]* and not \s*: \s would swallow blank lines and name the line before the header.
@@ -87,12 +135,47 @@ def toml_problem(error: tomllib.TOMLDecodeError, source: str) -> LedgerError:
     return LedgerError(f"malformed TOML: {_TOML_AT.sub('', text)}", source=source, line=line)
 
 
-def read_toml(text: str, source: str) -> EventFile:
-    """A scenario-style TOML file: optional `title`, `[policy]`, `[[events]]`, `[[expect]]`."""
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """A TOML document; anything tomllib cannot read is a refusal naming the file (and line)."""
     try:
-        document = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise toml_problem(e, source) from None
+    except RecursionError:  # a = [[[[... thousands deep: the parser recurses
+        raise LedgerError("malformed TOML: nested too deeply", source=source) from None
+    except ValueError as e:  # an integer of more than 4300 digits: find its line ourselves
+        found = re.search(r"\d{4300}", text)
+        line = text.count("\n", 0, found.start()) + 1 if found else None
+        raise LedgerError(f"malformed TOML: {e}".split(";")[0], source=source, line=line) from None
+
+
+_TABLE_HEADER = re.compile(r"\[\s*([^\[\]]+?)\s*\]\s*(#.*)?")
+_KEY = re.compile(r"(\"[^\"]*\"|[\w-]+)\s*=")
+
+
+def term_line(text: str, term: str) -> int | None:
+    """The line of a TOML file on which the term `policy.premium.rate` (say) is
+    written: its own `key =` line, or the line of the inline table or header
+    that holds it. None when the file does not write it (a term left out)."""
+    wanted = term.split(".")
+    table: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = _TABLE_HEADER.fullmatch(stripped)
+        if header:
+            table = [part.strip().strip('"') for part in header.group(1).split(".")]
+            if table == wanted:
+                return number
+            continue
+        key = _KEY.match(stripped)
+        if key and [*table, key.group(1).strip('"')] == wanted[: len(table) + 1]:
+            return number
+    return None
+
+
+def read_toml(text: str, source: str) -> EventFile:
+    """A scenario-style TOML file: optional `title`, `[policy]`, `[[events]]`, `[[expect]]`."""
+    document = parse_toml(text, source)
     unknown = set(document) - {"title", "policy", "events", "expect"}
     if unknown:
         raise LedgerError(
@@ -102,11 +185,11 @@ def read_toml(text: str, source: str) -> EventFile:
     expectations = document.get("expect", [])
     if not isinstance(events, list) or not isinstance(expectations, list):
         raise LedgerError("events and expect must be arrays of tables ([[events]], [[expect]])", source=source)
-    event_lines = [text.count("\n", 0, m.start()) + 1 for m in _EVENTS_HEADER.finditer(text)]
-    expect_lines = [text.count("\n", 0, m.start()) + 1 for m in _EXPECT_HEADER.finditer(text)]
+    event_lines = _header_lines(_EVENTS_HEADER, text)
+    expect_lines = _header_lines(_EXPECT_HEADER, text)
     policy = document.get("policy")
     if policy is not None and not isinstance(policy, dict):
-        raise LedgerError("[policy] must be a table", source=source)
+        raise LedgerError("[policy] must be a table", field="policy", source=source, line=term_line(text, "policy"))
     return EventFile(
         source=source,
         policy=policy,
@@ -114,6 +197,16 @@ def read_toml(text: str, source: str) -> EventFile:
         expectations=list(zip(_pad(expect_lines, len(expectations)), expectations, strict=False)),
         title=str(document.get("title", "")),
     )
+
+
+def _header_lines(header: re.Pattern[str], text: str) -> list[int]:
+    """The line of each header, counted on from the one before (linear in the file, not quadratic)."""
+    lines, line, at = [], 1, 0
+    for match in header.finditer(text):
+        line += text.count("\n", at, match.start())
+        at = match.start()
+        lines.append(line)
+    return lines
 
 
 def _pad(lines: list[int], count: int) -> list[int]:
@@ -131,17 +224,22 @@ def read_jsonl(text: str, source: str) -> EventFile:
     read too; its events are numbered by their place in the array.
     """
     file = EventFile(source=source)
-    if text.lstrip().startswith("["):
+    if re.match(r"\s*\[", text):
         return _read_json_array(text, source)
     for number, line in enumerate(_lines(text, source), 1):
         if not line.strip():
             continue
         try:
             raw = _json_decoder.decode(line)
-        except msgspec.ValidationError:
-            raise LedgerError("each line must be one JSON object", source=source, line=number) from None
+        except msgspec.ValidationError as e:
+            words = "each line must be one JSON object" if str(e).startswith("Expected `object`") else f"malformed JSON: {e}"
+            raise LedgerError(words, source=source, line=number) from None
         except msgspec.DecodeError as e:
             raise LedgerError(f"malformed JSON: {e}", source=source, line=number) from None
+        except RecursionError:
+            raise LedgerError("malformed JSON: nested too deeply", source=source, line=number) from None
+        except UnicodeEncodeError:  # a lone surrogate: only text handed in directly, never a file read as UTF-8
+            raise LedgerError("is not UTF-8 text", source=source, line=number) from None
         file.events.append((number, raw))
     return file
 
@@ -151,6 +249,10 @@ def _read_json_array(text: str, source: str) -> EventFile:
         items = msgspec.json.decode(text)
     except msgspec.DecodeError as e:
         raise LedgerError(f"malformed JSON: {e}", source=source) from None
+    except RecursionError:
+        raise LedgerError("malformed JSON: nested too deeply", source=source) from None
+    except UnicodeEncodeError:
+        raise LedgerError("is not UTF-8 text", source=source) from None
     file = EventFile(source=source)
     for number, item in enumerate(items, 1):
         if not isinstance(item, dict):
@@ -164,7 +266,8 @@ def read_csv(text: str, source: str) -> EventFile:
     file = EventFile(source=source)
     for _ in _lines(text, source):  # refuse an absurdly long line before the csv module sees it
         pass
-    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra")
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra", strict=True)
+    start = 1  # the line the row being read starts on: a quote left open runs to the end of the file
     try:
         header = reader.fieldnames
         if not header:
@@ -183,7 +286,7 @@ def read_csv(text: str, source: str) -> EventFile:
             file.events.append((start, raw))
             start = reader.line_num + 1
     except csv.Error as e:
-        raise LedgerError(f"malformed CSV: {e}", source=source, line=reader.line_num) from None
+        raise LedgerError(f"malformed CSV: {e}", source=source, line=start) from None
     return file
 
 

@@ -6,7 +6,8 @@ input with more decimals than the currency allows is refused, never rounded.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 from ledger.errors import LedgerError
 
@@ -18,6 +19,11 @@ _MINOR_UNITS = {
 # A limit on everything: no single amount reaches a quadrillion minor units.
 MAX_AMOUNT_MINOR = 10**15
 MAX_EXPONENT = 30  # no amount or rate needs a power of ten beyond +-30
+# Plain ASCII decimals only: Decimal() alone also takes "1_000" and Arabic-Indic digits.
+_DECIMAL_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+# Enough digits for any accepted input (40 characters, exponent within +-30) to stay exact:
+# the default context (28 digits) would round 1.000...0001 (30 places) before the decimals check.
+_EXACT_DIGITS = 100
 
 
 def minor_units(currency: str) -> int:
@@ -32,15 +38,19 @@ def parse_decimal(value: object, *, field: str) -> Decimal:
             f"{value!r} is not a decimal string (money and rates are written like \"1500.00\")",
             field=field,
         )
+    if isinstance(value, int) and not -(10**40) < value < 10**40:  # str() of a 5000-digit int raises
+        raise LedgerError("is too long for a number", field=field)
     text = str(value).strip()
     if len(text) > 40:
         raise LedgerError(f"{text[:20]}... is too long for a number", field=field)
+    if text.lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
+        raise LedgerError(f"{text!r} is not a finite number", field=field)
+    if not _DECIMAL_TEXT.fullmatch(text):
+        raise LedgerError(f"{text!r} is not a decimal number (write it like \"1500.00\")", field=field)
     try:
         number = Decimal(text)
     except InvalidOperation:
         raise LedgerError(f"{text!r} is not a decimal number", field=field) from None
-    if not number.is_finite():
-        raise LedgerError(f"{text!r} is not a finite number", field=field)
     if number and not -MAX_EXPONENT <= number.adjusted() <= MAX_EXPONENT:
         # Refused before any arithmetic: 1e999999 would overflow or take minutes.
         raise LedgerError(f"{text!r} is out of range for an amount or a rate", field=field)
@@ -55,8 +65,11 @@ def to_minor(value: object, currency: str, *, field: str, allow_zero: bool = Tru
         raise LedgerError(f"{number} is negative; amounts are never below 0", field=field)
     if not allow_zero and number == 0:
         raise LedgerError("must be above 0", field=field)
-    scaled = number.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
+    with localcontext() as exact:
+        exact.prec = _EXACT_DIGITS
+        scaled = number.scaleb(decimals)
+        whole = scaled.to_integral_value()
+    if scaled != whole:
         raise LedgerError(
             f"{number} has more decimals than {currency} allows ({decimals}); "
             "amounts are refused, never rounded",

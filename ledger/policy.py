@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import datetime
 import re
-import tomllib
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
-from ledger.errors import LedgerError
+from ledger.errors import UNSAFE_TEXT, LedgerError
 from ledger.money import parse_decimal, to_minor
 
 Structure = Literal["whole_turnover", "selected_risk"]
@@ -28,6 +27,20 @@ Invoicing = Literal["declared", "advance"]
 
 COUNTRY_CODE = re.compile(r"^[A-Z]{2}\Z")
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}\Z")
+# Names and ids: no control characters, line breaks, bidi overrides or lone surrogates.
+PLAIN_TEXT = "^[^" + UNSAFE_TEXT.pattern[1:-1] + "]+\\Z"
+_PLAIN_ID = re.compile(PLAIN_TEXT[:-3] + "{1,100}\\Z")
+# Every date in a file lies in this range *(our choice)*: the calendar arithmetic of the folds
+# (due + notify days, period ends, a month after a policy end) then never leaves datetime's years 1 to 9999.
+EARLIEST_DAY = datetime.date(1900, 1, 1)
+LATEST_DAY = datetime.date(2999, 12, 31)
+
+
+def check_day(day: datetime.date, field: str) -> datetime.date:
+    """`day` if it lies between EARLIEST_DAY and LATEST_DAY, else a refusal naming `field`."""
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise LedgerError(f"{day} is out of range ({EARLIEST_DAY} to {LATEST_DAY})", field=field)
+    return day
 
 
 class PremiumTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -126,8 +139,8 @@ class _Reader:
             return default
         if not isinstance(value, str) or not value.strip() or len(value) > 200:
             raise LedgerError(f"{value!r} is not a non-empty text of at most 200 characters", field=self.name(term))
-        if any(ord(ch) < 32 for ch in value):
-            raise LedgerError("contains control characters", field=self.name(term))
+        if UNSAFE_TEXT.search(value):
+            raise LedgerError("contains control characters or line breaks", field=self.name(term))
         return value
 
     def choice(self, term: str, allowed: tuple[str, ...], default: str) -> str:
@@ -146,10 +159,10 @@ class _Reader:
             raise LedgerError(f"{value!r} is not a date (write 2025-01-01)", field=self.name(term))
         if isinstance(value, str):
             try:
-                return datetime.date.fromisoformat(value)
+                value = datetime.date.fromisoformat(value)
             except ValueError:
                 raise LedgerError(f"{value!r} is not a valid date", field=self.name(term)) from None
-        return value
+        return check_day(value, self.name(term))
 
     def money(self, term: str) -> int | None:
         value = self.take(term)
@@ -159,7 +172,7 @@ class _Reader:
         value = self.take(term)
         if value is None:
             return None
-        number = parse_decimal(value, field=self.name(term))
+        number = _rate_places(parse_decimal(value, field=self.name(term)), self.name(term))
         if number < low or number > high or (low_open and number == low):
             bound = "above" if low_open else "from"
             raise LedgerError(f"{number} is out of range ({bound} {low} to {high})", field=self.name(term))
@@ -219,10 +232,12 @@ def _premium(table: Mapping[str, Any], currency: str) -> PremiumTerms:
     if (rate is None) == (rates_table is None):
         raise LedgerError("give exactly one of rate or rates", field="policy.premium.rate")
     if rates_table is not None:
-        rates = {
-            str(country): _rate(value, f"policy.premium.rates.{country}")
-            for country, value in rates_table.items()
-        }
+        rates = {}
+        for country, value in rates_table.items():
+            if country != "default" and not COUNTRY_CODE.match(str(country)):
+                raise LedgerError(f"{country!r} is not default or an ISO 3166 alpha-2 country code",
+                                  field="policy.premium.rates")
+            rates[str(country)] = _rate(value, f"policy.premium.rates.{country}")
         if "default" not in rates:
             raise LedgerError("a rates table needs a default rate", field="policy.premium.rates.default")
     else:
@@ -251,8 +266,22 @@ def _premium(table: Mapping[str, Any], currency: str) -> PremiumTerms:
     )
 
 
+RATE_PLACES = 10  # *(our choice)*: a rate times a turnover then stays within Decimal's 28 exact digits
+
+
+def _rate_places(number: Decimal, field: str) -> Decimal:
+    """`number` if it has at most RATE_PLACES decimals (trailing zeros aside); the
+    folds multiply rates by amounts, and more places would be rounded twice."""
+    with localcontext() as exact:
+        exact.prec = 100
+        exponent = number.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > RATE_PLACES:  # parse_decimal leaves no NaN or Infinity
+        raise LedgerError(f"{number} has more than {RATE_PLACES} decimal places", field=field)
+    return number
+
+
 def _rate(value: Any, field: str) -> Decimal:
-    number = parse_decimal(value, field=field)
+    number = _rate_places(parse_decimal(value, field=field), field)
     if not Decimal(0) <= number <= Decimal(1):
         raise LedgerError(f"{number} is out of range (from 0 to 1; \"0.0035\" is 0.35 %)", field=field)
     return number
@@ -267,7 +296,7 @@ def _fees(table: Mapping[str, Any], currency: str) -> FeeTerms:
     for country, zone in zones_table.items():
         if not COUNTRY_CODE.match(str(country)):
             raise LedgerError(f"{country!r} is not an ISO 3166 alpha-2 country code", field="policy.fees.zones")
-        if not isinstance(zone, str) or not zone:
+        if not isinstance(zone, str) or not _PLAIN_ID.match(zone):
             raise LedgerError(f"{zone!r} is not a zone name", field=f"policy.fees.zones.{country}")
         zones[str(country)] = zone
 
@@ -307,7 +336,7 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     if not isinstance(table, Mapping):
         raise LedgerError("must be a table", field="policy")
     for required in ("id", "currency", "start", "end", "cover"):
-        if required not in table:
+        if table.get(required) is None:  # a JSON null is as absent as a term left out
             raise LedgerError("is required", field=f"policy.{required}")
     currency = table["currency"]
     if not isinstance(currency, str) or not CURRENCY_CODE.match(currency):
@@ -323,7 +352,7 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     if (end - start).days > 3660:
         raise LedgerError("the policy period is longer than ten years", field="policy.end")
     structure = r.choice("structure", ("whole_turnover", "selected_risk"), "whole_turnover")
-    selected_buyers = r.codes("selected_buyers", re.compile(r"^\S.{0,99}\Z"), "a buyer id") or ()
+    selected_buyers = r.codes("selected_buyers", _PLAIN_ID, "a buyer id (1 to 100 characters, no control characters)") or ()
     selected_countries = r.codes("selected_countries", COUNTRY_CODE, "an ISO 3166 alpha-2 country code") or ()
     if structure == "selected_risk" and not (selected_buyers or selected_countries):
         raise LedgerError("selected_risk needs selected_buyers or selected_countries", field="policy.structure")
@@ -382,22 +411,16 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
 
 def load_policy_file(path: Path) -> PolicyTerms:
     """Read a policy document; errors name the file."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise LedgerError(f"cannot read the file: {e.strerror}", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise LedgerError("is not UTF-8 text", source=str(path)) from None
-    except tomllib.TOMLDecodeError as e:
-        from ledger.importers import toml_problem
+    from ledger.importers import parse_toml, read_text, term_line
 
-        raise toml_problem(e, str(path)) from None
+    text = read_text(path)
+    document = parse_toml(text, str(path))
     if "policy" not in document:
         raise LedgerError("has no [policy] table", source=str(path))
     try:
         return parse_policy(document["policy"])
     except LedgerError as e:
-        raise e.located(source=str(path)) from None
+        raise e.located(source=str(path), line=term_line(text, e.field) if e.field else None) from None
 
 
 def amend_policy(terms: PolicyTerms, changes: Mapping[str, Any]) -> PolicyTerms:

@@ -100,7 +100,7 @@ def moment_argument(value: Any, field: str) -> datetime.datetime:
 def period_argument(value: Any) -> str:
     """A declaration period name: 2025, 2025-Q1 or 2025-03."""
     period = str(value or "")
-    if not re.fullmatch(r"\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?", period):
+    if not re.fullmatch(r"(19|2\d)\d\d(-Q[1-4]|-(0[1-9]|1[0-2]))?", period):  # years as in events.Period
         raise LedgerError(f"{period!r} is not a period such as 2025, 2025-Q1 or 2025-03", field="period")
     return period
 

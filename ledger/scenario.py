@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.errors import LedgerError
 from ledger.events import UNRECORDED, Event, parse_event
-from ledger.importers import read_toml
+from ledger.importers import read_text, read_toml, term_line
 from ledger.policy import parse_policy
 from ledger.queries import run_query
 from ledger.service import Draft, Ledger
@@ -55,10 +55,7 @@ def scenario_files(paths: Iterable[Path]) -> list[Path]:
 
 def run_scenario(path: Path) -> ScenarioResult:
     """Fold one scenario and check its expectations."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as problem:
-        raise LedgerError(f"cannot read the scenario: {problem}", source=str(path)) from None
+    text = read_text(path)
     document = read_toml(text, str(path))
     result = ScenarioResult(str(path), document.title or path.stem)
     if document.policy is None:
@@ -67,7 +64,7 @@ def run_scenario(path: Path) -> ScenarioResult:
     try:
         terms = parse_policy(document.policy)
     except LedgerError as problem:
-        result.fail(None, f"policy refused: {problem}")
+        result.fail(term_line(text, problem.field) if problem.field else None, f"policy refused: {problem}")
         return result
     steps: list[tuple[datetime.datetime, int, int, Event | None, str | None, LedgerError | None]] = []
     for order, (line, raw) in enumerate(document.events):

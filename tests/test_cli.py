@@ -337,7 +337,7 @@ BAD_COMMANDS = [
     pytest.param(["log", "--type", "invoice_paid"], "type: 'invoice_paid' is not an event type", id="bad-type"),
     pytest.param(["import", "missing.jsonl"], "missing.jsonl: cannot read the file", id="missing-file"),
     pytest.param(["import", "events.xml"], "cannot tell the format", id="unknown-format"),
-    pytest.param(["policy", "load", "bad_policy.toml"], "bad_policy.toml: policy.indemnity_pct: 120 is out of range",
+    pytest.param(["policy", "load", "bad_policy.toml"], "bad_policy.toml:10: policy.indemnity_pct: 120 is out of range",
                  id="bad-policy"),
     pytest.param(["policy", "load", "broken.toml"], "broken.toml:2: malformed TOML", id="malformed-policy"),
 ]

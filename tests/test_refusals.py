@@ -125,7 +125,7 @@ def test_a_refused_policy_file_names_the_file_and_loads_nothing(tmp_path: Path, 
     path.write_text(POLICY_FILE.read_text().replace('indemnity_pct = "90"', 'indemnity_pct = "120"'))
     with pytest.raises(LedgerError) as caught:
         load_policy_file(path)
-    assert str(caught.value).startswith(f"{path}: policy.indemnity_pct: ")
+    assert str(caught.value).startswith(f"{path}:10: policy.indemnity_pct: ")
     with Ledger("memory", clock=clock) as ledger:
         refusal(ledger, {"type": "policy_started", "effective": "2025-01-01",
                          "terms": spec_table(indemnity_pct="120")}, "policy.indemnity_pct")
