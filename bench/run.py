@@ -1,10 +1,14 @@
 """The benchmark: `make bench` (10,000 and 100,000 events; `--full` adds 1,000,000).
 
 For each size it generates the seeded sample book, then measures on a SQLite
-file: bulk import, interactive appends, a full replay of the log, one
-buyer's exposure, the book's exposure (known now and at an earlier time),
-and on the largest size a claim with its explanation and the premium
-account. It prints one table and writes the same figures, with the machine's
+file: bulk import; a full replay (every event decoded, then the exposure
+read model rebuilt from nothing); interactive appends and the read model's
+catch-up after them; one buyer's exposure at random `as_of` and `known_at`;
+the book's exposure known now and at an earlier time; on the largest size a
+claim with its explanation and the premium account. Then the peers of
+bench/peers.py on the same facts: (a) eventsourcing's plain aggregates
+rebuilt by its repository, (b) plain SQL for the book's outstanding, as
+ratios. It prints one table and writes the same figures, with the machine's
 CPU and the commit, to bench/results.json so that runs can be compared.
 """
 
@@ -15,14 +19,18 @@ import datetime
 import json
 import platform
 import random
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import peers  # bench/peers.py, beside this file
 
 from ledger import samplebook
 from ledger.policy import parse_policy
@@ -37,6 +45,12 @@ def percentile(samples: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
+def timed(action: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - start
+
+
 def measure(size: int, workdir: Path, largest: bool) -> dict[str, Any]:
     """Every figure for one size of book."""
     policy, rows = samplebook.generate(seed=11, events=size)
@@ -44,51 +58,73 @@ def measure(size: int, workdir: Path, largest: bool) -> dict[str, Any]:
     path = workdir / f"bench-{size}.db"
     with Ledger(str(path)) as ledger:
         ledger.load_policy(parse_policy(policy))
-        start = time.perf_counter()
-        ledger.record(ledger.parse(list(enumerate(rows, 1)), "book"))
-        figures["import_events_per_s"] = round(len(rows) / (time.perf_counter() - start))
+        _, elapsed = timed(lambda: ledger.record(ledger.parse(list(enumerate(rows, 1)), "book")))
+        figures["import_events_per_s"] = round(len(rows) / elapsed)
+        imported = datetime.datetime.now(datetime.UTC)  # known_at is drawn from here on: every buyer known
         buyers = ledger.store.index.buyers()
-        rng = random.Random(5)
-        latencies = []
-        for number in range(200):
-            buyer = rng.choice(buyers)
-            start = time.perf_counter()
-            ledger.append({"type": "limit_requested", "effective": "2025-12-31", "buyer": buyer, "amount": "1000",
-                           "key": f"BENCH-{size}-{number}"})
-            latencies.append(time.perf_counter() - start)
-        figures["append_p50_ms"] = round(statistics.median(latencies) * 1e3, 2)
-        figures["append_p99_ms"] = round(percentile(latencies, 0.99) * 1e3, 2)
+        figures["buyers"] = len(buyers)
+
+        # Full replay: every event decoded from the store (tracemalloc peak), then every
+        # projection the read model keeps (each buyer's exposure timeline) rebuilt from nothing.
         tracemalloc.start()
-        start = time.perf_counter()
-        replayed = sum(1 for _ in ledger.events())
-        elapsed = time.perf_counter() - start
+        replayed, elapsed = timed(lambda: sum(1 for _ in ledger.events()))
         figures["replay_events_per_s"] = round(replayed / elapsed)
         figures["replay_peak_mib"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
         tracemalloc.stop()
-        first = next(iter(ledger.events())).recorded
-        last = datetime.datetime.now(datetime.UTC)
+        _, elapsed = timed(ledger.exposure_model.catch_up)
+        figures["read_model_rebuild_s"] = round(elapsed, 1)
+        figures["read_model_rebuild_events_per_s"] = round(replayed / elapsed)
+        figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+        rng = random.Random(5)
         latencies = []
-        for _ in range(100):
+        touched = set()
+        for number in range(200):
+            buyer = rng.choice(buyers)
+            touched.add(buyer)
+            latencies.append(timed(lambda: ledger.append({
+                "type": "limit_requested", "effective": "2025-12-31", "buyer": buyer, "amount": "1000",  # noqa: B023
+                "key": f"BENCH-{size}-{number}"}))[1])  # noqa: B023
+        figures["append_p50_ms"] = round(statistics.median(latencies) * 1e3, 2)
+        figures["append_p99_ms"] = round(percentile(latencies, 0.99) * 1e3, 2)
+        _, elapsed = timed(ledger.exposure_model.catch_up)
+        figures["read_model_catch_up_ms"] = round(elapsed * 1e3)
+        figures["read_model_catch_up_buyers"] = len(touched)
+
+        first, last = imported, datetime.datetime.now(datetime.UTC)
+        latencies = []
+        for _ in range(200):
             as_of = datetime.date(2025, 1, 15) + datetime.timedelta(days=rng.randrange(350))
-            known_at = first + (last - first) * (0.5 + rng.random() / 2)
-            start = time.perf_counter()
-            exposure_query(ledger, {"buyer": rng.choice(buyers), "as_of": as_of, "known_at": known_at})
-            latencies.append(time.perf_counter() - start)
+            known_at = first + (last - first) * rng.random()
+            arguments = {"buyer": rng.choice(buyers), "as_of": as_of, "known_at": known_at}
+            latencies.append(timed(lambda: exposure_query(ledger, arguments))[1])  # noqa: B023
         figures["buyer_exposure_p50_ms"] = round(statistics.median(latencies) * 1e3, 2)
         figures["buyer_exposure_p99_ms"] = round(percentile(latencies, 0.99) * 1e3, 2)
+        year_end = datetime.date(2025, 12, 31)
         for label, known_at in (("book_exposure_now_ms", None), ("book_exposure_earlier_ms", first + (last - first) / 2)):
-            start = time.perf_counter()
-            exposure_query(ledger, {"as_of": datetime.date(2025, 12, 31), "known_at": known_at})
-            figures[label] = round((time.perf_counter() - start) * 1e3)
+            _, elapsed = timed(lambda: exposure_query(ledger, {"as_of": year_end, "known_at": known_at}))  # noqa: B023
+            figures[label] = round(elapsed * 1e3)
         if largest:
-            register = claims_of(ledger, datetime.date(2025, 12, 31), None)
+            register = claims_of(ledger, year_end, None)
             claimant = next((c.buyer for c in register if c.loss_date is not None), buyers[0])
-            start = time.perf_counter()
-            claim_query(ledger, {"buyer": claimant, "as_of": "2025-12-31", "explain": True})
-            figures["claim_explain_ms"] = round((time.perf_counter() - start) * 1e3)
-            start = time.perf_counter()
-            premium_query(ledger, {"as_of": "2026-01-31"})
-            figures["premium_account_ms"] = round((time.perf_counter() - start) * 1e3)
+            _, elapsed = timed(lambda: claim_query(ledger, {"buyer": claimant, "as_of": "2025-12-31", "explain": True}))
+            figures["claim_explain_ms"] = round(elapsed * 1e3)
+            _, elapsed = timed(lambda: premium_query(ledger, {"as_of": "2026-01-31"}))
+            figures["premium_account_ms"] = round(elapsed * 1e3)
+
+        # The peers, on the same facts.
+        (app, ids), elapsed = timed(lambda: peers.build_peer_a(rows, workdir / f"peer-a-{size}.db"))
+        figures["peer_a_build_s"] = round(elapsed, 1)
+        peer_events, elapsed = peers.replay_peer_a(app, ids)
+        figures["peer_a_replay_events_per_s"] = round(peer_events / elapsed)
+        figures["replay_vs_peer_a"] = round(figures["replay_events_per_s"] / figures["peer_a_replay_events_per_s"], 1)
+        figures["rebuild_vs_peer_a"] = round(
+            figures["read_model_rebuild_events_per_s"] / figures["peer_a_replay_events_per_s"], 2)
+        database = peers.build_peer_b(rows, workdir / f"peer-b-{size}.db")
+        _, elapsed = peers.outstanding_peer_b(database, year_end)
+        figures["peer_b_outstanding_ms"] = round(elapsed * 1e3, 1)
+        figures["book_now_vs_peer_b"] = round(figures["book_exposure_now_ms"] / max(elapsed * 1e3, 0.1), 1)
+        database.close()
     return figures
 
 

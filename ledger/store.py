@@ -320,7 +320,9 @@ class IndexQueries:
     def earliest_effective_after(self, recorded: str) -> dict[str | None, str]:
         """For each stream (buyer, or None for the policy) with events recorded after the stamp,
         the earliest effective date among them."""
-        rows = self._fetch("SELECT buyer, min(effective) FROM ledger_index WHERE recorded > ? GROUP BY buyer", [recorded])
+        rows = self._fetch(  # materialised first, so that the planners seek on `recorded` (few rows)
+            "WITH later AS MATERIALIZED (SELECT buyer, effective FROM ledger_index WHERE recorded > ?) "
+            "SELECT buyer, min(effective) FROM later GROUP BY buyer", [recorded])
         return {row[0]: row[1] for row in rows}
 
     def scan(self, after: int, stop: int | None, limit: int) -> list[tuple[int, str, bytes]]:
