@@ -1,8 +1,10 @@
 """Exposure charts as PNG files (issue 7), drawn with matplotlib's Agg canvas.
 
-The figures come from the same pure folds as the `exposure` query
-(`projections.cover.buyer_cover`, `projections.exposure`); each stream is read
-once and folded again at every sampled day. Money stays in integer minor units
+The figures come from the `exposure` query's own functions
+(`ledger.queries.buyer_exposure`, `book_exposures`): known now, each sample is
+a look-up per buyer in the exposure read model (ledger/readmodels.py); known
+at an earlier time, the buyers with later news are folded, each stream read
+once for the whole series. Money stays in integer minor units
 until it is placed on an axis: a float is fine for a pixel position, never for
 a figure the ledger prints.
 
@@ -13,6 +15,7 @@ needs no display.
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import os
 import tempfile
@@ -23,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.errors import LedgerError
 from ledger.money import minor_units
-from projections.cover import buyer_cover
 from projections.exposure import Exposure, book_totals
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
 # A limit on everything: a chart of more points than this is unreadable and slow to fold.
 MAX_SAMPLES = 1000
-# Up to about a quarter, one point a day; longer ranges one a week (a book fold costs ~0.2 s per day at 10k events).
+# Up to about a quarter, one point a day; longer ranges one a week (readable; a sample costs a read-model look-up).
 DAILY_UP_TO_DAYS = 92
 MAX_TOP = 50
 
@@ -83,24 +85,23 @@ def exposure_series(
 ) -> list[ExposurePoint]:
     """Outstanding, insured, limit and top-up at the end of each day: one buyer's, or the book's totals.
 
-    A buyer not yet registered on a day counts 0 that day (as the book query
-    leaves it out). An unknown buyer is refused.
+    The figures are the exposure query's own (`buyer_exposure`, `book_exposures`): known now, each
+    is a look-up in the exposure read model, not a fold. A buyer not yet registered on a day counts
+    0 that day (as the book query leaves it out). An unknown buyer is refused.
     """
-    policy = ledger.policy_events()
-    if buyer is not None:
-        if buyer not in ledger.store.index.buyers():
-            raise LedgerError(f"{buyer} is not a registered buyer", field="buyer")
-        streams = {buyer: ledger.buyer_events(buyer)}
-    else:
-        streams = {name: ledger.buyer_events(name) for name in ledger.store.index.buyers()}
+    from ledger.queries import book_exposures
+
+    if buyer is not None and buyer not in ledger.store.index.buyers():
+        raise LedgerError(f"{buyer} is not a registered buyer", field="buyer")
+    streams = functools.cache(ledger.buyer_events)  # known earlier, a buyer refolded at every sample is read once
     points = []
     registered = False
     for day in days:
-        rows = []
-        for name, events in streams.items():
-            cover = buyer_cover(name, events, policy, day, known_at)
-            if cover.registered is not None:
-                rows.append(Exposure.of(cover))
+        if buyer is None:
+            rows = [row for _, row in book_exposures(ledger, day, known_at, streams)]
+        else:
+            one = _buyer_on(ledger, buyer, day, known_at)
+            rows = [] if one is None else [one]
         registered = registered or bool(rows)
         totals = book_totals(rows)
         points.append(ExposurePoint(day, totals["outstanding"], totals["insured"], totals["limit"], totals["top_up"]))
@@ -110,16 +111,29 @@ def exposure_series(
     return points
 
 
+def _buyer_on(
+    ledger: Ledger, buyer: str, day: datetime.date, known_at: datetime.datetime | None
+) -> Exposure | None:
+    """The buyer's exposure on `day`, or None before its registration (the query refuses, naming the buyer)."""
+    from ledger.queries import buyer_exposure
+
+    try:
+        return buyer_exposure(ledger, buyer, day, known_at)
+    except LedgerError as problem:
+        if problem.field == "buyer":
+            return None
+        raise
+
+
 def largest_exposures(
     ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None, top: int
 ) -> list[tuple[str, Exposure]]:
     """The `top` buyers with the most outstanding at `as_of`, largest first (ties by buyer)."""
     if not 1 <= top <= MAX_TOP:
         raise LedgerError(f"{top} is not between 1 and {MAX_TOP}", field="top")
-    from ledger.queries import book_covers
+    from ledger.queries import book_exposures
 
-    rows = [(cover.buyer, Exposure.of(cover)) for cover in book_covers(ledger, as_of, known_at)]
-    rows = [row for row in rows if row[1].outstanding > 0]
+    rows = [row for row in book_exposures(ledger, as_of, known_at) if row[1].outstanding > 0]
     rows.sort(key=lambda row: (-row[1].outstanding, row[0]))
     return rows[:top]
 

@@ -89,7 +89,8 @@ def import_erp(
             "skipped": [{"key": d.event.key, "earlier": earlier} for d, earlier in outcome.skipped],
             "warnings": outcome.warnings,
             "rejected": [_rejection(row, problem) for row, problem in bad],
-            "rejects_file": str(reject_path) if bad else None,
+            # Absent, not null, when nothing was rejected: docs/json.md's convention for optional fields.
+            **({"rejects_file": str(reject_path)} if bad else {}),
         })
         return
     _report(outcome, as_json=False)
@@ -155,7 +156,9 @@ def _identity(row: ErpRow, source: ErpFile, index: dict[str, int]) -> tuple[str 
 
 
 def _rejection(row: ErpRow, problem: LedgerError) -> dict[str, Any]:
-    return {"line": row.line, "field": problem.field, "reason": problem.message, "message": str(problem)}
+    """One rejected row for --json; `field` is absent (never null) when the refusal names none (a short row)."""
+    field = {"field": problem.field} if problem.field is not None else {}
+    return {"line": row.line, **field, "reason": problem.message, "message": str(problem)}
 
 
 def _print_rejected(bad: list[tuple[ErpRow, LedgerError]]) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ledger.cli import DEFAULT_DB, DbOption, JsonOption, _open, _print_json, err, out
+
+if TYPE_CHECKING:
+    from ledger.verify import Finding
 
 
 def verify(
@@ -33,11 +36,7 @@ def verify(
         _print_json({
             "clean": report.clean, "events": report.events, "checks": report.checks,
             "head": {"notification_id": report.head_id, "hash": report.head_hash},
-            "findings": [
-                {"check": f.check, "problem": f.problem, "notification_id": f.notification_id,
-                 "event_id": f.event_id, "key": f.key, "message": f.message}
-                for f in report.findings
-            ],
+            "findings": [_finding(f) for f in report.findings],
         })
     elif report.clean:
         out.print(f"clean: {report.events} events, checks {', '.join(report.checks)}; "
@@ -48,3 +47,11 @@ def verify(
         err.print(f"error: {report.findings[0].line()}{also}", markup=False)
     if not report.clean:
         raise typer.Exit(1)
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    """A finding for --json: where it is (notification, event, key) only as far as known, absent
+    otherwise, never null (docs/json.md's convention for optional fields)."""
+    where = {"notification_id": finding.notification_id, "event_id": finding.event_id, "key": finding.key}
+    return {"check": finding.check, "problem": finding.problem,
+            **{name: value for name, value in where.items() if value is not None}, "message": finding.message}

@@ -154,10 +154,14 @@ def buyer_exposure(ledger: Ledger, buyer: str, as_of: datetime.date, known_at: d
 
 
 def book_exposures(
-    ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None
+    ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None,
+    streams: Callable[[str], list[Event]] | None = None,
 ) -> list[tuple[str, Exposure]]:
     """Every registered buyer's exposure, in buyer order: the read model's, refolding only
-    the buyers with something recorded after `known_at` that reaches back to `as_of`."""
+    the buyers with something recorded after `known_at` that reaches back to `as_of`.
+
+    `streams` reads a buyer's events for those refolds (default `ledger.buyer_events`): a
+    caller asking about many dates passes a cached reader, to read each stream once."""
     model = ledger.exposure_model
     known_now = model.book_on(as_of)
     if known_at is None:
@@ -171,7 +175,7 @@ def book_exposures(
             if buyer in stored:
                 rows.append((buyer, stored[buyer]))
             continue
-        cover = buyer_cover(buyer, ledger.buyer_events(buyer), policy, as_of, known_at)
+        cover = buyer_cover(buyer, (streams or ledger.buyer_events)(buyer), policy, as_of, known_at)
         if cover.registered is not None:
             rows.append((buyer, Exposure.of(cover)))
     return rows

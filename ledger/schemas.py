@@ -271,6 +271,67 @@ class ScenarioResult(Schema, frozen=True):
     failures: list[str]
 
 
+# ---------------------------------------------------------------- import-erp
+
+class Rejection(Schema, frozen=True):
+    line: int
+    reason: str
+    message: str
+    field: str | UnsetType = UNSET  # absent when the refusal names no field (e.g. a row with too few cells)
+
+
+class ErpOutcome(Schema, frozen=True):
+    recorded: list[EventId]
+    skipped: list[Skipped]
+    warnings: list[str]
+    rejected: list[Rejection]
+    rejects_file: str | UnsetType = UNSET  # only when rows were rejected (and so written there)
+
+
+class WouldRecord(Schema, frozen=True):
+    line: int
+    event: LogEvent  # id and recorded are provisional: the import assigns its own
+
+
+class SkippedLine(Skipped, frozen=True):
+    line: int
+
+
+class ErpTrial(Schema, frozen=True):
+    would_record: list[WouldRecord]
+    skipped: list[SkippedLine]
+    warnings: list[str]
+    rejected: list[Rejection]
+
+
+# ---------------------------------------------------------------- verify
+
+VerifyProblem = Literal["changed", "deleted", "inserted", "reordered", "index", "fold", "head"]
+Hash = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="a SHA-256 hash, 64 hex digits")]
+
+
+class Head(Schema, frozen=True):
+    notification_id: int
+    hash: Hash
+
+
+class Finding(Schema, frozen=True):
+    check: str
+    problem: VerifyProblem
+    message: str
+    notification_id: int | UnsetType = UNSET  # each absent when the finding is not about one event
+    event_id: str | UnsetType = UNSET  # as stored: a tampered row may hold anything
+    key: str | UnsetType = UNSET
+
+
+class Verify(Schema, frozen=True):
+    clean: bool
+    events: int
+    checks: list[str]
+    head: Head
+    findings: list[Finding]
+
+
 # One schema per command (and per form where a flag changes the shape).
 SCHEMAS: dict[str, Any] = {
     "policy load": Outcome,
@@ -289,4 +350,7 @@ SCHEMAS: dict[str, Any] = {
     "claim --explain": ClaimExplained,
     "claims": list[Claim],
     "scenario run": list[ScenarioResult],
+    "import-erp": ErpOutcome,
+    "import-erp --dry-run": ErpTrial,
+    "verify": Verify,
 }

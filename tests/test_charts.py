@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from ledger.errors import LedgerError
 from ledger.money import format_minor
 from ledger.queries import exposure_query
 from ledger.service import Ledger
+from projections.cover import buyer_cover
+from projections.exposure import Exposure, book_totals
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVENTS = [
@@ -134,6 +137,42 @@ def test_series_equals_the_exposure_query(db: str, buyer: str | None):
                      for name in ("outstanding", "insured", "limit", "top_up")}
             assert shown == {name: answer[name] for name in shown}
     assert [p.outstanding for p in points][-1] > 0
+
+
+def folded(ledger: Ledger, buyer: str | None, days: list[datetime.date],
+           known_at: datetime.datetime | None) -> list[tuple[int, int, int, int]]:
+    """The figures by the pure fold of every stream, with no read model: what the series must equal."""
+    streams = [buyer] if buyer else ledger.store.index.buyers()
+    result = []
+    for day in days:
+        covers = [buyer_cover(name, ledger.buyer_events(name), ledger.policy_events(), day, known_at)
+                  for name in streams]
+        totals = book_totals(Exposure.of(cover) for cover in covers if cover.registered is not None)
+        result.append((totals["outstanding"], totals["insured"], totals["limit"], totals["top_up"]))
+    return result
+
+
+@pytest.mark.parametrize("buyer", ["B1", None])
+def test_series_known_now_and_earlier_equal_a_fresh_fold(db: str, tmp_path: Path, buyer: str | None):
+    """The read model answers known now; known before a late, back-dated payment, the buyers
+    with that news are folded again: both equal the fold of the events known then."""
+    path = tmp_path / "late.db"
+    with sqlite3.connect(db) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+    before = json.loads(cli("log", "--json", "--db", str(path)).stdout)[-1]["recorded"]
+    late = tmp_path / "late.jsonl"
+    late.write_text(json.dumps({"type": "payment_received", "effective": "2025-01-20", "buyer": "B1",
+                                "amount": "2000.00", "invoice": "I1"}) + "\n")
+    cli("import", str(late), "--db", str(path))
+    known_before = datetime.datetime.fromisoformat(before)
+    days = charts.sample_days(datetime.date(2025, 1, 1), datetime.date(2025, 3, 31), "week")
+    with Ledger(str(path)) as ledger:
+        now = charts.exposure_series(ledger, buyer, days, None)
+        earlier = charts.exposure_series(ledger, buyer, days, known_before)
+        for points, moment in ((now, None), (earlier, known_before)):
+            assert [(p.outstanding, p.insured, p.limit, p.top_up) for p in points] == folded(ledger, buyer, days, moment)
+    changed = [p.day for p, q in zip(now, earlier, strict=True) if p.outstanding != q.outstanding]
+    assert changed and changed[0] >= datetime.date(2025, 1, 20)  # the late payment reaches back, not further
 
 
 def test_one_buyer_known_earlier(db: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -25,6 +26,7 @@ from ledger.policy import parse_policy
 from ledger.service import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
+ERP = ROOT / "examples/erp"
 EARLY, LATE = "2025-03-01T09:00:00Z", "2025-05-01T09:00:00Z"
 EVENTS: list[dict[str, Any]] = [
     {"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B1", "name": "Acme Ltd", "country": "GB"},
@@ -75,10 +77,13 @@ def decoded(name: str, text: str) -> Any:
     return msgspec.json.decode(text, type=schemas.SCHEMAS[name])
 
 
-def run(db: str, name: str, *args: str) -> Any:
-    """Run the command `name` with --json and decode its output with its schema."""
+def run(db: str, name: str, *args: str, ok: bool = True) -> Any:
+    """Run the command `name` with --json and decode its output with its schema (ok=False: it exits 1
+    and still prints its JSON, as verify does with findings)."""
     command = name.split(" --")[0].split()
-    return decoded(name, cli(*command, *args, "--json", "--db", db).stdout)
+    result = cli(*command, *args, "--json", "--db", db, ok=ok)
+    assert result.exit_code == (0 if ok else 1), (result.stdout, result.stderr)
+    return decoded(name, result.stdout)
 
 
 # ---------------------------------------------------------------- one test per command
@@ -173,6 +178,71 @@ def test_claim_claims_and_the_explanation(db: str):
 def test_scenario_run():
     results = decoded("scenario run", cli("scenario", "run", str(ROOT / "tests/data/scenarios"), "--json").stdout)
     assert results and all(result.failures == [] for result in results)
+
+
+def erp_ledger(folder: Path) -> str:
+    """A fresh ledger holding examples/erp/book.toml: the policy and three buyers with limits."""
+    path = str(folder / "erp.db")
+    cli("init", "--db", path)
+    cli("import", str(ERP / "book.toml"), "--db", path)
+    return path
+
+
+def import_erp(db: str, name: str, csv_file: Path, *args: str, ok: bool = True) -> Any:
+    command = ["import-erp", str(csv_file), "--mapping", str(ERP / "mapping.toml"), *args, "--json", "--db", db]
+    return decoded(name, cli(*command, ok=ok).stdout)
+
+
+def test_import_erp_dry_run_import_and_again(tmp_path: Path):
+    db = erp_ledger(tmp_path)
+    trial = import_erp(db, "import-erp --dry-run", ERP / "invoices.csv", "--dry-run")
+    assert [row.line for row in trial.would_record] == [2, 3, 4, 5] and trial.skipped == trial.rejected == []
+    printed = json.loads(cli("import-erp", str(ERP / "invoices.csv"), "--mapping", str(ERP / "mapping.toml"),
+                             "--dry-run", "--json", "--db", db).stdout)
+    for row in printed["would_record"]:  # each event as log prints it: its own fields read back by name
+        assert json.loads(msgspec.json.encode(to_public(parse_event(row["event"], "GBP"), "GBP"))) == row["event"]
+    outcome = import_erp(db, "import-erp", ERP / "invoices.csv")
+    assert len(outcome.recorded) == 4 and outcome.rejected == [] and outcome.rejects_file is msgspec.UNSET
+    assert {row.event.id for row in trial.would_record}.isdisjoint(outcome.recorded)  # a dry run's ids are provisional
+    again = import_erp(db, "import-erp", ERP / "invoices.csv")
+    assert again.recorded == [] and [s.key for s in again.skipped][0] == "ERP-RE-2025-0001"
+    trial = import_erp(db, "import-erp --dry-run", ERP / "invoices.csv", "--dry-run")
+    assert trial.would_record == [] and [(s.line, s.key) for s in trial.skipped][0] == (2, "ERP-RE-2025-0001")
+
+
+def test_import_erp_rejected_rows(tmp_path: Path):
+    db = erp_ledger(tmp_path)
+    payments = tmp_path / "payments.csv"
+    payments.write_text("Zahlungsnr;Kundennr;Zahlungsdatum;Rechnungsnr;Betrag\n"
+                        "ZE-1;B-1001;14/03/2025;;100,00\n"
+                        "ZE-2;B-9999;14/03/2025;;100,00\n"  # not a registered buyer
+                        "ZE-3;B-1001;14/03/2025\n", encoding="utf-8")  # too few cells: no field to name
+    trial = import_erp(db, "import-erp --dry-run", payments, "--dry-run", ok=False)
+    assert [(r.line, r.field) for r in trial.rejected] == [(3, "buyer"), (4, msgspec.UNSET)]
+    outcome = import_erp(db, "import-erp", payments, "--skip-bad")
+    assert len(outcome.recorded) == 1 and [r.line for r in outcome.rejected] == [3, 4]
+    assert outcome.rejects_file == str(tmp_path / "payments.rejects.csv")
+    assert outcome.rejected[0].message.endswith(f"{outcome.rejected[0].field}: {outcome.rejected[0].reason}")
+
+
+def test_verify_clean_and_with_findings(db: str, tmp_path: Path):
+    report = run(db, "verify")
+    assert report.clean and report.findings == [] and report.checks == ["chain", "folds"]
+    assert report.events == report.head.notification_id > len(EVENTS)
+    bogus = run(db, "verify", "--expect-head", "f" * 64, ok=False)  # a head this chain never had
+    assert not bogus.clean and [(f.check, f.problem) for f in bogus.findings] == [("head", "head")]
+    assert bogus.findings[0].notification_id is bogus.findings[0].event_id is msgspec.UNSET
+    tampered = tmp_path / "tampered.db"
+    with sqlite3.connect(db) as source, sqlite3.connect(tampered) as copy:
+        source.backup(copy)  # the whole database, whatever its WAL still holds
+    with sqlite3.connect(tampered) as edit:  # an amount changed behind the ledger's back
+        (n,) = edit.execute("SELECT notification_id FROM ledger_index WHERE key = 'ERP-I1'").fetchone()
+        (state,) = edit.execute("SELECT state FROM stored_events WHERE rowid = ?", [n]).fetchone()
+        edit.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", [state.replace(b"800000", b"900000"), n])
+    found = run(str(tampered), "verify", ok=False)
+    assert not found.clean and len(found.findings) == 1
+    assert (found.findings[0].problem, found.findings[0].notification_id, found.findings[0].key) == ("changed", n, "ERP-I1")
+    assert found.head == schemas.Head(0, "0" * 64)  # a broken chain vouches for no head
 
 
 # ---------------------------------------------------------------- the schemas themselves
