@@ -14,15 +14,15 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ledger.cli_chart import chart_app
+from ledger.cli_common import DbOption, JsonOption, err, out, shown_location
+from ledger.cli_common import open_ledger as _open
 from ledger.cli_export import register as register_export
 from ledger.errors import LedgerError
 from ledger.events import EVENT_TYPES, format_recorded, to_public
@@ -52,41 +52,8 @@ register_export(app)
 app.add_typer(chart_app, name="chart")
 
 # Piped output keeps whole figures: Rich would otherwise cut tables at 80 columns.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-DbOption = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar="CREDITLEDGER_DB",
-        help="The ledger: a SQLite file path, or postgresql://user@host:port/db?schema=name.",
-        show_default=True,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _open(db: str, *, create: bool = False) -> Ledger:
-    """Open the ledger at `db`; a missing one is an error unless creating."""
-    if not create and not ledger_exists(db):
-        raise LedgerError(f"there is no ledger at {_shown(db)}; create one with `creditledger init`", field="db")
-    return Ledger(db)
-
-
-def _shown(db: str) -> str:
-    """The location without a password: neither the URL's (which may itself hold
-    an "@") nor one passed in the query string; only `schema` is shown as given."""
-    if not db.startswith(("postgresql://", "postgres://")):
-        return db
-    parts = urlsplit(db)
-    userinfo, at, host = parts.netloc.rpartition("@")  # as urllib splits it: the last "@"
-    user, colon, _ = userinfo.partition(":")
-    netloc = f"{user}{':***' if colon else ''}{at}{host}"
-    query = "&".join(
-        f"{name}={value if name == 'schema' else '***'}" for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _date(value: str | None, name: str) -> datetime.date | None:
@@ -121,9 +88,9 @@ def _report(outcome: Outcome, *, as_json: bool) -> None:
 def init(db: DbOption = DEFAULT_DB) -> None:
     """Create an empty ledger (a SQLite file by default)."""
     if ledger_exists(db):
-        raise LedgerError(f"there is already a ledger at {_shown(db)}; a ledger is never overwritten", field="db")
+        raise LedgerError(f"there is already a ledger at {shown_location(db)}; a ledger is never overwritten", field="db")
     with _open(db, create=True) as ledger:
-        out.print(f"created an empty ledger at {_shown(ledger.location)}; next: creditledger policy load FILE")
+        out.print(f"created an empty ledger at {shown_location(ledger.location)}; next: creditledger policy load FILE")
 
 
 @policy_app.command("load")

@@ -11,20 +11,12 @@ from typing import Annotated
 
 import typer
 
+from ledger.cli_common import DbOption, open_ledger, shown_location
+from ledger.cli_common import out as console
 from ledger.queries import as_of_argument, day_argument, known_at_argument
 
 chart_app = typer.Typer(help="Draw exposure charts as PNG files.", no_args_is_help=True)
 
-# The same --db as every other command (ledger/cli.py cannot be imported here: it imports this module).
-DbOption = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar="CREDITLEDGER_DB",
-        help="The ledger: a SQLite file path, or postgresql://user@host:port/db?schema=name.",
-        show_default=True,
-    ),
-]
 OutOption = Annotated[Path, typer.Option("--out", help="The PNG file to write (replaced if it exists).")]
 KnownAtOption = Annotated[
     str | None, typer.Option(help="As the ledger knew it then (timestamp, or a date: its end).")
@@ -45,17 +37,15 @@ def chart_exposure(
 ) -> None:
     """Outstanding, insured and limit over time, for one buyer or the book, as a PNG line chart."""
     from ledger import charts
-    from ledger.cli import _open, _shown
-    from ledger.cli import out as console
 
     first, last = day_argument(date_from, "from"), day_argument(date_to, "to")
     days = charts.sample_days(first, last, every)
     moment = known_at_argument({"known_at": known_at})
     charts.check_output(out)
-    with _open(db) as ledger:
+    with open_ledger(db) as ledger:
         currency = ledger.terms().currency
         points = charts.exposure_series(ledger, buyer, days, moment)
-        where = _shown(ledger.location)
+        where = shown_location(ledger.location)
     who = f"Exposure of {buyer}" if buyer else "Exposure of the book"
     step = "daily" if len(days) < 2 or (days[1] - days[0]).days == 1 else "weekly"
     title = f"{who}, {first} to {last} ({step})" + (f", as known at {moment:%Y-%m-%d %H:%M} UTC" if moment else "")
@@ -75,12 +65,10 @@ def chart_book(
 ) -> None:
     """The largest exposures against their limits at --as-of, as a PNG of horizontal bars."""
     from ledger import charts
-    from ledger.cli import _open
-    from ledger.cli import out as console
 
     moment = known_at_argument({"known_at": known_at})
     charts.check_output(out)
-    with _open(db) as ledger:
+    with open_ledger(db) as ledger:
         day = as_of_argument({"as_of": as_of}, ledger.clock().date())
         currency = ledger.terms().currency
         rows = charts.largest_exposures(ledger, day, moment, top)

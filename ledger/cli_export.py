@@ -6,23 +6,16 @@ does not import ledger.cli, so that neither import waits for the other.
 
 from __future__ import annotations
 
-import re
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ledger.cli_common import err, open_ledger, out
 from ledger.errors import LedgerError
 from ledger.events import format_recorded
 from ledger.queries import as_of_argument, known_at_argument
-from ledger.service import Ledger
-from ledger.store import ledger_exists
-
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def export(
@@ -52,9 +45,7 @@ def export(
 
     if (sqlite is None) == (csv is None):
         raise LedgerError("give one of --sqlite FILE or --csv FOLDER", field="export")
-    if not ledger_exists(db):
-        raise LedgerError(f"there is no ledger at {_shown(db)}; create one with `creditledger init`", field="db")
-    with Ledger(db) as ledger:
+    with open_ledger(db) as ledger:
         day = as_of_argument({"as_of": as_of}, ledger.clock().date())
         moment = known_at_argument({"known_at": known_at})
         with _progress(work_estimate(ledger)) as advance:
@@ -71,11 +62,6 @@ def export(
         f"known at {format_recorded(report.known_at)}",
         markup=False,
     )
-
-
-def _shown(db: str) -> str:
-    """The location without a password."""
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", db)
 
 
 class _progress:

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger.cli import DEFAULT_DB, DbOption, JsonOption, _open, _print_json, err, out
+from ledger.cli import DEFAULT_DB, _print_json
+from ledger.cli_common import DbOption, JsonOption, err, out
+from ledger.cli_common import open_ledger as _open
 
 if TYPE_CHECKING:
     from ledger.verify import Finding

@@ -306,7 +306,7 @@ class ErpTrial(Schema, frozen=True):
 
 # ---------------------------------------------------------------- verify
 
-VerifyProblem = Literal["changed", "deleted", "inserted", "reordered", "index", "fold", "head"]
+VerifyProblem = Literal["changed", "deleted", "inserted", "reordered", "index", "read_model", "head"]
 Hash = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="a SHA-256 hash, 64 hex digits")]
 
 

@@ -227,7 +227,7 @@ def test_import_erp_rejected_rows(tmp_path: Path):
 
 def test_verify_clean_and_with_findings(db: str, tmp_path: Path):
     report = run(db, "verify")
-    assert report.clean and report.findings == [] and report.checks == ["chain", "folds"]
+    assert report.clean and report.findings == [] and report.checks == ["chain", "read_models"]
     assert report.events == report.head.notification_id > len(EVENTS)
     bogus = run(db, "verify", "--expect-head", "f" * 64, ok=False)  # a head this chain never had
     assert not bogus.clean and [(f.check, f.problem) for f in bogus.findings] == [("head", "head")]

@@ -23,7 +23,8 @@ from helpers import (
     postgres_available,
 )
 
-from ledger.cli import _shown, main
+from ledger.cli import main
+from ledger.cli_common import shown_location as _shown
 from ledger.errors import LedgerError
 from ledger.service import Ledger
 from ledger.store import store_environment
