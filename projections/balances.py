@@ -84,6 +84,9 @@ class BuyerBook:
     # Invoices with a balance, kept as balances change, so that the calendar
     # of the cover fold looks at the few open invoices, not all of them.
     open_ids: dict[str, None] = field(default_factory=dict)
+    # Payments naming no invoice with credit still unspent, in fold order: a new
+    # invoice takes from these, not from a scan of every payment.
+    credit_ids: dict[uuid.UUID, None] = field(default_factory=dict)
     # The top-up layer (SPEC 6.4) measures against the limit before the first
     # reduction; a grant starts afresh unless a top-up was bought on it.
     reduction_base: int | None = None
@@ -190,6 +193,8 @@ class BuyerBook:
             return
         record.unallocated = event.amount
         self._allocate(record)
+        if record.unallocated:
+            self.credit_ids[event.id] = None
 
     def _allocate(self, record: PaymentRecord) -> None:
         """Spread what is left of a payment over open invoices in allocation order."""
@@ -208,9 +213,11 @@ class BuyerBook:
 
     def _use_credit(self) -> None:
         """A new invoice takes unallocated credit, oldest credit first."""
-        for record in self._credit():
-            if record.unallocated:
-                self._allocate(record)
+        for payment_id in list(self.credit_ids):
+            record = self.payments[payment_id]
+            self._allocate(record)
+            if not record.unallocated:
+                del self.credit_ids[payment_id]
 
     def _reverse(self, event: PaymentReversed) -> None:
         """SPEC 11: the reversal takes effect on its date, then allocation is re-run:
@@ -227,3 +234,4 @@ class BuyerBook:
             record_.unallocated = 0 if record_ is record else record_.event.amount
         for record_ in self._credit():
             self._allocate(record_)
+        self.credit_ids = {r.event.id: None for r in self._credit() if r.unallocated}
