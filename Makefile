@@ -57,3 +57,10 @@ bench-full: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# The long runs of docs/reliability.md, selected by the `soak` marker and made long by
+# CREDITLEDGER_SOAK=1: the stateful model (SQLite, PostgreSQL), more concurrent writers
+# and events, the fuzz tests. -rP prints each test's counts.
+.PHONY: soak
+soak: $(STAMP)
+	CREDITLEDGER_SOAK=1 $(BIN)/pytest -m soak -rP tests
