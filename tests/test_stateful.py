@@ -75,11 +75,11 @@ INVALID = ["overpayment", "credit_note_above_the_invoice", "unknown_buyer", "reg
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 SQLITE_RUN = (
-    settings(max_examples=300, stateful_step_count=60, deadline=None, suppress_health_check=_HEALTH)
+    settings(max_examples=200, stateful_step_count=50, deadline=None, suppress_health_check=_HEALTH)
     if SOAK else settings(max_examples=25, stateful_step_count=30, deadline=None, suppress_health_check=_HEALTH)
 )
 POSTGRES_RUN = (
-    settings(max_examples=60, stateful_step_count=50, deadline=None, suppress_health_check=_HEALTH)
+    settings(max_examples=30, stateful_step_count=40, deadline=None, suppress_health_check=_HEALTH)
     if SOAK else settings(max_examples=3, stateful_step_count=15, deadline=None, suppress_health_check=_HEALTH)
 )
 
