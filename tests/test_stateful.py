@@ -53,7 +53,7 @@ from ledger.errors import LedgerError
 from ledger.events import format_recorded
 from ledger.money import format_minor
 from ledger.policy import load_policy_file
-from ledger.queries import exposure_query
+from ledger.queries import exposure_query, obligations_query
 from ledger.service import Ledger, Outcome
 
 SOAK = os.environ.get("CREDITLEDGER_SOAK") == "1"
@@ -259,16 +259,21 @@ class LedgerMachine(RuleBasedStateMachine):
     def send(self, raw: dict[str, Any], expected: str | None) -> None:
         """Append `raw` (given a fresh key); `expected` None: it must be recorded,
         else refused naming that field and leaving everything as it was."""
-        TOTALS["steps with a command"] += 1
+        TOTALS["commands"] += 1
         self.clock.advance(seconds=1)
         raw = {**raw, "key": self.next_key()}
         if expected is None:
             outcome = self.ledger.append(raw)
             self.recorded(outcome, raw)
             return
+        before = self.obligations()
         with pytest.raises(LedgerError) as caught:
             self.ledger.append(raw)
         self.refused(caught.value, expected)
+        assert self.obligations() == before
+
+    def obligations(self) -> Mapping[str, Any]:
+        return obligations_query(self.ledger, {"as_of": self.today})
 
     def recorded(self, outcome: Outcome, raw: dict[str, Any]) -> None:
         assert len(outcome.recorded) == 1 and not outcome.skipped, outcome
@@ -493,7 +498,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert [earlier for _, earlier in outcome.skipped] == [earlier_id]
         self.assert_unchanged()
         TOTALS["skipped"] += 1
-        TOTALS["steps with a command"] += 1
+        TOTALS["commands"] += 1
 
     def recorded_time_going_backwards(self, data: st.DataObject) -> None:
         """An import keeping its stamps may not put one before the latest."""
@@ -502,7 +507,7 @@ class LedgerMachine(RuleBasedStateMachine):
         raw = {"type": "overdue_reported", "effective": self.today.isoformat(), "buyer": name,
                "key": self.next_key(), "recorded": stamp.isoformat().replace("+00:00", "Z")}
         self.clock.advance(seconds=1)
-        TOTALS["steps with a command"] += 1
+        TOTALS["commands"] += 1
         with pytest.raises(LedgerError) as caught:
             self.ledger.record(self.ledger.parse([(1, raw)], "history.jsonl"), keep_recorded=True)
         assert caught.value.source == "history.jsonl" and caught.value.line == 1, str(caught.value)
@@ -513,7 +518,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def events_counted(self) -> None:
         assert self.ledger.count() == self.count
-        TOTALS["steps"] += 1
+        TOTALS["states checked"] += 1
 
     @invariant()
     def money_conserved(self) -> None:
