@@ -50,7 +50,7 @@ from hypothesis.stateful import (
 )
 
 from ledger.errors import LedgerError
-from ledger.events import format_recorded
+from ledger.events import CreditNoteIssued, InvoiceIssued, PaymentReceived, format_recorded
 from ledger.money import format_minor
 from ledger.policy import load_policy_file
 from ledger.queries import exposure_query, obligations_query
@@ -531,6 +531,11 @@ class LedgerMachine(RuleBasedStateMachine):
         for name, buyer in self.buyers.items():
             state = buyer.balances()
             assert state.invoiced - state.credited - state.allocated == state.outstanding
+            stored = self.ledger.buyer_events(name)
+            assert (sum(e.amount for e in stored if isinstance(e, InvoiceIssued)),
+                    sum(e.amount for e in stored if isinstance(e, CreditNoteIssued)),
+                    sum(e.amount for e in stored if isinstance(e, PaymentReceived))) == (
+                state.invoiced, state.credited, state.paid), "the stored money events are the model's"
             assert state.credit == 0 or state.outstanding == 0, "credit waits only while nothing is open"
             assert rows[name]["outstanding"] == money(state.outstanding), (name, rows[name], state)
             # Which invoices a payment naming none went to shows in what is overdue.
