@@ -62,3 +62,11 @@ clean:
 .PHONY: soak-fuzz
 soak-fuzz: $(STAMP)
 	CREDITLEDGER_FUZZ_EXAMPLES=5000 $(BIN)/pytest tests/test_fuzz.py
+
+# The long runs of docs/reliability.md: the tests marked `soak`, made long by CREDITLEDGER_SOAK=1
+# (the stateful model on SQLite and PostgreSQL, more concurrent writers and events), ten kill
+# rounds of the crash tests, and the long fuzz run. -rP prints each test's counts.
+.PHONY: soak
+soak: soak-fuzz
+	CREDITLEDGER_SOAK=1 $(BIN)/pytest -m soak -rP tests
+	CREDITLEDGER_CRASH_ROUNDS=10 $(BIN)/pytest -rP tests/test_crash.py
