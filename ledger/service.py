@@ -409,6 +409,10 @@ def _is_conflict(problem: Exception) -> bool:
 
     if isinstance(problem, (IntegrityError, psycopg.IntegrityError, psycopg.errors.LockNotAvailable)):
         return True
+    # After a conflict rolled back the transaction that prepared a statement, psycopg may
+    # still name it once ("prepared statement ... does not exist"); the retry prepares it again.
+    if isinstance(problem.__cause__ or problem, psycopg.errors.InvalidSqlStatementName):
+        return True
     return isinstance(problem, (OperationalError, sqlite3.OperationalError)) and "locked" in str(problem)
 
 

@@ -127,3 +127,17 @@ def test_many_writers_lose_nothing_duplicate_nothing_and_never_over_allocate(
     print(f"concurrent writers ({backend}): {WRITERS} writers, "
           f"{len(planned)} writes, {len(stored)} events recorded, {len(refused_on_i1)} refused on I1, "
           f"{len(told_refused) - len(refused_on_i1)} gave up")
+
+
+def test_a_statement_psycopg_lost_in_a_rolled_back_conflict_is_retried_not_refused():
+    """Seen in the PostgreSQL soak: after a conflict, psycopg named a prepared statement the
+    rollback had dropped. The write is retried from fresh state like any conflict."""
+    import psycopg
+    from eventsourcing.persistence import OperationalError
+
+    from ledger.service import _is_conflict
+
+    lost = OperationalError("prepared statement \"_pg3_17\" does not exist")
+    lost.__cause__ = psycopg.errors.InvalidSqlStatementName()
+    assert _is_conflict(lost)
+    assert not _is_conflict(OperationalError("connection refused"))
