@@ -17,12 +17,12 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ledger.cli_chart import chart_app
-from ledger.cli_common import DbOption, JsonOption, err, out, shown_location
+from ledger.cli_common import DbOption, JsonOption, caught_up, err, out, shown_location
 from ledger.cli_common import open_ledger as _open
+from ledger.cli_common import progress_bar as _progress
 from ledger.cli_export import register as register_export
 from ledger.errors import LedgerError
 from ledger.events import EVENT_TYPES, format_recorded, to_public
@@ -203,24 +203,6 @@ def _file_policy(ledger: Ledger, table: dict[str, Any], source: str) -> PolicyTe
     return terms
 
 
-class _progress:
-    """A progress bar on stderr for long work; silent when not on a terminal."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.bar = Progress(
-            TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err, transient=True, disable=not err.is_terminal or total < 5000,
-        )
-        self.task = self.bar.add_task(label, total=total)
-
-    def __enter__(self) -> Any:
-        self.bar.start()
-        return lambda n: self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-
 @app.command()
 def log(
     buyer: Annotated[str | None, typer.Option(help="Only this buyer's events.")] = None,
@@ -322,6 +304,7 @@ def exposure(
 
     moments = known_at or []
     with _open(db) as ledger:
+        caught_up(ledger)
         if diff:
             if len(moments) != 2:
                 raise LedgerError("--diff needs two --known-at", field="known_at")

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli_common import DbOption, open_ledger, shown_location
+from ledger.cli_common import DbOption, caught_up, open_ledger, shown_location
 from ledger.cli_common import out as console
 from ledger.queries import as_of_argument, day_argument, known_at_argument
 
@@ -43,6 +43,7 @@ def chart_exposure(
     moment = known_at_argument({"known_at": known_at})
     charts.check_output(out)
     with open_ledger(db) as ledger:
+        caught_up(ledger)
         currency = ledger.terms().currency
         points = charts.exposure_series(ledger, buyer, days, moment)
         where = shown_location(ledger.location)
@@ -69,6 +70,7 @@ def chart_book(
     moment = known_at_argument({"known_at": known_at})
     charts.check_output(out)
     with open_ledger(db) as ledger:
+        caught_up(ledger)
         day = as_of_argument({"as_of": as_of}, ledger.clock().date())
         currency = ledger.terms().currency
         rows = charts.largest_exposures(ledger, day, moment, top)

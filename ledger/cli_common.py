@@ -5,11 +5,12 @@ they cannot import it at load time.)"""
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.errors import LedgerError
 from ledger.service import Ledger
@@ -50,3 +51,39 @@ def shown_location(db: str) -> str:
         f"{name}={value if name == 'schema' else '***'}" for name, value in parse_qsl(parts.query, keep_blank_values=True)
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+class progress_bar:
+    """A progress bar on stderr for long work; silent when not on a terminal."""
+
+    def __init__(self, total: int, label: str, minimum: int = 5000) -> None:
+        self.bar = Progress(
+            TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True, disable=not err.is_terminal or total < minimum,
+        )
+        self.task = self.bar.add_task(label, total=total)
+
+    def __enter__(self) -> Any:
+        self.bar.start()
+        return lambda n: self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def caught_up(ledger: Ledger) -> None:
+    """Bring the exposure read model up to date, on a progress bar when many buyers are
+    refolded (a deleted cache of a large ledger takes minutes to rebuild)."""
+    bar: list[Any] = []
+
+    def advance(done: int, total: int) -> None:
+        if not bar:
+            bar.append(progress_bar(total, "read model", minimum=100))
+            bar.append(bar[0].__enter__())
+        bar[1](1)
+
+    try:
+        ledger.exposure_model.catch_up(advance)
+    finally:
+        if bar:
+            bar[0].__exit__()

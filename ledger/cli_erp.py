@@ -17,9 +17,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ledger.cli import DEFAULT_DB, _print_json, _progress, _report, app
+from ledger.cli import DEFAULT_DB, _print_json, _report, app
 from ledger.cli_common import DbOption, JsonOption, err, out
 from ledger.cli_common import open_ledger as _open
+from ledger.cli_common import progress_bar as _progress
 from ledger.erp import ErpFile, ErpRow, load_mapping, read_export, reject_writer
 from ledger.errors import LedgerError
 from ledger.events import to_public

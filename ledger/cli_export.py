@@ -7,12 +7,11 @@ does not import ledger.cli, so that neither import waits for the other.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ledger.cli_common import err, open_ledger, out
+from ledger.cli_common import open_ledger, out, progress_bar
 from ledger.errors import LedgerError
 from ledger.events import format_recorded
 from ledger.queries import as_of_argument, known_at_argument
@@ -48,7 +47,7 @@ def export(
     with open_ledger(db) as ledger:
         day = as_of_argument({"as_of": as_of}, ledger.clock().date())
         moment = known_at_argument({"known_at": known_at})
-        with _progress(work_estimate(ledger)) as advance:
+        with progress_bar(work_estimate(ledger), "exporting") as advance:
             report = build_report(ledger, day, moment, progress=advance)
             if sqlite is not None:
                 written = write_sqlite(report, sqlite, force=force)
@@ -64,22 +63,6 @@ def export(
     )
 
 
-class _progress:
-    """A progress bar on stderr for a large book; silent when not on a terminal."""
-
-    def __init__(self, total: int) -> None:
-        self.bar = Progress(
-            TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err, transient=True, disable=not err.is_terminal or total < 5000,
-        )
-        self.task = self.bar.add_task("exporting", total=total)
-
-    def __enter__(self) -> Any:
-        self.bar.start()
-        return lambda n: self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
 
 
 def register(app: typer.Typer) -> None:

@@ -54,7 +54,7 @@ _BUYER_ON = (
     "WHERE buyer = :buyer AND since <= :day ORDER BY since DESC LIMIT 1"
 )
 
-Progress = Callable[[int], None]
+Progress = Callable[[int, int], None]  # (buyers done, buyers to do)
 
 
 def cache_location(location: str) -> str:
@@ -69,9 +69,11 @@ class ExposureModel:
 
     def __init__(self, ledger: Ledger, path: str | None = None) -> None:
         self.ledger = ledger
-        self.db = sqlite3.connect(path or cache_location(ledger.location), isolation_level=None)
-        for statement in _SCHEMA:
-            self.db.execute(statement)
+        try:
+            self.db = _open_cache(path or cache_location(ledger.location))
+        except sqlite3.Error:
+            # A cache that cannot be written (a read-only folder): answers stay right, only slower.
+            self.db = _open_cache(":memory:")
 
     def close(self) -> None:
         self.db.close()
@@ -97,7 +99,7 @@ class ExposureModel:
         for done, buyer in enumerate(buyers, 1):
             rows += _rows(buyer, exposure_timeline(buyer, self.ledger.buyer_events(buyer), policy))
             if progress is not None:
-                progress(done)
+                progress(done, len(buyers))
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -146,6 +148,17 @@ class ExposureModel:
         for row in self.db.execute(f"SELECT buyer, since, {_FIGURES}, status FROM exposure_timeline ORDER BY buyer, since"):  # noqa: S608 (constant names)
             timelines.setdefault(row[0], []).append((datetime.date.fromisoformat(row[1]), _exposure((row[0], *row[2:]))))
         return timelines
+
+
+def _open_cache(location: str) -> sqlite3.Connection:
+    db = sqlite3.connect(location, isolation_level=None)
+    try:
+        for statement in _SCHEMA:
+            db.execute(statement)
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 def _rows(buyer: str, timeline: Timeline) -> Iterable[tuple[object, ...]]:

@@ -145,3 +145,10 @@ def test_verify_names_a_buyer_whose_cached_timeline_was_altered(tmp_path: Path):
         findings = verify(reopened).findings
     assert [f.check for f in findings] == ["read_models"]
     assert f"buyer {buyer} " in findings[0].message
+
+
+def test_a_cache_that_cannot_be_written_is_kept_in_memory(tmp_path: Path):
+    path = tmp_path / "ledger.db"
+    Path(cache_location(str(path))).mkdir()  # what sqlite cannot open as a database
+    with sample_ledger(path) as ledger:
+        assert_matches_the_fold(ledger)
