@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal, localcontext
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_type_hints
 
 import msgspec
 
@@ -25,10 +25,14 @@ from ledger.policy import CURRENCY_CODE, PLAIN_TEXT, PolicyTerms, check_day, par
 _PLAIN_TEXT = PLAIN_TEXT
 _COUNTRY = r"^[A-Z]{2}\Z"
 _PERIOD = r"^(19|2\d)\d\d(-Q[1-4]|-(0[1-9]|1[0-2]))?\Z"  # years 1900 to 2999, as every date
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_PLAIN_TEXT)]
-Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=_PLAIN_TEXT)]
-Country = Annotated[str, msgspec.Meta(pattern=_COUNTRY)]
-Period = Annotated[str, msgspec.Meta(pattern=_PERIOD)]
+# The types bound the length; their patterns are checked by parse_event, the one way in, and
+# not on every decode: events read back were checked when recorded, and a regex per field was
+# most of the replay's decode time (3.2 us an invoice with them, 0.9 us without).
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Country = Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
+Period = Annotated[str, msgspec.Meta(min_length=4, max_length=7)]
+_TEXT_PATTERNS = ((Name, _PLAIN_TEXT), (Ident, _PLAIN_TEXT), (Country, _COUNTRY), (Period, _PERIOD))
 # What each pattern means, for refusals a person can read.
 _PATTERN_WORDS = {
     _PLAIN_TEXT: "text without control characters or line breaks",
@@ -181,6 +185,20 @@ EVENT_TYPES: dict[str, type[Event]] = {
 for _name, _cls in EVENT_TYPES.items():
     _cls.type = _name
 
+
+def _text_checks(cls: type[Event]) -> list[tuple[str, re.Pattern[str]]]:
+    """(field, pattern) of each text field of an event type, from its annotation."""
+    checks = []
+    for name, hint in get_type_hints(cls, include_extras=True).items():
+        for alias, pattern in _TEXT_PATTERNS:
+            if hint == alias or alias in get_args(hint):
+                checks.append((name, re.compile(pattern)))
+                break
+    return checks
+
+
+_CHECKED_TEXT = {cls: _text_checks(cls) for cls in EVENT_TYPES.values()}
+
 # Amounts that must be above 0; the others (limits, declarations) may be 0.
 _POSITIVE_AMOUNTS = {
     "invoice_issued", "credit_note_issued", "payment_received",
@@ -259,9 +277,14 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
     if "recorded" in data:
         data["recorded"] = _recorded(data["recorded"])
     try:
-        return msgspec.convert(data, cls, strict=False)
+        event = msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as e:
         raise _validation_error(e, str(type_name)) from None
+    for name, pattern in _CHECKED_TEXT[cls]:
+        value = getattr(event, name)
+        if value is not None and not pattern.match(value):
+            raise LedgerError("expected " + _PATTERN_WORDS[pattern.pattern], field=name)
+    return event
 
 
 def _recorded(value: Any) -> datetime.datetime:
