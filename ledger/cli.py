@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ledger.cli_copy import copy as copy_command
 from ledger.errors import LedgerError
 from ledger.events import EVENT_TYPES, to_public
 from ledger.importers import read_event_file
@@ -46,6 +47,7 @@ sample_app = typer.Typer(help="Generate a seeded sample book.", no_args_is_help=
 app.add_typer(policy_app, name="policy")
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(sample_app, name="sample")
+app.command("copy")(copy_command)
 
 # Piped output keeps whole figures: Rich would otherwise cut tables at 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
