@@ -59,8 +59,7 @@ clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # The whole suite on PostgreSQL (127.0.0.1:5432, database `test`): every ledger a test opens,
-# in-memory ones included, is a fresh schema there (tests/conftest.py). About 10 minutes on
-# this 2-core machine, so CI (.ci/run) keeps to `make test`, which runs the store contract on PostgreSQL too.
+# in-memory ones included, is a fresh schema there (tests/conftest.py). CI runs it after `make test`.
 .PHONY: test-postgres
 test-postgres: $(STAMP)
 	CREDITLEDGER_TEST_STORE=postgres $(BIN)/pytest -ra
