@@ -70,3 +70,9 @@ soak-fuzz: $(STAMP)
 soak: soak-fuzz
 	CREDITLEDGER_SOAK=1 $(BIN)/pytest -m soak -rP tests
 	CREDITLEDGER_CRASH_ROUNDS=10 $(BIN)/pytest -rP tests/test_crash.py
+
+# The whole suite on PostgreSQL (127.0.0.1:5432, database `test`): every ledger a test opens,
+# in-memory ones included, is a fresh schema there (tests/conftest.py). CI runs it after `make test`.
+.PHONY: test-postgres
+test-postgres: $(STAMP)
+	CREDITLEDGER_TEST_STORE=postgres $(BIN)/pytest -ra

@@ -23,6 +23,7 @@ from ledger.cli_chart import chart_app
 from ledger.cli_common import DbOption, JsonOption, caught_up, err, out, shown_location
 from ledger.cli_common import open_ledger as _open
 from ledger.cli_common import progress_bar as _progress
+from ledger.cli_copy import copy as copy_command
 from ledger.cli_export import register as register_export
 from ledger.errors import LedgerError
 from ledger.events import EVENT_TYPES, format_recorded, to_public
@@ -50,6 +51,7 @@ app.add_typer(scenario_app, name="scenario")
 app.add_typer(sample_app, name="sample")
 register_export(app)
 app.add_typer(chart_app, name="chart")
+app.command("copy")(copy_command)
 
 # Piped output keeps whole figures: Rich would otherwise cut tables at 80 columns.
 

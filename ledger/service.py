@@ -100,6 +100,13 @@ class Ledger:
         """The read model of every buyer's exposure timeline (ledger/readmodels.py)."""
         return ExposureModel(self)
 
+    def fold_afresh(self) -> None:
+        """Answer from now on from read models rebuilt in memory from the stored events,
+        not from the cache beside the ledger (for checks that must not trust it)."""
+        if "exposure_model" in self.__dict__:
+            self.exposure_model.close()
+        self.__dict__["exposure_model"] = ExposureModel(self, ":memory:")
+
     def __enter__(self) -> Ledger:
         return self
 

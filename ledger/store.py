@@ -455,7 +455,9 @@ class LedgerSQLiteRecorder(IndexQueries, SQLiteApplicationRecorder):
 @functools.cache
 def _postgres_recorder_class() -> type:
     """Built on demand: a SQLite ledger needs no PostgreSQL recorder."""
+    from eventsourcing.persistence import InterfaceError
     from eventsourcing.postgres import PostgresApplicationRecorder
+    from eventsourcing.utils import retry
     from psycopg.sql import SQL
 
     class LedgerPostgresRecorder(IndexQueries, PostgresApplicationRecorder):
@@ -528,6 +530,15 @@ def _postgres_recorder_class() -> type:
                     )
 
                 chain_existing(fetch, insert, self._sql(_UNCHAINED_SQL.replace("{notification}", "notification_id"), schema))
+
+        @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+        def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+            """One plain transaction instead of the library's pipeline: in psycopg's pipeline
+            mode a write of a few thousand events now and then hung at the sync, or read an
+            index INSERT's status as the result of the check below, and so failed."""
+            with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
         def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
             ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)

@@ -5,10 +5,15 @@ PostgreSQL in a schema of its own); `durable_location` only on the two that
 outlive the process. The PostgreSQL parameter is skipped, with the reason,
 when no server answers at 127.0.0.1:5432, and its schema is dropped after the
 test.
+
+`CREDITLEDGER_TEST_STORE=postgres` (`make test-postgres`) runs the whole suite
+on PostgreSQL: those fixtures give only PostgreSQL schemas, and every
+in-memory ledger a test opens is a fresh schema too.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +29,11 @@ from helpers import (
     postgres_available,
 )
 
+from ledger import store
 from ledger.policy import PolicyTerms, load_policy_file
 from ledger.service import Ledger
+
+ON_POSTGRES = os.environ.get("CREDITLEDGER_TEST_STORE") == "postgres"
 
 
 def _backend(kind: str, tmp_path: Path) -> Iterator[str]:
@@ -46,13 +54,36 @@ def _backend(kind: str, tmp_path: Path) -> Iterator[str]:
 POSTGRES_PARAM = pytest.param("postgres", marks=pytest.mark.postgres)
 
 
-@pytest.fixture(params=["memory", "sqlite", POSTGRES_PARAM])
+@pytest.fixture(autouse=True)
+def memory_on_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Under `make test-postgres`, `Ledger("memory")` opens a fresh PostgreSQL schema."""
+    if not ON_POSTGRES:
+        yield
+        return
+    if not postgres_available():
+        pytest.skip(POSTGRES_UNREACHABLE)
+    schemas: list[str] = []
+    environment = store.store_environment
+
+    def on_postgres(location: str) -> dict[str, str]:
+        if location not in ("memory", ":memory:"):
+            return environment(location)
+        schemas.append("t_" + uuid.uuid4().hex[:16])
+        return environment(f"{POSTGRES_SERVER}?schema={schemas[-1]}")
+
+    monkeypatch.setattr(store, "store_environment", on_postgres)
+    yield
+    for schema in schemas:
+        drop_schema(schema)
+
+
+@pytest.fixture(params=[POSTGRES_PARAM] if ON_POSTGRES else ["memory", "sqlite", POSTGRES_PARAM])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty ledger location on each backend."""
     yield from _backend(request.param, tmp_path)
 
 
-@pytest.fixture(params=["sqlite", POSTGRES_PARAM])
+@pytest.fixture(params=[POSTGRES_PARAM] if ON_POSTGRES else ["sqlite", POSTGRES_PARAM])
 def durable_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh ledger location that outlives one process (SQLite file, PostgreSQL)."""
     yield from _backend(request.param, tmp_path)
