@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ledger.bulk import collector_paused
 from ledger.events import format_recorded
 from projections.exposure import EXPOSURE_FIGURES, Exposure
 from projections.timeline import Timeline, exposure_timeline
@@ -96,10 +97,11 @@ class ExposureModel:
         buyers = index.buyers() if everyone else sorted(b for b in touched if b is not None)
         policy = self.ledger.policy_events()
         rows: list[tuple[object, ...]] = []
-        for done, buyer in enumerate(buyers, 1):
-            rows += _rows(buyer, exposure_timeline(buyer, self.ledger.buyer_events(buyer), policy))
-            if progress is not None:
-                progress(done, len(buyers))
+        with collector_paused(len(buyers) * 100):  # the timelines' rows stay alive until written
+            for done, buyer in enumerate(buyers, 1):
+                rows += _rows(buyer, exposure_timeline(buyer, self.ledger.buyer_events(buyer), policy))
+                if progress is not None:
+                    progress(done, len(buyers))
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:

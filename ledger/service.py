@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
 
+from ledger.bulk import collector_paused
 from ledger.commands import BuyerStream, PolicyStream
 from ledger.errors import ConcurrencyConflict, LedgerError
 from ledger.events import (
@@ -192,14 +193,16 @@ class Ledger:
         """
         drafts = []
         currency = currency or self._currency()
-        for line, raw in rows:
-            try:
-                event = parse_event(raw, currency)
-            except LedgerError as problem:
-                raise problem.located(source=source, line=line) from None
-            if isinstance(event, (PolicyStarted, PolicyAmended)):
-                currency = event.terms.currency
-            drafts.append(Draft(event, source, line))
+        rows = rows if isinstance(rows, Sequence) else list(rows)
+        with collector_paused(len(rows)):
+            for line, raw in rows:
+                try:
+                    event = parse_event(raw, currency)
+                except LedgerError as problem:
+                    raise problem.located(source=source, line=line) from None
+                if isinstance(event, (PolicyStarted, PolicyAmended)):
+                    currency = event.terms.currency
+                drafts.append(Draft(event, source, line))
         return drafts
 
     def _currency(self) -> str:
@@ -240,7 +243,8 @@ class Ledger:
         """
         for attempt in range(MAX_ATTEMPTS):
             try:
-                return self._record_once(drafts, keep_recorded=keep_recorded, progress=progress)
+                with collector_paused(len(drafts)):
+                    return self._record_once(drafts, keep_recorded=keep_recorded, progress=progress)
             except ConcurrencyConflict:
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
         raise LedgerError(
