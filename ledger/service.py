@@ -90,6 +90,7 @@ class Ledger:
         self.location = location
         self.store: LedgerStore = open_store(location)
         self.clock = clock
+        self._policy: tuple[int, list[Event]] | None = None  # (last policy notification, its events)
 
     def close(self) -> None:
         if "exposure_model" in self.__dict__:
@@ -118,11 +119,17 @@ class Ledger:
 
     def policy_stream(self) -> PolicyStream:
         """The policy stream as recorded now."""
-        return PolicyStream(events=[e.event for e in self.store.stream(POLICY_STREAM)])
+        return PolicyStream(events=self.policy_events())
 
     def policy_events(self) -> list[Event]:
-        """The policy stream's events in recorded order."""
-        return [e.event for e in self.store.stream(POLICY_STREAM)]
+        """The policy stream's events in recorded order (a fresh list: callers may add to it).
+
+        Kept between calls while the index shows no newer policy event: an append reads the
+        terms three times, and decoding them each time was a third of its cost."""
+        mark = self.store.index.last_policy_event()
+        if self._policy is None or self._policy[0] != mark:
+            self._policy = (mark, [e.event for e in self.store.stream(POLICY_STREAM)])
+        return list(self._policy[1])
 
     def terms(self) -> PolicyTerms:
         """The policy terms in force after every amendment (refuses if none)."""

@@ -313,6 +313,10 @@ class IndexQueries:
         first = self._fetch("SELECT event_id FROM ledger_index ORDER BY notification_id LIMIT 1", [])
         return int(last), first[0][0] if first else None
 
+    def last_policy_event(self) -> int:
+        """The notification id of the policy stream's latest event (0: none)."""
+        return int(self._fetch("SELECT max(notification_id) FROM ledger_index WHERE buyer IS NULL", [])[0][0] or 0)
+
     def touched_after(self, position: int) -> set[str | None]:
         """The buyers with events after notification `position` (None: the policy stream)."""
         return {row[0] for row in self._fetch("SELECT DISTINCT buyer FROM ledger_index WHERE notification_id > ?", [position])}
