@@ -128,7 +128,7 @@ class Ledger:
         terms three times, and decoding them each time was a third of its cost."""
         mark = self.store.index.last_policy_event()
         if self._policy is None or self._policy[0] != mark:
-            self._policy = (mark, [e.event for e in self.store.stream(POLICY_STREAM)])
+            self._policy = (mark, self.store.stream_events(POLICY_STREAM))
         return list(self._policy[1])
 
     def terms(self) -> PolicyTerms:
@@ -140,7 +140,7 @@ class Ledger:
 
     def buyer_events(self, buyer: str, known_at: datetime.datetime | None = None) -> list[Event]:
         """One buyer's events in recorded order, as known at `known_at`."""
-        events = [e.event for e in self.store.stream(buyer_stream(buyer))]
+        events = self.store.stream_events(buyer_stream(buyer))
         if known_at is not None:
             events = [e for e in events if e.recorded <= known_at]
         return events
