@@ -108,8 +108,9 @@ def _transaction(destination: Ledger) -> Iterator[Writer]:
         with recorder.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
             # Lock first, so that no writer slips in between the check and the copy.
             recorder._lock_table(cursor)
+            schema = recorder.datastore.schema
             _refuse_unless_empty(
-                cursor, f"SELECT count(*) AS n FROM {recorder.datastore.schema}.ledger_index",  # noqa: S608 (checked identifier)
+                cursor, f"SELECT count(*) AS n FROM {schema}.ledger_index",  # noqa: S608 (checked identifier)
                 lambda row: row["n"], SQL,
             )
 

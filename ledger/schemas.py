@@ -332,6 +332,12 @@ class Verify(Schema, frozen=True):
     findings: list[Finding]
 
 
+class Copy(Schema, frozen=True):
+    copied: int
+    verified: bool
+    differences: list[str]
+
+
 # One schema per command (and per form where a flag changes the shape).
 SCHEMAS: dict[str, Any] = {
     "policy load": Outcome,
@@ -353,4 +359,5 @@ SCHEMAS: dict[str, Any] = {
     "import-erp": ErpOutcome,
     "import-erp --dry-run": ErpTrial,
     "verify": Verify,
+    "copy": Copy,
 }

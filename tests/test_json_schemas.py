@@ -245,6 +245,14 @@ def test_verify_clean_and_with_findings(db: str, tmp_path: Path):
     assert found.head == schemas.Head(0, "0" * 64)  # a broken chain vouches for no head
 
 
+def test_copy(db: str, tmp_path: Path):
+    copy = str(tmp_path / "copy.db")
+    result = cli("copy", "--from", db, "--to", copy, "--json")
+    report = decoded("copy", result.stdout)
+    with Ledger(db) as source:
+        assert report.verified and report.differences == [] and report.copied == source.count()
+
+
 # ---------------------------------------------------------------- the schemas themselves
 
 def test_a_field_added_renamed_or_dropped_fails(db: str):
