@@ -615,7 +615,7 @@ def buyer_cover(
     for event in events:
         if isinstance(event, BuyerRegistered):
             country = event.country
-            fold.state.political_dates = _political_losses(political, country, terms)
+            fold.state.political_dates = political_losses(political, country, terms)
         assert isinstance(event, BuyerEvent)
         fold.apply(event)
     fold.advance(as_of)
@@ -624,7 +624,7 @@ def buyer_cover(
     return fold.state
 
 
-def _political_losses(
+def political_losses(
     events: list[PoliticalEvent], country: str | None, terms: TermsTimeline
 ) -> list[tuple[datetime.date, Event]]:
     """Loss dates from political events in the buyer's country, where covered (SPEC 8.1)."""

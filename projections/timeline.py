@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from itertools import groupby
 
 from ledger.events import BuyerEvent, BuyerRegistered, Event, PoliticalEvent
-from projections.cover import CoverFold, LimitDecision, _political_losses, limit_decisions
+from projections.cover import CoverFold, LimitDecision, political_losses, limit_decisions
 from projections.dates import ONE_DAY
 from projections.exposure import Exposure
 from projections.order import in_fold_order
@@ -42,7 +42,7 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
         for day, todays in days:
             for event in todays:
                 if isinstance(event, BuyerRegistered):
-                    fold.state.political_dates = _political_losses(political, event.country, terms)
+                    fold.state.political_dates = political_losses(political, event.country, terms)
                 assert isinstance(event, BuyerEvent)
                 fold.apply(event)
             fold.advance(day)
