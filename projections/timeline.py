@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from itertools import groupby
 
 from ledger.events import BuyerEvent, BuyerRegistered, Event, PoliticalEvent
-from projections.cover import CoverFold, LimitDecision, political_losses, limit_decisions
+from projections.cover import CoverFold, LimitDecision, limit_decisions, political_losses
 from projections.dates import ONE_DAY
 from projections.exposure import Exposure
 from projections.order import in_fold_order
