@@ -148,9 +148,7 @@ class Ledger:
     def events(self, known_at: datetime.datetime | None = None) -> Iterator[Event]:
         """Every event in recorded order, as known at `known_at`, page by page."""
         stop = None if known_at is None else self.store.index.cutoff(format_recorded(known_at))
-        if stop == 0:
-            return
-        yield from self.store.replay(stop)
+        return iter(()) if stop == 0 else self.store.replay(stop)
 
     def log(
         self,
