@@ -644,10 +644,9 @@ class LedgerStore(Application[uuid.UUID]):
         decoders, index, after = mapper.decoders, self.index, 0
         while True:
             rows = index.scan(after, stop, page)
-            try:  # a page at a time: the replay's per-event overhead is most of its cost
-                yield from [decoders[topic].decode(state) for _, topic, state in rows]
-            except KeyError:  # an older schema version in the page: upcast those
-                yield from [mapper.decode(topic, state) for _, topic, state in rows]
+            for _, topic, state in rows:  # one at a time, so that a consumer's events die young
+                decoder = decoders.get(topic)
+                yield decoder.decode(state) if decoder is not None else mapper.decode(topic, state)
             if len(rows) < page:
                 return
             after = rows[-1][0]
