@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ledger.errors import LedgerError
-from ledger.events import Event, TopUpPurchased
+from ledger.events import BuyerEvent, Event, TopUpPurchased
 from ledger.money import format_minor
 from ledger.policy import PolicyTerms
 from projections.claims import Claim, claim_for, claims_register
@@ -228,8 +228,16 @@ def obligations_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[s
 # ---------------------------------------------------------------- turnover and premium
 
 def _book_events(ledger: Ledger) -> tuple[list[Event], dict[str, list[Event]]]:
-    """The policy stream and every buyer's stream, each read once."""
-    return ledger.policy_events(), {buyer: ledger.buyer_events(buyer) for buyer in ledger.store.index.buyers()}
+    """The policy stream and every buyer's stream (in buyer order), from one pass over the log:
+    a stream's events lie scattered through the file, the log is read in order."""
+    policy: list[Event] = []
+    buyers: dict[str, list[Event]] = {}
+    for event in ledger.events():
+        if isinstance(event, BuyerEvent):
+            buyers.setdefault(event.buyer, []).append(event)
+        else:
+            policy.append(event)
+    return policy, dict(sorted(buyers.items()))
 
 
 def _sales(

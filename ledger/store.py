@@ -296,7 +296,9 @@ class IndexQueries:
 
     def buyers(self) -> list[str]:
         """Every registered buyer."""
-        rows = self._fetch("SELECT buyer FROM ledger_index WHERE type = 'buyer_registered' ORDER BY buyer", [])
+        # A buyer's first event is its registration (the ledger refuses any other before it),
+        # so the buyers are the distinct buyers of the index: a walk of the buyer index.
+        rows = self._fetch("SELECT DISTINCT buyer FROM ledger_index WHERE buyer IS NOT NULL ORDER BY buyer", [])
         return [row[0] for row in rows]
 
     def positions(self, event_ids: Iterable[str]) -> dict[str, int]:
