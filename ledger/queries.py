@@ -15,7 +15,15 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ledger.errors import LedgerError
-from ledger.events import BuyerEvent, Event, TopUpPurchased
+from ledger.events import (
+    BuyerEvent,
+    BuyerRegistered,
+    Event,
+    Insolvency,
+    OverdueReported,
+    PoliticalEvent,
+    TopUpPurchased,
+)
 from ledger.money import format_minor
 from ledger.policy import PolicyTerms
 from projections.claims import Claim, claim_for, claims_register
@@ -336,12 +344,35 @@ def claims_of(ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime 
     if not timeline:
         raise LedgerError("the ledger has no policy yet")
     terms = timeline.at(as_of)
-    covers = [buyer_cover(buyer, events, policy, as_of, known_at) for buyer, events in buyers.items()]
+    political = {e.country for e in policy if isinstance(e, PoliticalEvent)}
+    covers = [
+        buyer_cover(buyer, events, policy, as_of, known_at) if _may_lose(events, political)
+        else _registered(buyer, events, as_of, known_at)
+        for buyer, events in buyers.items()
+    ]
     covers = [cover for cover in covers if cover.registered is not None]
     premium = premium_lines(terms, _sales(buyers, timeline, known_at), declarations(policy, known_at))
     causes = [str(c.loss_event.id) for c in covers if c.loss_event is not None]
     positions = ledger.store.index.positions(causes) if causes else {}
     return claims_register(covers, timeline, maximum_liability(terms, premium, as_of), as_of, positions)
+
+
+def _may_lose(events: list[Event], political_countries: set[str]) -> bool:
+    """Whether a buyer's stream can hold a loss (SPEC 8.1): an insolvency, an overdue report
+    (protracted default), or a political event in its country. The others answer `none`
+    without a fold of their cover."""
+    for event in events:
+        if isinstance(event, (Insolvency, OverdueReported)):
+            return True
+        if isinstance(event, BuyerRegistered) and event.country in political_countries:
+            return True
+    return False
+
+
+def _registered(buyer: str, events: list[Event], as_of: datetime.date, known_at: datetime.datetime | None) -> BuyerCover:
+    """The cover of a buyer with no loss possible: only whether it is in the book."""
+    known = [e for e in recorded_by(events, known_at) if isinstance(e, BuyerRegistered) and e.effective <= as_of]
+    return BuyerCover(buyer=buyer, as_of=as_of, registered=known[0] if known else None)
 
 
 def claim_values(claim: Claim, currency: str) -> dict[str, Any]:
