@@ -276,6 +276,12 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
         _convert_invoice(data, currency)
     if "recorded" in data:
         data["recorded"] = _recorded(data["recorded"])
+    for name, value in data.items():
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate, from a file decoded with errors allowed
+                raise LedgerError("is not valid Unicode text", field=name) from None
     try:
         event = msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as e:

@@ -131,7 +131,7 @@ class _Reader:
         return self.rest.pop(term, None)
 
     def has(self, term: str) -> bool:
-        return term in self.rest
+        return self.rest.get(term) is not None  # a null term is an absent one, as `take` reads it
 
     def text(self, term: str, default: str | None = None) -> str | None:
         value = self.take(term)

@@ -21,7 +21,7 @@ import pytest
 from helpers import POLICY_FILE, refusal
 
 from ledger.errors import LedgerError
-from ledger.events import to_public
+from ledger.events import parse_event, to_public
 from ledger.money import to_minor
 from ledger.policy import PolicyTerms, amend_policy, load_policy_file, parse_policy, terms_to_table
 from ledger.service import Ledger
@@ -514,3 +514,19 @@ def to_public_terms(terms: PolicyTerms) -> dict[str, Any]:
     from ledger.events import PolicyAmended
 
     return to_public(PolicyAmended(effective=terms.start, terms=terms), terms.currency)["terms"]
+
+
+def test_a_lone_surrogate_in_a_text_field_is_refused_naming_it():
+    """Found by the long fuzz run: a CSV read with errors allowed can hand over '\\ud800'."""
+    with pytest.raises(LedgerError) as refused:
+        parse_event({"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B9", "name": "A\ud800",
+                     "country": "GB"}, "GBP")
+    assert (refused.value.field, str(refused.value)) == ("name", "name: is not valid Unicode text")
+
+
+def test_a_null_top_up_months_is_a_missing_one():
+    """Found by the long fuzz run: `months = null` parsed as 0 months, which the terms then refused to read back."""
+    table = tomllib.loads(POLICY_FILE.read_text())["policy"]
+    table["top_up"] = {**table["top_up"], "months": None}
+    with pytest.raises(LedgerError, match="a top-up needs its number of months"):
+        parse_policy(table)
