@@ -276,12 +276,12 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
         _convert_invoice(data, currency)
     if "recorded" in data:
         data["recorded"] = _recorded(data["recorded"])
-    for name, value in data.items():
-        if isinstance(value, str) and not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate, from a file decoded with errors allowed
-                raise LedgerError("is not valid Unicode text", field=name) from None
+    for name, value in data.items():  # a lone surrogate, from a file decoded with errors allowed
+        if not _valid_unicode(name):
+            raise LedgerError("a field name is not valid Unicode text",
+                              field=name.encode("utf-8", "backslashreplace").decode("ascii"))
+        if isinstance(value, str) and not _valid_unicode(value):
+            raise LedgerError("is not valid Unicode text", field=name)
     try:
         event = msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as e:
@@ -291,6 +291,16 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
         if value is not None and not pattern.match(value):
             raise LedgerError("expected " + _PATTERN_WORDS[pattern.pattern], field=name)
     return event
+
+
+def _valid_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _recorded(value: Any) -> datetime.datetime:

@@ -522,6 +522,10 @@ def test_a_lone_surrogate_in_a_text_field_is_refused_naming_it():
         parse_event({"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B9", "name": "A\ud800",
                      "country": "GB"}, "GBP")
     assert (refused.value.field, str(refused.value)) == ("name", "name: is not valid Unicode text")
+    with pytest.raises(LedgerError) as refused:
+        parse_event({"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B9", "name": "A",
+                     "country": "GB", "\ud800": "x"}, "GBP")
+    assert refused.value.field == "\\ud800"
 
 
 def test_a_null_top_up_months_is_a_missing_one():
