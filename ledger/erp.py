@@ -34,6 +34,9 @@ NOT_MAPPABLE = ("id", "recorded", "type", "foreign_amount", "key")
 DECIMAL_SEPARATORS = (".", ",")
 THOUSANDS_SEPARATORS = ("", ".", ",", " ", "'", "\u00a0", "\u202f")
 MAX_KEY_CHARS = 100  # the ledger's limit on an identifier
+# What an ERP pads cells with. Not str.strip()'s whitespace: that drops U+2028, NEL and the
+# separators \x1c-\x1f at a cell's ends, so an id carrying them was recorded, silently cleaned.
+PADDING = " \t"
 
 TOP_KEYS = ("format", "exports")
 FORMAT_KEYS = ("delimiter", "encoding", "date", "decimal_separator", "thousands_separator")
@@ -342,7 +345,7 @@ def read_export(path: Path, mapping: ErpMapping, export: str | None = None) -> E
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=mapping.delimiter, strict=True)
     start = 1  # the line the row being read starts on, which a malformed row is named by
     try:
-        header = [cell.strip() for cell in next(reader, [])]
+        header = [cell.strip(PADDING) for cell in next(reader, [])]
         if not any(header):
             raise LedgerError("is empty; an export needs a header row", source=source, line=1)
         chosen = _choose_export(header, mapping, export, source)
@@ -353,7 +356,7 @@ def read_export(path: Path, mapping: ErpMapping, export: str | None = None) -> E
         file = ErpFile(source, mapping, chosen, header)
         start = reader.line_num + 1
         for cells in reader:
-            if any(cell.strip() for cell in cells):
+            if any(cell.strip(PADDING) for cell in cells):
                 row = ErpRow(start, cells)
                 try:
                     row.raw = convert_row(cells, header, index, chosen, mapping)
@@ -465,7 +468,7 @@ def convert_row(
         raise LedgerError(f"has {len(cells)} cells; the header row has {len(header)}")
     event = export.event
     if export.event_column is not None:
-        code = cells[index[export.event_column]].strip()
+        code = cells[index[export.event_column]].strip(PADDING)
         event = export.events.get(code)
         if event is None:
             raise LedgerError(
@@ -476,7 +479,7 @@ def convert_row(
     own = EVENT_TYPES[event].__struct_fields__
     raw: dict[str, Any] = {"type": event, **{k: v for k, v in export.constants.items() if k in own}}
     for column, target in export.columns.items():
-        text = cells[index[column]].strip()
+        text = cells[index[column]].strip(PADDING)
         if not text or target not in own:
             continue  # an empty cell is an absent field, as in every event file; a mixed export's column may not apply
         if target in DATE_FIELDS:
@@ -488,7 +491,7 @@ def convert_row(
             raw[target] = text
     parts = []
     for column in export.key_columns:
-        part = cells[index[column]].strip()
+        part = cells[index[column]].strip(PADDING)
         if not part:
             raise LedgerError(f"the key column {column!r} is empty; every row needs its key", field="key")
         parts.append(part)
