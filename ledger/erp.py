@@ -38,6 +38,7 @@ MAX_KEY_CHARS = 100  # the ledger's limit on an identifier
 # separators \x1c-\x1f at a cell's ends, so an id carrying them was recorded, silently cleaned.
 PADDING = " \t"
 
+_SAMPLE = "Kundennr;Betrag\r\nB-1;1.234,56\r\n"  # an encoding of text files writes this and reads it back
 TOP_KEYS = ("format", "exports")
 FORMAT_KEYS = ("delimiter", "encoding", "date", "decimal_separator", "thousands_separator")
 EXPORT_KEYS = (
@@ -164,7 +165,7 @@ def load_mapping(path: Path) -> ErpMapping:
 
 def parse_mapping(document: dict[str, Any], source: str = "mapping") -> ErpMapping:
     """The mapping of a parsed TOML document (see `load_mapping`)."""
-    _known(document, TOP_KEYS, "")
+    _known(_table(document, "mapping"), TOP_KEYS, "")
     form = _table(document.get("format", {}), "format")
     _known(form, FORMAT_KEYS, "format.")
     delimiter = _text(form.get("delimiter", ","), "format.delimiter")
@@ -173,9 +174,18 @@ def parse_mapping(document: dict[str, Any], source: str = "mapping") -> ErpMappi
     encoding = _text(form.get("encoding", "utf-8"), "format.encoding")
     try:
         codec = codecs.lookup(encoding).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         raise LedgerError(f"{encoding!r} is not an encoding Python knows (e.g. utf-8, cp1252)",
                           field="format.encoding") from None
+    try:
+        # Python also knows codecs of bytes to bytes (base64, zlib, rot13...) and one that always
+        # fails (undefined); as a file's encoding they ended in `error: internal`, exit 3.
+        text_codec = _SAMPLE.encode(codec).decode(codec) == _SAMPLE
+    except (LookupError, ValueError):
+        text_codec = False
+    if not text_codec:
+        raise LedgerError(f"{encoding!r} is not an encoding of text files (e.g. utf-8, cp1252)",
+                          field="format.encoding")
     date_format = _text(form.get("date", "%Y-%m-%d"), "format.date")
     _check_date_format(date_format)
     decimal = _text(form.get("decimal_separator", "."), "format.decimal_separator")
@@ -314,7 +324,8 @@ def _check_date_format(date_format: str) -> None:
 def _known(table: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
     for key in table:
         if key not in allowed:
-            raise LedgerError(f"is not a key of the mapping here ({', '.join(allowed)})", field=prefix + key)
+            # An empty key ("" = 1 is TOML) is shown quoted, or the refusal would name nothing.
+            raise LedgerError(f"is not a key of the mapping here ({', '.join(allowed)})", field=prefix + (key or '""'))
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:
@@ -414,9 +425,13 @@ def _check_lines(handle: Any, encoding: str, shown: str, source: str) -> None:
             text = decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as e:
             # e.object is what the codec was decoding (this chunk, with any bytes carried from the last)
-            before = bytes(e.object[: max(e.start, 0)]).decode(encoding, errors="replace")
+            prefix = bytes(e.object[: max(e.start, 0)])
+            try:
+                breaks = prefix.decode(encoding, errors="replace").count("\n")
+            except (LookupError, ValueError):  # a codec without errors="replace" (idna)
+                breaks = prefix.count(b"\n")
             raise LedgerError(f"is not {shown} text (format.encoding of the mapping)", source=source,
-                              line=line + before.count("\n")) from None
+                              line=line + breaks) from None
         for number, part in enumerate(text.split("\n")):
             if number:
                 line, length = line + 1, 0

@@ -192,6 +192,8 @@ MAPPING_CASES: list[tuple[str, str, str | None, str | None, str]] = [
      "is not one character"),
     ("encoding-unknown", changed('encoding = "utf-8"', 'encoding = "klingon"'), "encoding =", "format.encoding",
      "is not an encoding Python knows"),
+    *[(f"encoding-{codec}", changed('encoding = "utf-8"', f'encoding = "{codec}"'), "encoding =", "format.encoding",
+       "is not an encoding of text files") for codec in ("rot13", "base64", "zlib", "hex", "undefined")],
     ("constant-not-text", CONSTANT_AMOUNT, "amount = 1500", "exports.invoices.constants.amount",
      "must be a string"),
     ("key-columns-empty", changed('key_columns = "Belegnr"', "key_columns = []"), "key_columns = []",
