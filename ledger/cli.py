@@ -482,6 +482,7 @@ def declare(
     """Print the turnover declaration of a period, by country, as CSV ready to send to the insurer."""
     import csv
 
+    from ledger.csvsafe import safe_cell
     from ledger.queries import declaration_rows, period_argument
 
     with _open(db) as ledger:
@@ -490,7 +491,8 @@ def declare(
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["policy", "period", "country", "currency", "insurable_turnover"])
     for country, amount in rows.items():
-        writer.writerow([terms.id, period, country, terms.currency, format_minor(amount, terms.currency)])
+        cells = [terms.id, period, country, terms.currency, format_minor(amount, terms.currency)]
+        writer.writerow([safe_cell(cell) for cell in cells])  # a policy id `=...` stays text in a spreadsheet
 
 
 @app.command()

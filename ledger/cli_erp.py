@@ -74,6 +74,11 @@ def import_erp(
                 raise LedgerError(f"{len(bad)} of {len(source.rows)} rows would be rejected; an import without "
                                   "--skip-bad would record nothing", source=source.source)
             return
+        if len(bad) == 1 and not skip_bad:
+            # One bad row: one line, naming its file, line and field, as every other refusal.
+            row, problem = bad[0]
+            raise LedgerError(f"{problem.message} (1 of {len(source.rows)} rows rejected; nothing recorded)",
+                              field=problem.field, source=problem.source or source.source, line=row.line)
         if bad and not skip_bad:
             _print_rejected(bad)
             raise LedgerError(

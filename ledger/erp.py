@@ -16,7 +16,6 @@ import csv
 import datetime
 import io
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import msgspec
 
 from ledger.errors import LedgerError
 from ledger.events import EVENT_TYPES
-from ledger.importers import MAX_LINE_CHARS, toml_problem
+from ledger.importers import MAX_LINE_CHARS, parse_toml, read_text, term_line
 
 ERP_EVENTS = ("invoice_issued", "credit_note_issued", "payment_received")
 DATE_FIELDS = ("effective", "due", "delivered")
@@ -35,7 +34,11 @@ NOT_MAPPABLE = ("id", "recorded", "type", "foreign_amount", "key")
 DECIMAL_SEPARATORS = (".", ",")
 THOUSANDS_SEPARATORS = ("", ".", ",", " ", "'", "\u00a0", "\u202f")
 MAX_KEY_CHARS = 100  # the ledger's limit on an identifier
+# What an ERP pads cells with. Not str.strip()'s whitespace: that drops U+2028, NEL and the
+# separators \x1c-\x1f at a cell's ends, so an id carrying them was recorded, silently cleaned.
+PADDING = " \t"
 
+_SAMPLE = "Kundennr;Betrag\r\nB-1;1.234,56\r\n"  # an encoding of text files writes this and reads it back
 TOP_KEYS = ("format", "exports")
 FORMAT_KEYS = ("delimiter", "encoding", "date", "decimal_separator", "thousands_separator")
 EXPORT_KEYS = (
@@ -147,27 +150,22 @@ class ErpFile:
 
 
 def load_mapping(path: Path) -> ErpMapping:
-    """Read and check a mapping file; a mistake is refused naming the key and the rule."""
+    """Read and check a mapping file; a mistake is refused naming the line, the key and the rule."""
+    # The readers of event files and policies: line lengths checked while streaming, and a TOML
+    # nested thousands deep or holding a 5,000-digit integer refused rather than crashing.
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise LedgerError(f"cannot read the mapping: {e.strerror}", source=source) from None
-    except UnicodeDecodeError:
-        raise LedgerError("the mapping is not UTF-8 text", source=source) from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise toml_problem(e, source) from None
+    text = read_text(path)
+    document = parse_toml(text, source)
     try:
         return parse_mapping(document, source)
     except LedgerError as problem:
-        raise problem.located(source=source) from None
+        line = term_line(text, problem.field) if problem.field else None
+        raise problem.located(source=source, line=line) from None
 
 
 def parse_mapping(document: dict[str, Any], source: str = "mapping") -> ErpMapping:
     """The mapping of a parsed TOML document (see `load_mapping`)."""
-    _known(document, TOP_KEYS, "")
+    _known(_table(document, "mapping"), TOP_KEYS, "")
     form = _table(document.get("format", {}), "format")
     _known(form, FORMAT_KEYS, "format.")
     delimiter = _text(form.get("delimiter", ","), "format.delimiter")
@@ -176,9 +174,18 @@ def parse_mapping(document: dict[str, Any], source: str = "mapping") -> ErpMappi
     encoding = _text(form.get("encoding", "utf-8"), "format.encoding")
     try:
         codec = codecs.lookup(encoding).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         raise LedgerError(f"{encoding!r} is not an encoding Python knows (e.g. utf-8, cp1252)",
                           field="format.encoding") from None
+    try:
+        # Python also knows codecs of bytes to bytes (base64, zlib, rot13...) and one that always
+        # fails (undefined); as a file's encoding they ended in `error: internal`, exit 3.
+        text_codec = _SAMPLE.encode(codec).decode(codec) == _SAMPLE
+    except (LookupError, ValueError):
+        text_codec = False
+    if not text_codec:
+        raise LedgerError(f"{encoding!r} is not an encoding of text files (e.g. utf-8, cp1252)",
+                          field="format.encoding")
     date_format = _text(form.get("date", "%Y-%m-%d"), "format.date")
     _check_date_format(date_format)
     decimal = _text(form.get("decimal_separator", "."), "format.decimal_separator")
@@ -317,7 +324,8 @@ def _check_date_format(date_format: str) -> None:
 def _known(table: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
     for key in table:
         if key not in allowed:
-            raise LedgerError(f"is not a key of the mapping here ({', '.join(allowed)})", field=prefix + key)
+            # An empty key ("" = 1 is TOML) is shown quoted, or the refusal would name nothing.
+            raise LedgerError(f"is not a key of the mapping here ({', '.join(allowed)})", field=prefix + (key or '""'))
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:
@@ -344,13 +352,11 @@ def read_export(path: Path, mapping: ErpMapping, export: str | None = None) -> E
     """
     source = str(path)
     text = _decode(path, mapping.encoding)
-    for number, line in enumerate(text.splitlines(), 1):
-        if len(line) > MAX_LINE_CHARS:
-            raise LedgerError(f"the line is {len(line):,} characters long; at most {MAX_LINE_CHARS:,}",
-                              source=source, line=number)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
+    # strict: a quote left open would otherwise swallow the rest of the file into one cell.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=mapping.delimiter, strict=True)
+    start = 1  # the line the row being read starts on, which a malformed row is named by
     try:
-        header = [cell.strip() for cell in next(reader, [])]
+        header = [cell.strip(PADDING) for cell in next(reader, [])]
         if not any(header):
             raise LedgerError("is empty; an export needs a header row", source=source, line=1)
         chosen = _choose_export(header, mapping, export, source)
@@ -361,7 +367,7 @@ def read_export(path: Path, mapping: ErpMapping, export: str | None = None) -> E
         file = ErpFile(source, mapping, chosen, header)
         start = reader.line_num + 1
         for cells in reader:
-            if any(cell.strip() for cell in cells):
+            if any(cell.strip(PADDING) for cell in cells):
                 row = ErpRow(start, cells)
                 try:
                     row.raw = convert_row(cells, header, index, chosen, mapping)
@@ -370,21 +376,71 @@ def read_export(path: Path, mapping: ErpMapping, export: str | None = None) -> E
                 file.rows.append(row)
             start = reader.line_num + 1
     except csv.Error as e:
-        raise LedgerError(f"malformed CSV: {e}", source=source, line=reader.line_num) from None
+        raise LedgerError(f"malformed CSV: {e}", source=source, line=start) from None
     return file
 
 
+_CHUNK_BYTES = 1 << 20
+# A byte-order mark says the encoding; one that contradicts the mapping would otherwise
+# become part of the first header (`ï»¿Kundennr`) and be refused as a missing column.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def _decode(path: Path, encoding: str) -> str:
+    """The text of the export; refused with its line if it is not in `encoding` or has an over-long line.
+
+    The file is first streamed through an incremental decoder in 1 MiB chunks,
+    counting characters per line in the mapping's encoding, so that a 100 MB
+    line (or 100 MB of binary) is refused before the file is held whole.
+    """
+    source = str(path)
+    shown = "utf-8" if encoding == "utf-8-sig" else encoding
     try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+            for mark, family in _BOMS:
+                if head.startswith(mark):
+                    if not codecs.lookup(encoding).name.replace("_", "-").startswith(family):
+                        raise LedgerError(f"starts with a {family} byte-order mark but format.encoding of the "
+                                          f"mapping is {shown}", source=source, line=1)
+                    break
+            handle.seek(0)
+            _check_lines(handle, encoding, shown, source)
         data = path.read_bytes()
     except OSError as e:
-        raise LedgerError(f"cannot read the file: {e.strerror}", source=str(path)) from None
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise LedgerError(f"is not {encoding} text (format.encoding of the mapping)", source=str(path),
-                          line=line) from None
+        raise LedgerError(f"cannot read the file: {e.strerror}", source=source) from None
+    # Checked above, so this decodes; a byte-order mark is never part of the first header.
+    return data.decode(encoding).removeprefix("\ufeff")
+
+
+def _check_lines(handle: Any, encoding: str, shown: str, source: str) -> None:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line, length = 1, 0  # the line being read and its characters so far
+    while True:
+        chunk = handle.read(_CHUNK_BYTES)
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as e:
+            # e.object is what the codec was decoding (this chunk, with any bytes carried from the last)
+            prefix = bytes(e.object[: max(e.start, 0)])
+            try:
+                breaks = prefix.decode(encoding, errors="replace").count("\n")
+            except (LookupError, ValueError):  # a codec without errors="replace" (idna)
+                breaks = prefix.count(b"\n")
+            raise LedgerError(f"is not {shown} text (format.encoding of the mapping)", source=source,
+                              line=line + breaks) from None
+        for number, part in enumerate(text.split("\n")):
+            if number:
+                line, length = line + 1, 0
+            length += len(part)
+            if length > MAX_LINE_CHARS:
+                raise LedgerError(f"the line is too long: a row may have at most {MAX_LINE_CHARS:,} characters",
+                                  source=source, line=line)
+        if not chunk:
+            return
 
 
 def _choose_export(header: list[str], mapping: ErpMapping, name: str | None, source: str) -> ExportMapping:
@@ -406,9 +462,12 @@ def _choose_export(header: list[str], mapping: ErpMapping, name: str | None, sou
     if not fitting:
         nearest = min(mapping.exports.values(), key=lambda e: len(e.headers() - present))
         missing = sorted(nearest.headers() - present)
+        # One cell that is not a header: most likely the file's cells are separated by something else.
+        hint = (f" (the header row is one cell: are its cells separated by {mapping.delimiter!r}, "
+                "format.delimiter of the mapping?)") if len(header) == 1 else ""
         raise LedgerError(
             f"the header row fits no export of {mapping.source}; the nearest, {nearest.name}, "
-            f"needs the column {missing[0]!r}", source=source, line=1,
+            f"needs the column {missing[0]!r}{hint}", source=source, line=1,
         )
     raise LedgerError(
         f"the header row fits several exports of {mapping.source} ({', '.join(e.name for e in fitting)}); "
@@ -424,7 +483,7 @@ def convert_row(
         raise LedgerError(f"has {len(cells)} cells; the header row has {len(header)}")
     event = export.event
     if export.event_column is not None:
-        code = cells[index[export.event_column]].strip()
+        code = cells[index[export.event_column]].strip(PADDING)
         event = export.events.get(code)
         if event is None:
             raise LedgerError(
@@ -435,7 +494,7 @@ def convert_row(
     own = EVENT_TYPES[event].__struct_fields__
     raw: dict[str, Any] = {"type": event, **{k: v for k, v in export.constants.items() if k in own}}
     for column, target in export.columns.items():
-        text = cells[index[column]].strip()
+        text = cells[index[column]].strip(PADDING)
         if not text or target not in own:
             continue  # an empty cell is an absent field, as in every event file; a mixed export's column may not apply
         if target in DATE_FIELDS:
@@ -447,7 +506,7 @@ def convert_row(
             raw[target] = text
     parts = []
     for column in export.key_columns:
-        part = cells[index[column]].strip()
+        part = cells[index[column]].strip(PADDING)
         if not part:
             raise LedgerError(f"the key column {column!r} is empty; every row needs its key", field="key")
         parts.append(part)

@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, urlparse
 import msgspec
 import sqlite_utils
 
+from ledger.csvsafe import safe_row
 from ledger.errors import LedgerError
 from ledger.events import (
     BuyerEvent,
@@ -944,7 +945,7 @@ def write_csv(report: Report, directory: Path, *, force: bool = False) -> dict[s
                 writer.writeheader()
                 count = 0
                 for row in report.rows(table.name, written):
-                    writer.writerow(row)
+                    writer.writerow(safe_row(row))
                     count += 1
                 handle.flush()
                 os.fsync(handle.fileno())

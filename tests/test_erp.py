@@ -454,7 +454,7 @@ def test_the_mapping_is_checked_before_the_ledger_is_touched(tmp_path: Path, cap
     code, _, err = run("import-erp", str(EXAMPLES / "invoices.csv"), "--mapping", str(bad),
                        "--db", str(tmp_path / "none.db"), capsys=capsys)
     assert code == 1
-    assert err.startswith(f"error: {bad}: exports.x.columns.No: 'invoce' is not a field of invoice_issued")
+    assert err.startswith(f"error: {bad}:5: exports.x.columns.No: 'invoce' is not a field of invoice_issued")
 
 
 def test_the_ledger_api_trial_records_nothing_and_collects_every_refusal(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""Fuzzing the importers (TOML, JSON Lines, CSV) and the policy parser (issue 8).
+"""Fuzzing the importers (TOML, JSON Lines, CSV, ERP exports and their mappings) and the policy parser (issue 8).
 
 Arbitrary text and bytes, valid files with random damage, and documents of
 the right shape with wrong values. The only acceptable outcomes are a valid
@@ -227,3 +227,134 @@ def test_the_policy_parser_on_changed_sub_tables(section: str, term: str, value:
 @given(table=st.dictionaries(st.text(max_size=10), VALUES, max_size=8) | VALUES)
 def test_the_policy_parser_on_arbitrary_tables(table: Any):
     check_policy(table)
+
+
+# ---------------------------------------------------------------- ERP mappings and rows (import-erp)
+
+ERP_EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "erp"
+ERP_MAPPING_TEXT = (ERP_EXAMPLES / "mapping.toml").read_text(encoding="utf-8")
+
+
+def erp_document() -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(ERP_MAPPING_TEXT)
+
+
+FORMAT_KEYS = ["delimiter", "encoding", "date", "decimal_separator", "thousands_separator", "quote"]
+EXPORT_KEYS = ["event", "event_column", "events", "columns", "constants", "key_columns", "key_prefix",
+               "amounts_negative", "unknown"]
+ERP_TEXT = st.one_of(
+    NASTY, st.text(max_size=6),
+    st.sampled_from([";", ",", "\t", "|", ".", " ", "%d/%m/%Y", "%Y", "%d%%", "utf-16", "cp1252", "rot13", "base64",
+                     "undefined", "idna", "invoice_issued", "payment_received", "amount", "buyer", "id", "key"]),
+)
+
+
+def check_mapping(document: Any) -> None:
+    from ledger.erp import ERP_EVENTS, ErpMapping, parse_mapping
+
+    try:
+        mapping = parse_mapping(document)
+    except LedgerError as problem:
+        check_refusal(problem)
+        return
+    assert isinstance(mapping, ErpMapping) and mapping.exports
+    assert all(set(e.event_types()) <= set(ERP_EVENTS) for e in mapping.exports.values())
+
+
+@FUZZ
+@given(
+    form=st.dictionaries(st.sampled_from(FORMAT_KEYS), ERP_TEXT | VALUES, max_size=3),
+    export=st.sampled_from(["invoices", "credit_notes", "payments"]),
+    changes=st.dictionaries(st.sampled_from(EXPORT_KEYS), ERP_TEXT | VALUES, max_size=2),
+)
+def test_the_erp_mapping_parser_on_changed_keys(form: dict[str, Any], export: str, changes: dict[str, Any]):
+    document = erp_document()
+    document["format"].update(form)
+    document["exports"][export].update(changes)
+    check_mapping(document)
+
+
+@FUZZ
+@given(document=st.dictionaries(st.sampled_from(["format", "exports", "events"]) | st.text(max_size=6), VALUES,
+                                max_size=3) | VALUES)
+def test_the_erp_mapping_parser_on_arbitrary_tables(document: Any):
+    check_mapping(document)
+
+
+@FUZZ
+@given(data=st.data())
+def test_the_erp_mapping_loader_on_damaged_files(data: st.DataObject):
+    """The example mapping with random splices, or arbitrary bytes: a mapping, or a refusal naming the file."""
+    from ledger.erp import load_mapping
+
+    if data.draw(st.booleans()):
+        raw = data.draw(st.binary(max_size=500))
+    else:
+        text = ERP_MAPPING_TEXT
+        for _ in range(data.draw(st.integers(1, 4))):
+            at = data.draw(st.integers(0, len(text)))
+            text = text[:at] + data.draw(ERP_TEXT) + text[at + data.draw(st.integers(0, 8)):]
+        raw = text.encode("utf-8", errors="surrogatepass")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "mapping.toml"
+        path.write_bytes(raw)
+        try:
+            load_mapping(path)
+        except LedgerError as problem:
+            check_refusal(problem)
+            assert problem.source == str(path), str(problem)
+
+
+@FUZZ
+@given(
+    export=st.sampled_from(["invoices", "credit_notes", "payments"]),
+    cells=st.lists(ERP_TEXT | st.sampled_from(["1.234,56", "-500,00", "31/12/2025", "30/02/2025", "B-1001"]),
+                   min_size=0, max_size=9),
+)
+def test_the_erp_row_converter_on_arbitrary_cells(export: str, cells: list[str]):
+    """A row of any cells: a raw event that parses or is refused, or a refusal naming its field."""
+    from ledger.erp import convert_row, load_mapping
+
+    mapping = load_mapping(ERP_EXAMPLES / "mapping.toml")
+    chosen = mapping.exports[export]
+    header = sorted(chosen.headers()) + ["Note"]
+    index = {name: i for i, name in enumerate(header)}
+    try:
+        raw = convert_row(cells, header, index, chosen, mapping)
+    except LedgerError as problem:
+        check_refusal(problem, located=len(cells) == len(header))
+        return
+    assert raw["type"] == chosen.event and raw["key"].startswith(chosen.key_prefix)
+    try:
+        parse_event(raw, "GBP")
+    except LedgerError as problem:
+        check_refusal(problem)
+
+
+@FUZZ
+@given(name=st.sampled_from(["invoices", "credit_notes", "payments"]), data=st.data())
+def test_the_erp_reader_on_damaged_exports(name: str, data: st.DataObject):
+    """An example export with random damage: rows (each converted or refused on its line), or a refusal."""
+    from ledger.erp import load_mapping, read_export
+
+    mapping = load_mapping(ERP_EXAMPLES / "mapping.toml")
+    text = (ERP_EXAMPLES / f"{name}.csv").read_text(encoding="utf-8")
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(text)))
+        text = text[:at] + data.draw(ERP_TEXT) + text[at + data.draw(st.integers(0, 8)):]
+    encoding = data.draw(st.sampled_from(["utf-8", "cp1252", "utf-16"]))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{name}.csv"
+        path.write_bytes(text.encode(encoding, errors="surrogatepass" if encoding != "cp1252" else "replace"))
+        try:
+            file = read_export(path, mapping)
+        except LedgerError as problem:
+            check_refusal(problem)
+            assert problem.source == str(path), str(problem)
+            return
+        for row in file.rows:
+            if row.error is not None:
+                check_refusal(row.error)
+                assert row.error.source == str(path) and row.error.line == row.line
