@@ -24,6 +24,7 @@ import msgspec
 
 from ledger.errors import LedgerError
 from ledger.events import EVENT_TYPES
+from ledger.importers import CELL_PADDING as PADDING
 from ledger.importers import MAX_LINE_CHARS, parse_toml, read_text, term_line
 
 ERP_EVENTS = ("invoice_issued", "credit_note_issued", "payment_received")
@@ -34,9 +35,6 @@ NOT_MAPPABLE = ("id", "recorded", "type", "foreign_amount", "key")
 DECIMAL_SEPARATORS = (".", ",")
 THOUSANDS_SEPARATORS = ("", ".", ",", " ", "'", "\u00a0", "\u202f")
 MAX_KEY_CHARS = 100  # the ledger's limit on an identifier
-# What an ERP pads cells with. Not str.strip()'s whitespace: that drops U+2028, NEL and the
-# separators \x1c-\x1f at a cell's ends, so an id carrying them was recorded, silently cleaned.
-PADDING = " \t"
 
 _SAMPLE = "Kundennr;Betrag\r\nB-1;1.234,56\r\n"  # an encoding of text files writes this and reads it back
 TOP_KEYS = ("format", "exports")

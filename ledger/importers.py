@@ -22,6 +22,9 @@ from ledger.errors import LedgerError
 
 MAX_LINE_CHARS = 1_000_000  # one event never needs more; a longer line is refused, not parsed
 FORMATS = ("toml", "jsonl", "csv")
+# What a CSV cell is trimmed of. Not str.strip()'s whitespace: that drops U+2028, NEL and the
+# separators \x1c-\x1f at a cell's ends, so an id carrying them was recorded, silently cleaned.
+CELL_PADDING = " \t"
 
 
 @dataclass
@@ -279,10 +282,13 @@ def read_csv(text: str, source: str) -> EventFile:
         for row in reader:
             if "\0extra" in row:
                 raise LedgerError("has more cells than the header row", source=source, line=start)
-            if all(not (value or "").strip() for value in row.values()):
+            if all(not (value or "").strip(CELL_PADDING) for value in row.values()):
                 start = reader.line_num + 1
                 continue
-            raw = {name: value.strip() for name, value in row.items() if value is not None and value.strip()}
+            # Only spaces and tabs are padding: str.strip() would also drop a line separator or
+            # a control character at a cell's end, and the cleaned id would be recorded.
+            raw = {name: value.strip(CELL_PADDING) for name, value in row.items()
+                   if value is not None and value.strip(CELL_PADDING)}
             file.events.append((start, raw))
             start = reader.line_num + 1
     except csv.Error as e:

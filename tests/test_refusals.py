@@ -534,3 +534,17 @@ def test_a_null_top_up_months_is_a_missing_one():
     table["top_up"] = {**table["top_up"], "months": None}
     with pytest.raises(LedgerError, match="a top-up needs its number of months"):
         parse_policy(table)
+
+
+def test_a_line_separator_at_a_csv_cells_end_is_refused_not_trimmed(tmp_path: Path):
+    """str.strip() dropped U+2028 at a cell's end and the cleaned id was recorded; only spaces
+    and tabs are padding."""
+    from ledger.importers import read_event_file
+
+    path = tmp_path / "events.csv"
+    path.write_text('type,effective,buyer,name,country\nbuyer_registered,2025-01-02, B9\u2028 ,Acme,GB\n')
+    rows = read_event_file(path).events
+    assert rows[0][1]["buyer"] == "B9\u2028"
+    with pytest.raises(LedgerError) as refused:
+        parse_event(rows[0][1], "GBP")
+    assert refused.value.field == "buyer"
