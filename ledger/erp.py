@@ -310,7 +310,7 @@ def _check_date_format(date_format: str) -> None:
     for day in (datetime.date(2025, 12, 31), datetime.date(2024, 2, 9)):
         try:
             back = datetime.datetime.strptime(day.strftime(date_format), date_format).date()
-        except ValueError:
+        except (ValueError, re.error):  # re.error: a directive given twice, e.g. %d/%m/%Y%d
             back = None
         if back != day:
             raise LedgerError(

@@ -119,6 +119,7 @@ def test_the_example_mapping_and_book_use_the_spec_4_policy():
     ({"format.delimiter": "."}, "format.delimiter", "also separates numbers"),
     ({"format.encoding": "klingon"}, "format.encoding", "is not an encoding"),
     ({"format.date": "%d/%m"}, "format.date", "whole date"),
+    ({"format.date": "%d/%m/%Y%d"}, "format.date", "whole date"),  # a directive twice: found by the long fuzz run
     ({"format.date": 20250101}, "format.date", "must be a string"),
     ({"format.decimal_separator": ";"}, "format.decimal_separator", "is not one of"),
     ({"format.thousands_separator": "_"}, "format.thousands_separator", "is not one of"),
