@@ -45,12 +45,12 @@ from ledger.events import (
     LimitGranted,
     LimitReduced,
     LimitRequested,
-    TopUpPurchased,
     format_recorded,
     to_public,
 )
 from ledger.money import format_minor, minor_units
 from ledger.policy import PolicyTerms, terms_to_table
+from ledger.queries import account_lines, book_events, book_sales
 from ledger.service import Ledger
 from projections.claims import Claim, claims_register
 from projections.cover import BuyerCover, buyer_cover
@@ -58,9 +58,9 @@ from projections.exposure import Exposure, declaration_duties, declaration_perio
 from projections.lines import PremiumLine
 from projections.order import in_fold_order
 from projections.order import known_at as recorded_by
-from projections.premium import fee_lines, maximum_liability, minimum_premium, premium_lines
+from projections.premium import maximum_liability, minimum_premium
 from projections.terms import TermsTimeline
-from projections.turnover import BuyerSales, buyer_sales, declarations, turnover_by_country
+from projections.turnover import BuyerSales, declarations, turnover_by_country
 
 Progress = Callable[[int], None]
 Row = dict[str, Any]
@@ -566,7 +566,7 @@ def build_report(
     if not timeline:
         raise LedgerError("the ledger has no policy (as known at that time); nothing to export", field="known_at")
     terms = timeline.at(as_of)
-    buyers = {buyer: ledger.buyer_events(buyer) for buyer in ledger.store.index.buyers()}
+    _, buyers = book_events(ledger)  # one pass over the log
     covers: dict[str, BuyerCover] = {}
     for buyer, events in buyers.items():
         cover = buyer_cover(buyer, events, policy, as_of, known_at)
@@ -574,13 +574,8 @@ def build_report(
             covers[buyer] = cover
         if progress:
             progress(1)
-    sales = [s for s in (buyer_sales(events, timeline, known_at) for events in buyers.values()) if s is not None]
-    lines = premium_lines(terms, sales, declarations(policy, known_at))
-    lines += fee_lines(terms, buyers.values(), known_at)
-    for buyer, events in buyers.items():
-        if buyer in covers and any(isinstance(e, TopUpPurchased) for e in events):
-            lines += covers[buyer].premium_lines
-    lines.sort(key=lambda line: (line.day, line.kind, line.buyer or "", line.period or "", line.country or ""))
+    sales = book_sales(buyers, timeline, known_at)
+    lines = account_lines(terms, sales, policy, buyers, known_at, lambda buyer, _: covers.get(buyer))
     cap = maximum_liability(terms, lines, as_of)
     causes = [str(c.loss_event.id) for c in covers.values() if c.loss_event is not None]
     positions = ledger.store.index.positions(causes) if causes else {}

@@ -235,7 +235,7 @@ def obligations_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[s
 
 # ---------------------------------------------------------------- turnover and premium
 
-def _book_events(ledger: Ledger) -> tuple[list[Event], dict[str, list[Event]]]:
+def book_events(ledger: Ledger) -> tuple[list[Event], dict[str, list[Event]]]:
     """The policy stream and every buyer's stream (in buyer order), from one pass over the log:
     a stream's events lie scattered through the file, the log is read in order."""
     policy: list[Event] = []
@@ -248,9 +248,10 @@ def _book_events(ledger: Ledger) -> tuple[list[Event], dict[str, list[Event]]]:
     return policy, dict(sorted(buyers.items()))
 
 
-def _sales(
+def book_sales(
     buyers: Mapping[str, list[Event]], terms: TermsTimeline, known_at: datetime.datetime | None
 ) -> list[BuyerSales]:
+    """Each buyer's sales as known at `known_at` (buyers with none left out)."""
     found = (buyer_sales(events, terms, known_at) for events in buyers.values())
     return [sales for sales in found if sales is not None]
 
@@ -261,9 +262,9 @@ def turnover_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str,
     country = arguments.get("country")
     known_at = known_at_argument(arguments)
     currency = ledger.terms().currency
-    policy, buyers = _book_events(ledger)
+    policy, buyers = book_events(ledger)
     terms = TermsTimeline(recorded_by(policy, known_at))
-    figures = period_turnover(_sales(buyers, terms, known_at), period, terms.latest(), country)
+    figures = period_turnover(book_sales(buyers, terms, known_at), period, terms.latest(), country)
     declared = declared_amount(declarations(policy, known_at), period, country)
     values: dict[str, Any] = {
         "period": period,
@@ -283,10 +284,10 @@ def turnover_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str,
 
 def declaration_rows(ledger: Ledger, period: str, known_at: datetime.datetime | None) -> dict[str, int]:
     """Insurable turnover of `period` by buyer country, every stream read once (for `declare`)."""
-    policy, buyers = _book_events(ledger)
+    policy, buyers = book_events(ledger)
     terms = TermsTimeline(recorded_by(policy, known_at))
     first, last = clipped_period(period, terms.latest())
-    figures = turnover_by_country(_sales(buyers, terms, known_at), first, last)
+    figures = turnover_by_country(book_sales(buyers, terms, known_at), first, last)
     return {country: figures[country].insurable for country in sorted(figures)}
 
 
@@ -294,18 +295,37 @@ def premium_account(
     ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None
 ) -> tuple[PolicyTerms, list[PremiumLine]]:
     """Every premium, fee and top-up line of the policy, as known at `known_at`."""
-    policy, buyers = _book_events(ledger)
+    policy, buyers = book_events(ledger)
     timeline = TermsTimeline(recorded_by(policy, known_at))
     if not timeline:
         raise LedgerError("the ledger has no policy yet")
     terms = timeline.at(as_of)
-    lines = premium_lines(terms, _sales(buyers, timeline, known_at), declarations(policy, known_at))
+    sales = book_sales(buyers, timeline, known_at)
+    return terms, account_lines(
+        terms, sales, policy, buyers, known_at, lambda buyer, events: buyer_cover(buyer, events, policy, as_of, known_at)
+    )
+
+
+def account_lines(
+    terms: PolicyTerms,
+    sales: list[BuyerSales],
+    policy: list[Event],
+    buyers: Mapping[str, list[Event]],
+    known_at: datetime.datetime | None,
+    cover: Callable[[str, list[Event]], BuyerCover | None],
+) -> list[PremiumLine]:
+    """The premium account's lines in date order: premium and adjustments from the sales and
+    declarations, fees, and the top-up lines of the buyers that bought one (`cover` gives a
+    buyer's cover, or None when it is not in the book)."""
+    lines = premium_lines(terms, sales, declarations(policy, known_at))
     lines += fee_lines(terms, buyers.values(), known_at)
     for buyer, events in buyers.items():
         if any(isinstance(e, TopUpPurchased) for e in events):
-            lines += buyer_cover(buyer, events, policy, as_of, known_at).premium_lines
+            found = cover(buyer, events)
+            if found is not None:
+                lines += found.premium_lines
     lines.sort(key=lambda line: (line.day, line.kind, line.buyer or "", line.period or "", line.country or ""))
-    return terms, lines
+    return lines
 
 
 def line_values(line: PremiumLine, currency: str) -> dict[str, str]:
@@ -339,7 +359,7 @@ def premium_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, 
 
 def claims_of(ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None) -> list[Claim]:
     """The claims register of the book at `as_of` (every stream read once)."""
-    policy, buyers = _book_events(ledger)
+    policy, buyers = book_events(ledger)
     timeline = TermsTimeline(recorded_by(policy, known_at))
     if not timeline:
         raise LedgerError("the ledger has no policy yet")
@@ -351,7 +371,7 @@ def claims_of(ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime 
         for buyer, events in buyers.items()
     ]
     covers = [cover for cover in covers if cover.registered is not None]
-    premium = premium_lines(terms, _sales(buyers, timeline, known_at), declarations(policy, known_at))
+    premium = premium_lines(terms, book_sales(buyers, timeline, known_at), declarations(policy, known_at))
     causes = [str(c.loss_event.id) for c in covers if c.loss_event is not None]
     positions = ledger.store.index.positions(causes) if causes else {}
     return claims_register(covers, timeline, maximum_liability(terms, premium, as_of), as_of, positions)
