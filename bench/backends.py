@@ -27,11 +27,11 @@ from typing import Any
 import psycopg
 from run import machine, percentile  # bench/run.py: this folder is on the path when run as a script
 
-from ledger import copy as copying
-from ledger import samplebook
-from ledger.policy import parse_policy
+from ledger.operations import copy as copying
 from ledger.queries import exposure_query
 from ledger.service import Ledger
+from ledger.tools import samplebook
+from ledger.vocabulary.terms import parse_policy
 
 RESULTS = Path(__file__).with_name("backends.json")
 

@@ -33,10 +33,10 @@ from typing import Any
 
 import peers  # bench/peers.py, beside this file
 
-from ledger import samplebook
-from ledger.policy import parse_policy
 from ledger.queries import claim_query, claims_of, exposure_query, premium_query
 from ledger.service import Ledger
+from ledger.tools import samplebook
+from ledger.vocabulary.terms import parse_policy
 
 RESULTS = Path(__file__).with_name("results.json")
 

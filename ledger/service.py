@@ -24,10 +24,11 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
 
-from ledger.bulk import collector_paused
-from ledger.commands import BuyerStream, PolicyStream
-from ledger.errors import ConcurrencyConflict, LedgerError
-from ledger.events import (
+from ledger.readmodels.exposure import ExposureModel
+from ledger.store import POLICY_STREAM, Envelope, IndexRow, LedgerStore, buyer_stream, open_store, stream_of
+from ledger.vocabulary.bulk import collector_paused
+from ledger.vocabulary.errors import ConcurrencyConflict, LedgerError
+from ledger.vocabulary.events import (
     NIL_ID,
     UNRECORDED,
     BuyerEvent,
@@ -37,9 +38,8 @@ from ledger.events import (
     format_recorded,
     parse_event,
 )
-from ledger.policy import PolicyTerms
-from ledger.readmodels import ExposureModel
-from ledger.store import POLICY_STREAM, Envelope, IndexRow, LedgerStore, buyer_stream, open_store, stream_of
+from ledger.vocabulary.terms import PolicyTerms
+from ledger.write.streams import BuyerStream, PolicyStream
 
 Clock = Callable[[], datetime.datetime]
 MAX_ATTEMPTS = 8

@@ -13,7 +13,7 @@ import datetime
 import uuid
 from dataclasses import dataclass, field
 
-from ledger.events import (
+from ledger.vocabulary.events import (
     BuyerRegistered,
     CreditNoteIssued,
     DueDateExtended,

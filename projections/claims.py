@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ledger.money import format_minor, round_half_up
-from ledger.policy import PolicyTerms
+from ledger.vocabulary.money import format_minor, round_half_up
+from ledger.vocabulary.terms import PolicyTerms
 from projections.cover import BuyerCover, InvoiceCover
 from projections.terms import TermsTimeline
 

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ledger.events import (
+from ledger.vocabulary.dates import ONE_DAY, add_months
+from ledger.vocabulary.events import (
     BuyerEvent,
     BuyerRegistered,
     ClaimFiled,
@@ -35,13 +36,12 @@ from ledger.events import (
     RecoveryReceived,
     TopUpPurchased,
 )
-from ledger.money import round_half_up
-from ledger.policy import PolicyTerms
+from ledger.vocabulary.money import round_half_up
+from ledger.vocabulary.order import in_fold_order
+from ledger.vocabulary.order import known_at as recorded_by
+from ledger.vocabulary.terms import PolicyTerms
 from projections.balances import BuyerBook, InvoiceBalance
-from projections.dates import ONE_DAY, add_months
 from projections.lines import PremiumLine
-from projections.order import in_fold_order
-from projections.order import known_at as recorded_by
 from projections.terms import TermsTimeline
 
 

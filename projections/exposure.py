@@ -6,10 +6,10 @@ import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ledger.events import Event, TurnoverDeclared
+from ledger.vocabulary.dates import ONE_DAY, add_months
+from ledger.vocabulary.events import Event, TurnoverDeclared
+from ledger.vocabulary.order import known_at as recorded_by
 from projections.cover import BuyerCover, Obligation
-from projections.dates import ONE_DAY, add_months
-from projections.order import known_at as recorded_by
 from projections.terms import TermsTimeline
 
 EXPOSURE_FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")

@@ -14,15 +14,15 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
-from ledger.events import BuyerRegistered, Event, LimitRequested, TurnoverDeclared
-from ledger.money import round_half_up
-from ledger.policy import PolicyTerms
+from ledger.vocabulary.dates import ONE_DAY
+from ledger.vocabulary.events import BuyerRegistered, Event, LimitRequested, TurnoverDeclared
+from ledger.vocabulary.money import round_half_up
+from ledger.vocabulary.order import in_fold_order
+from ledger.vocabulary.order import known_at as recorded_by
+from ledger.vocabulary.terms import PolicyTerms
 from projections.cover import limit_decisions
-from projections.dates import ONE_DAY
 from projections.exposure import declaration_periods
 from projections.lines import PremiumLine
-from projections.order import in_fold_order
-from projections.order import known_at as recorded_by
 from projections.turnover import BuyerSales, turnover_by_country
 
 PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "annual": 12}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
-from ledger.events import Event, PolicyAmended, PolicyStarted
-from ledger.policy import PolicyTerms
-from projections.order import in_fold_order
+from ledger.vocabulary.events import Event, PolicyAmended, PolicyStarted
+from ledger.vocabulary.order import in_fold_order
+from ledger.vocabulary.terms import PolicyTerms
 
 
 class TermsTimeline:

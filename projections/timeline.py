@@ -17,11 +17,11 @@ import datetime
 from collections.abc import Sequence
 from itertools import groupby
 
-from ledger.events import BuyerEvent, BuyerRegistered, Event, PoliticalEvent
+from ledger.vocabulary.dates import ONE_DAY
+from ledger.vocabulary.events import BuyerEvent, BuyerRegistered, Event, PoliticalEvent
+from ledger.vocabulary.order import in_fold_order
 from projections.cover import CoverFold, LimitDecision, limit_decisions, political_losses
-from projections.dates import ONE_DAY
 from projections.exposure import Exposure
-from projections.order import in_fold_order
 from projections.terms import TermsTimeline
 
 Timeline = list[tuple[datetime.date, Exposure]]

@@ -13,12 +13,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ledger.events import BuyerRegistered, CreditNoteIssued, Event, InvoiceIssued, TurnoverDeclared
-from ledger.policy import PolicyTerms
+from ledger.vocabulary.dates import period_bounds
+from ledger.vocabulary.events import BuyerRegistered, CreditNoteIssued, Event, InvoiceIssued, TurnoverDeclared
+from ledger.vocabulary.order import in_fold_order
+from ledger.vocabulary.order import known_at as recorded_by
+from ledger.vocabulary.terms import PolicyTerms
 from projections.cover import buyer_exclusion, limit_decisions, limit_on
-from projections.dates import period_bounds
-from projections.order import in_fold_order
-from projections.order import known_at as recorded_by
 from projections.terms import TermsTimeline
 
 # SPEC 11 precedence: kind, named exclusion, selection, country, prepaid, no limit.

@@ -30,8 +30,9 @@ from helpers import (
 )
 
 from ledger import store
-from ledger.policy import PolicyTerms, load_policy_file
+from ledger.adapters.policyfile import load_policy_file
 from ledger.service import Ledger
+from ledger.vocabulary.terms import PolicyTerms
 
 ON_POSTGRES = os.environ.get("CREDITLEDGER_TEST_STORE") == "postgres"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ledger.importers import read_event_file
+from ledger.adapters.eventfiles import read_event_file
 from ledger.service import Ledger
 
 

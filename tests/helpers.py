@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ledger.errors import LedgerError
 from ledger.service import Ledger
+from ledger.vocabulary.errors import LedgerError
 
 DATA = Path(__file__).parent / "data"
 POLICY_FILE = DATA / "policy.toml"
@@ -85,8 +85,8 @@ def refusal(ledger: Ledger, raw: Mapping[str, Any] | list[Mapping[str, Any]], fi
 
 def record_book(table: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
     """A fresh in-memory ledger with the policy `table` and the raw `rows` recorded live."""
-    from ledger.policy import parse_policy
     from ledger.service import Ledger
+    from ledger.vocabulary.terms import parse_policy
 
     ledger = Ledger("memory")
     ledger.load_policy(parse_policy(table))

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 
-from ledger import charts
+from ledger.adapters import charts
 from ledger.cli import main
-from ledger.errors import LedgerError
-from ledger.money import format_minor
 from ledger.queries import exposure_query
 from ledger.service import Ledger
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.money import format_minor
 from projections.cover import buyer_cover
 from projections.exposure import Exposure, book_totals
 

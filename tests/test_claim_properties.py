@@ -11,9 +11,9 @@ from helpers import record_book
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.events import to_public
 from ledger.queries import claims_of
 from ledger.service import Ledger
+from ledger.vocabulary.events import to_public
 
 AS_OF = datetime.date(2025, 12, 31)
 days = st.integers(0, 300).map(lambda n: datetime.date(2025, 1, 10) + datetime.timedelta(days=n))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime
 
-from ledger.policy import amend_policy, parse_policy
 from ledger.queries import claim_query
 from ledger.service import Ledger
+from ledger.vocabulary.terms import amend_policy, parse_policy
 
 POLICY = {"id": "P-AM", "currency": "GBP", "start": datetime.date(2025, 1, 1), "end": datetime.date(2025, 12, 31),
           "cover": "proportional", "claim_filing_days": 30}

@@ -17,8 +17,8 @@ import typer
 from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 
 from ledger.cli import app, main
-from ledger.errors import LedgerError
 from ledger.service import Ledger
+from ledger.vocabulary.errors import LedgerError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "creditledger"

@@ -24,12 +24,12 @@ import pytest
 from test_store_contract import ROOT, WORKER, wait_for
 from workers import mixed_writes
 
-from ledger.commands import BuyerStream
-from ledger.events import CreditNoteIssued, InvoiceIssued, PaymentReceived
-from ledger.policy import PolicyTerms
 from ledger.service import Ledger
+from ledger.vocabulary.events import CreditNoteIssued, InvoiceIssued, PaymentReceived
+from ledger.vocabulary.order import in_fold_order
+from ledger.vocabulary.terms import PolicyTerms
+from ledger.write.streams import BuyerStream
 from projections.balances import BuyerBook
-from projections.order import in_fold_order
 
 SOAK = os.environ.get("CREDITLEDGER_SOAK") == "1"
 WRITERS, WRITES = (8, 150) if SOAK else (4, 24)

@@ -20,11 +20,11 @@ from helpers import (
     postgres_available,
 )
 
-from ledger import copy as copying
-from ledger import samplebook
-from ledger.errors import LedgerError
-from ledger.policy import parse_policy
+from ledger.operations import copy as copying
 from ledger.service import Ledger
+from ledger.tools import samplebook
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.terms import parse_policy
 
 SEED = 3
 

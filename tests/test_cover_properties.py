@@ -34,8 +34,11 @@ from helpers import POLICY_FILE, UTC, Clock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import LedgerError
-from ledger.events import (
+from ledger.adapters.policyfile import load_policy_file
+from ledger.queries import exposure_query, exposure_values, obligations_query
+from ledger.service import Draft, Ledger
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import (
     BuyerEvent,
     CreditNoteIssued,
     Event,
@@ -51,14 +54,12 @@ from ledger.events import (
     PolicyStarted,
     TopUpPurchased,
 )
-from ledger.money import format_minor
-from ledger.policy import PolicyTerms, load_policy_file, parse_policy, terms_to_table
-from ledger.queries import exposure_query, exposure_values, obligations_query
-from ledger.service import Draft, Ledger
+from ledger.vocabulary.money import format_minor
+from ledger.vocabulary.order import in_fold_order
+from ledger.vocabulary.terms import PolicyTerms, parse_policy, terms_to_table
 from projections.balances import BuyerBook
 from projections.cover import BuyerCover, buyer_cover
 from projections.exposure import EXPOSURE_FIGURES, Exposure
-from projections.order import in_fold_order
 
 SPEC_TERMS = load_policy_file(POLICY_FILE)
 CURRENCY = SPEC_TERMS.currency

@@ -23,12 +23,12 @@ from typing import IO, Any
 import pytest
 from crash_worker import append_rows
 
-from ledger import samplebook
-from ledger.events import to_public
-from ledger.policy import load_policy_file
+from ledger.adapters.policyfile import load_policy_file
+from ledger.operations.verify import verify
 from ledger.queries import exposure_query, premium_query
 from ledger.service import Ledger
-from ledger.verify import verify
+from ledger.tools import samplebook
+from ledger.vocabulary.events import to_public
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "crash_worker.py"

@@ -20,9 +20,9 @@ import msgspec
 import pytest
 from helpers import cli, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 
-from ledger.csvsafe import safe_cell
-from ledger.policy import PolicyTerms
+from ledger.adapters.csvsafe import safe_cell
 from ledger.service import Ledger
+from ledger.vocabulary.terms import PolicyTerms
 
 LINK = '=HYPERLINK("http://x","y")'
 POLICY_ID = "=1+2"

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 
+from ledger.adapters.erp import ErpMapping, load_mapping, parse_mapping, read_export
+from ledger.adapters.policyfile import load_policy_file
 from ledger.cli import main
-from ledger.erp import ErpMapping, load_mapping, parse_mapping, read_export
-from ledger.errors import LedgerError
-from ledger.policy import load_policy_file
 from ledger.service import Ledger
+from ledger.vocabulary.errors import LedgerError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "erp"
 MAPPING = EXAMPLES / "mapping.toml"
@@ -90,7 +90,7 @@ def test_the_example_mapping_and_book_use_the_spec_4_policy():
     import tomllib
 
     book = tomllib.loads((EXAMPLES / "book.toml").read_text())
-    from ledger.policy import parse_policy
+    from ledger.vocabulary.terms import parse_policy
 
     assert parse_policy(book["policy"]) == load_policy_file(POLICY_FILE)
 

@@ -31,11 +31,11 @@ from helpers import (
     postgres_available,
 )
 
-from ledger import export
-from ledger.errors import LedgerError
-from ledger.policy import PolicyTerms
+from ledger.adapters import export
 from ledger.queries import claim_query, exposure_query, obligations_query, premium_query, turnover_query
 from ledger.service import Ledger
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.terms import PolicyTerms
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = datetime.UTC

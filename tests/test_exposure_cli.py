@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 
+from ledger.adapters.scenario import run_scenario
 from ledger.cli import main
-from ledger.errors import LedgerError
-from ledger.scenario import run_scenario
+from ledger.vocabulary.errors import LedgerError
 
 ROOT = Path(__file__).resolve().parent.parent
 COVER_SCENARIOS = sorted((ROOT / "scenarios" / "cover").glob("*.toml"))

@@ -20,11 +20,11 @@ from helpers import POLICY_FILE, START
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import UNSAFE_TEXT, LedgerError
-from ledger.events import EVENT_TYPES, Event, parse_event
-from ledger.importers import EventFile, read_csv, read_event_file, read_jsonl, read_toml
-from ledger.policy import PolicyTerms, parse_policy, terms_to_table
+from ledger.adapters.eventfiles import EventFile, read_csv, read_event_file, read_jsonl, read_toml
 from ledger.service import Ledger
+from ledger.vocabulary.errors import UNSAFE_TEXT, LedgerError
+from ledger.vocabulary.events import EVENT_TYPES, Event, parse_event
+from ledger.vocabulary.terms import PolicyTerms, parse_policy, terms_to_table
 
 EXAMPLES = int(os.environ.get("CREDITLEDGER_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -161,7 +161,7 @@ def test_events_of_the_right_shape_with_wrong_values(event_type: str, fields: di
 ), min_size=1, max_size=4))
 def test_a_refused_batch_leaves_nothing_recorded(rows: list[dict[str, Any]]):
     """Through the whole write pipeline: recorded, or refused with nothing left behind."""
-    from ledger.policy import load_policy_file
+    from ledger.adapters.policyfile import load_policy_file
 
     with Ledger("memory", clock=lambda: START) as ledger:
         ledger.load_policy(load_policy_file(POLICY_FILE))
@@ -252,7 +252,7 @@ ERP_TEXT = st.one_of(
 
 
 def check_mapping(document: Any) -> None:
-    from ledger.erp import ERP_EVENTS, ErpMapping, parse_mapping
+    from ledger.adapters.erp import ERP_EVENTS, ErpMapping, parse_mapping
 
     try:
         mapping = parse_mapping(document)
@@ -287,7 +287,7 @@ def test_the_erp_mapping_parser_on_arbitrary_tables(document: Any):
 @given(data=st.data())
 def test_the_erp_mapping_loader_on_damaged_files(data: st.DataObject):
     """The example mapping with random splices, or arbitrary bytes: a mapping, or a refusal naming the file."""
-    from ledger.erp import load_mapping
+    from ledger.adapters.erp import load_mapping
 
     if data.draw(st.booleans()):
         raw = data.draw(st.binary(max_size=500))
@@ -315,7 +315,7 @@ def test_the_erp_mapping_loader_on_damaged_files(data: st.DataObject):
 )
 def test_the_erp_row_converter_on_arbitrary_cells(export: str, cells: list[str]):
     """A row of any cells: a raw event that parses or is refused, or a refusal naming its field."""
-    from ledger.erp import convert_row, load_mapping
+    from ledger.adapters.erp import convert_row, load_mapping
 
     mapping = load_mapping(ERP_EXAMPLES / "mapping.toml")
     chosen = mapping.exports[export]
@@ -337,7 +337,7 @@ def test_the_erp_row_converter_on_arbitrary_cells(export: str, cells: list[str])
 @given(name=st.sampled_from(["invoices", "credit_notes", "payments"]), data=st.data())
 def test_the_erp_reader_on_damaged_exports(name: str, data: st.DataObject):
     """An example export with random damage: rows (each converted or refused on its line), or a refusal."""
-    from ledger.erp import load_mapping, read_export
+    from ledger.adapters.erp import load_mapping, read_export
 
     mapping = load_mapping(ERP_EXAMPLES / "mapping.toml")
     text = (ERP_EXAMPLES / f"{name}.csv").read_text(encoding="utf-8")

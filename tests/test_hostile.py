@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from helpers import DATA, POLICY_FILE, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 
+from ledger.adapters.eventfiles import MAX_LINE_CHARS
 from ledger.cli import main
-from ledger.importers import MAX_LINE_CHARS
 from ledger.service import Ledger
 
 HOSTILE = DATA / "hostile"
@@ -189,7 +189,7 @@ def ledger_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     compares the event count before and after, so sharing it hides nothing."""
     path = str(tmp_path_factory.mktemp("hostile") / "ledger.db")
     with Ledger(path) as ledger:
-        from ledger.policy import load_policy_file
+        from ledger.adapters.policyfile import load_policy_file
 
         ledger.load_policy(load_policy_file(POLICY_FILE))
         ledger.append({"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B1", "name": "Acme",
@@ -261,7 +261,7 @@ def test_policy_load_refuses_each_hostile_file(
     db = str(tmp_path / "ledger.db")
     with Ledger(db) as ledger:
         if loaded:
-            from ledger.policy import load_policy_file
+            from ledger.adapters.policyfile import load_policy_file
 
             ledger.load_policy(load_policy_file(POLICY_FILE))
     before = count(db)
@@ -364,7 +364,7 @@ def test_a_line_over_the_limit_is_refused_with_its_line(
 
 def test_a_line_of_multibyte_characters_just_under_the_limit_is_not_refused_as_long(tmp_path: Path):
     """1,000,000 characters are 2,000,000 bytes here: the limit counts characters."""
-    from ledger.importers import read_event_file
+    from ledger.adapters.eventfiles import read_event_file
 
     path = tmp_path / "wide.jsonl"
     write_long_line(path, MAX_LINE_CHARS - 200, fmt="jsonl")
@@ -460,7 +460,7 @@ def test_the_installed_script_refuses_hostile_appends_and_scenarios(ledger_file:
 def test_a_foreign_invoice_with_a_31_digit_rate_is_converted_exactly_then_rounded_once():
     """1.00 USD at 1.004999...9 is 100.4999...9 pence: 100, not 101 (the 28-digit
     default context used to round to 100.5 first, then half-up)."""
-    from ledger.events import parse_event
+    from ledger.vocabulary.events import parse_event
 
     event = parse_event({"type": "invoice_issued", "effective": "2025-01-02", "buyer": "B1", "invoice": "I9",
                          "amount": "1.00", "due": "2025-02-01", "currency": "USD",

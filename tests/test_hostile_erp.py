@@ -20,7 +20,7 @@ import pytest
 from helpers import cli, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 from test_hostile import HOSTILE, assert_one_line_refusal, count, creditledger, run_main
 
-from ledger.importers import MAX_LINE_CHARS
+from ledger.adapters.eventfiles import MAX_LINE_CHARS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "erp"
 MAPPING_TEXT = (EXAMPLES / "mapping.toml").read_text(encoding="utf-8")
@@ -371,7 +371,7 @@ def test_a_row_over_the_line_limit_is_refused_with_its_line(erp_db: str, tmp_pat
 def test_a_row_just_under_the_line_limit_is_not_refused_as_long(tmp_path: Path):
     """The limit counts characters in the mapping's encoding, not bytes (the csv module's own
     limit of 131,072 characters a cell then refuses such a row as malformed CSV, naming its line)."""
-    from ledger.erp import _decode
+    from ledger.adapters.erp import _decode
 
     path = tmp_path / "wide.csv"
     write_long_row(path, MAX_LINE_CHARS - 200)

@@ -19,11 +19,11 @@ import pytest
 import typer
 from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 
-from ledger import schemas
 from ledger.cli import app
-from ledger.events import parse_event, to_public
-from ledger.policy import parse_policy
+from ledger.queries import answers as schemas
 from ledger.service import Ledger
+from ledger.vocabulary.events import parse_event, to_public
+from ledger.vocabulary.terms import parse_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 ERP = ROOT / "examples/erp"

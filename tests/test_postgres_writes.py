@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from ledger import samplebook
-from ledger.policy import parse_policy
 from ledger.service import Ledger
+from ledger.tools import samplebook
+from ledger.vocabulary.terms import parse_policy
 
 
 @pytest.mark.slow

@@ -14,12 +14,13 @@ from helpers import POLICY_FILE, UTC, Clock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import LedgerError
-from ledger.events import EVENT_TYPES, NIL_ID, Event, PolicyStarted, parse_event, to_public
-from ledger.money import MAX_AMOUNT_MINOR, format_minor, minor_units, round_half_up, to_minor
-from ledger.policy import PolicyTerms, load_policy_file, parse_policy, terms_to_table
+from ledger.adapters.policyfile import load_policy_file
 from ledger.service import Draft, Ledger
 from ledger.store import Envelope, LedgerMapper, topic_of
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import EVENT_TYPES, NIL_ID, Event, PolicyStarted, parse_event, to_public
+from ledger.vocabulary.money import MAX_AMOUNT_MINOR, format_minor, minor_units, round_half_up, to_minor
+from ledger.vocabulary.terms import PolicyTerms, parse_policy, terms_to_table
 
 SPEC_TERMS = load_policy_file(POLICY_FILE)
 CURRENCY = SPEC_TERMS.currency

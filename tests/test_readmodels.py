@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from ledger import readmodels, samplebook
-from ledger.policy import amend_policy, parse_policy
+from ledger.operations.verify import verify
 from ledger.queries import book_covers, book_exposures, buyer_exposure
-from ledger.readmodels import NAME, cache_location
+from ledger.readmodels import exposure as readmodels
+from ledger.readmodels.exposure import NAME, cache_location
 from ledger.service import Ledger
-from ledger.verify import verify
+from ledger.tools import samplebook
+from ledger.vocabulary.terms import amend_policy, parse_policy
 from projections.exposure import Exposure
 
 DAYS = [datetime.date(2024, 12, 20), datetime.date(2025, 3, 31), datetime.date(2025, 9, 30), datetime.date(2026, 6, 30)]

@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 from helpers import POLICY_FILE, refusal
 
-from ledger.errors import LedgerError
-from ledger.events import parse_event, to_public
-from ledger.money import to_minor
-from ledger.policy import PolicyTerms, amend_policy, load_policy_file, parse_policy, terms_to_table
+from ledger.adapters.policyfile import load_policy_file
 from ledger.service import Ledger
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import parse_event, to_public
+from ledger.vocabulary.money import to_minor
+from ledger.vocabulary.terms import PolicyTerms, amend_policy, parse_policy, terms_to_table
 
 SPEC_TABLE: dict[str, Any] = tomllib.loads(POLICY_FILE.read_text())["policy"]
 
@@ -463,7 +464,7 @@ def test_a_huge_exponent_is_refused_as_an_amount(book: Ledger, amount: str):
 
 
 def test_a_huge_amount_is_refused_quickly():
-    script = "from ledger.money import to_minor\ntry:\n    to_minor('1e999990', 'GBP', field='amount')\n" \
+    script = "from ledger.vocabulary.money import to_minor\ntry:\n    to_minor('1e999990', 'GBP', field='amount')\n" \
              "except Exception as e:\n    print(type(e).__name__)\n"
     try:
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=2)
@@ -511,7 +512,7 @@ def test_a_back_dated_amendment_that_invalidates_a_recorded_limit_is_refused(boo
 
 
 def to_public_terms(terms: PolicyTerms) -> dict[str, Any]:
-    from ledger.events import PolicyAmended
+    from ledger.vocabulary.events import PolicyAmended
 
     return to_public(PolicyAmended(effective=terms.start, terms=terms), terms.currency)["terms"]
 
@@ -539,7 +540,7 @@ def test_a_null_top_up_months_is_a_missing_one():
 def test_a_line_separator_at_a_csv_cells_end_is_refused_not_trimmed(tmp_path: Path):
     """str.strip() dropped U+2028 at a cell's end and the cleaned id was recorded; only spaces
     and tabs are padding."""
-    from ledger.importers import read_event_file
+    from ledger.adapters.eventfiles import read_event_file
 
     path = tmp_path / "events.csv"
     path.write_text('type,effective,buyer,name,country\nbuyer_registered,2025-01-02, B9\u2028 ,Acme,GB\n')

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ledger.adapters.scenario import run_scenario, scenario_files
 from ledger.cli import app
-from ledger.scenario import run_scenario, scenario_files
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = Path(__file__).resolve().parent / "data" / "scenarios"

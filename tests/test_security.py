@@ -24,10 +24,10 @@ from helpers import (
 )
 
 from ledger.cli import main
-from ledger.cli_common import shown_location as _shown
-from ledger.errors import LedgerError
+from ledger.cli.common import shown_location as _shown
 from ledger.service import Ledger
 from ledger.store import store_environment
+from ledger.vocabulary.errors import LedgerError
 
 LEDGER_CODE = Path(__file__).resolve().parent.parent / "ledger"
 SQL_WORDS = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", "CREATE ", "DROP ", " FROM ", " WHERE ")
@@ -49,7 +49,7 @@ def splice_is_allowed(expression: ast.AST) -> bool:
 
 def sql_strings() -> Iterator[tuple[str, int, ast.AST]]:
     """Every string or f-string in ledger/ that looks like SQL, with its file and line."""
-    for path in sorted(LEDGER_CODE.glob("*.py")):
+    for path in sorted(LEDGER_CODE.rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.JoinedStr):
@@ -74,7 +74,7 @@ def test_sql_is_never_built_from_values():
     assert not unexpected, f"SQL built from values: {unexpected}"
     assert not splice_is_allowed(ast.parse("event.buyer", mode="eval").body)  # the rule can fail
     assert any(where.endswith("env['POSTGRES_SCHEMA']") for where in spliced)  # the check sees the real code
-    for path in sorted(LEDGER_CODE.glob("*.py")):
+    for path in sorted(LEDGER_CODE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             # "SELECT ... %s" % value, or "SELECT {}".format(value)
             if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant):

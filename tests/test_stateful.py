@@ -49,13 +49,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ledger.errors import LedgerError
-from ledger.events import CreditNoteIssued, InvoiceIssued, PaymentReceived, format_recorded
-from ledger.money import format_minor
-from ledger.policy import load_policy_file
+from ledger.adapters.policyfile import load_policy_file
 from ledger.queries import book_covers, book_exposures, exposure_query, obligations_query
-from ledger.readmodels import ExposureModel
+from ledger.readmodels.exposure import ExposureModel
 from ledger.service import Ledger, Outcome
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import CreditNoteIssued, InvoiceIssued, PaymentReceived, format_recorded
+from ledger.vocabulary.money import format_minor
 from projections.exposure import Exposure
 
 SOAK = os.environ.get("CREDITLEDGER_SOAK") == "1"

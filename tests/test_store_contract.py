@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 from helpers import POSTGRES_SERVER, Clock
 
-from ledger.errors import LedgerError
-from ledger.events import NIL_ID, BuyerRegistered, Event, PaymentReceived, PolicyStarted, to_public
-from ledger.importers import read_event_file
-from ledger.policy import PolicyTerms, amend_policy
+from ledger.adapters.eventfiles import read_event_file
 from ledger.service import Draft, Ledger
 from ledger.store import REPLAY_PAGE as PAGE
 from ledger.store import Envelope, IndexRow, buyer_stream
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import NIL_ID, BuyerRegistered, Event, PaymentReceived, PolicyStarted, to_public
+from ledger.vocabulary.terms import PolicyTerms, amend_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "workers.py"

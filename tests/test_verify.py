@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from helpers import POSTGRES_SERVER, Clock, cli
 
-from ledger.errors import LedgerError
-from ledger.events import to_public
-from ledger.policy import PolicyTerms
+from ledger.operations.verify import Finding, verify
 from ledger.service import Ledger
-from ledger.verify import Finding, verify
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import to_public
+from ledger.vocabulary.terms import PolicyTerms
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "workers.py"

@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from ledger.errors import LedgerError
 from ledger.service import Ledger
+from ledger.vocabulary.errors import LedgerError
 
 
 def writes(name: str, count: int) -> list[dict[str, str]]:

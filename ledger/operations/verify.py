@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import msgspec
 from eventsourcing.persistence import StoredEvent
 
-from ledger.errors import LedgerError
 from ledger.service import Ledger
 from ledger.store import GENESIS, IndexQueries, IndexRow, chain_hash
+from ledger.vocabulary.errors import LedgerError
 from projections.timeline import exposure_timeline
 
 PAGE = 5000

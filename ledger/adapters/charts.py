@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.errors import LedgerError
-from ledger.money import minor_units
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.money import minor_units
 from projections.exposure import Exposure, book_totals
 
 if TYPE_CHECKING:

@@ -17,14 +17,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ledger.cli import DEFAULT_DB, _print_json, _report, app
-from ledger.cli_common import DbOption, JsonOption, err, out
-from ledger.cli_common import open_ledger as _open
-from ledger.cli_common import progress_bar as _progress
-from ledger.erp import ErpFile, ErpRow, load_mapping, read_export, reject_writer
-from ledger.errors import LedgerError
-from ledger.events import to_public
+from ledger.adapters.erp import ErpFile, ErpRow, load_mapping, read_export, reject_writer
+from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, err, out
+from ledger.cli.common import open_ledger as _open
+from ledger.cli.common import print_json as _print_json
+from ledger.cli.common import progress_bar as _progress
+from ledger.cli.common import report_outcome as _report
 from ledger.service import Draft, Ledger, Outcome
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import to_public
 
 SHOW_REJECTED = 1000  # every rejected row is named, up to this many on the terminal; the reject file has all
 

@@ -1,7 +1,4 @@
 """`creditledger export`: the read models as a SQLite file or CSV files (ledger/export.py).
-
-Registered on the main app by `register(app)` from ledger/cli.py; this module
-does not import ledger.cli, so that neither import waits for the other.
 """
 
 from __future__ import annotations
@@ -11,12 +8,13 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli_common import open_ledger, out, progress_bar
-from ledger.errors import LedgerError
-from ledger.events import format_recorded
+from ledger.cli.common import app, open_ledger, out, progress_bar
 from ledger.queries import as_of_argument, known_at_argument
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import format_recorded
 
 
+@app.command("export")
 def export(
     sqlite: Annotated[
         Path | None, typer.Option("--sqlite", help="Write the tables into this SQLite file (Datasette opens it).")
@@ -40,7 +38,12 @@ def export(
 
     Example: creditledger export --sqlite reports.db --as-of 2025-12-31
     """
-    from ledger.export import build_report, work_estimate, write_csv, write_sqlite  # sqlite-utils only when used
+    from ledger.adapters.export import (  # sqlite-utils only when used
+        build_report,
+        work_estimate,
+        write_csv,
+        write_sqlite,
+    )
 
     if (sqlite is None) == (csv is None):
         raise LedgerError("give one of --sqlite FILE or --csv FOLDER", field="export")
@@ -61,10 +64,3 @@ def export(
         f"known at {format_recorded(report.known_at)}",
         markup=False,
     )
-
-
-
-
-def register(app: typer.Typer) -> None:
-    """Add `export` to the main app."""
-    app.command("export")(export)

@@ -1,5 +1,5 @@
 """`creditledger copy`: move a ledger to another store (SQLite to PostgreSQL, or back) and prove
-the copy answers every query as the source does. Registered from `ledger/cli.py`."""
+the copy answers every query as the source does."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ledger.errors import LedgerError
+from ledger.cli.common import app
+from ledger.vocabulary.errors import LedgerError
 
 SourceOption = Annotated[
     str, typer.Option("--from", help="The ledger to copy: a SQLite file path or postgresql://...?schema=name.")
@@ -18,6 +19,7 @@ DestinationOption = Annotated[
 ]
 
 
+@app.command("copy")
 def copy(
     source: SourceOption,
     destination: DestinationOption,
@@ -39,12 +41,11 @@ def copy(
     the book and each buyer, obligations, turnover of each period, premium,
     claims) are compared on both; any difference is listed and exits 1.
     """
-    # Imported here: ledger.cli imports this module to register the command.
-    from ledger import copy as copying
-    from ledger.cli import _print_json
-    from ledger.cli_common import err, out
-    from ledger.cli_common import progress_bar as _progress
-    from ledger.cli_common import shown_location as _shown
+    from ledger.cli.common import err, out
+    from ledger.cli.common import print_json as _print_json
+    from ledger.cli.common import progress_bar as _progress
+    from ledger.cli.common import shown_location as _shown
+    from ledger.operations import copy as copying
     from ledger.queries import day_argument
     from ledger.service import Ledger
     from ledger.store import ledger_exists

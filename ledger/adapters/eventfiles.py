@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from ledger.errors import LedgerError
+from ledger.vocabulary.errors import LedgerError
 
 MAX_LINE_CHARS = 1_000_000  # one event never needs more; a longer line is refused, not parsed
 FORMATS = ("toml", "jsonl", "csv")

@@ -35,9 +35,11 @@ from urllib.parse import parse_qs, urlparse
 import msgspec
 import sqlite_utils
 
-from ledger.csvsafe import safe_row
-from ledger.errors import LedgerError
-from ledger.events import (
+from ledger.adapters.csvsafe import safe_row
+from ledger.queries import account_lines, book_events, book_sales
+from ledger.service import Ledger
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import (
     BuyerEvent,
     Event,
     InvoiceIssued,
@@ -48,16 +50,14 @@ from ledger.events import (
     format_recorded,
     to_public,
 )
-from ledger.money import format_minor, minor_units
-from ledger.policy import PolicyTerms, terms_to_table
-from ledger.queries import account_lines, book_events, book_sales
-from ledger.service import Ledger
+from ledger.vocabulary.money import format_minor, minor_units
+from ledger.vocabulary.order import in_fold_order
+from ledger.vocabulary.order import known_at as recorded_by
+from ledger.vocabulary.terms import PolicyTerms, terms_to_table
 from projections.claims import Claim, claims_register
 from projections.cover import BuyerCover, buyer_cover
 from projections.exposure import Exposure, declaration_duties, declaration_periods
 from projections.lines import PremiumLine
-from projections.order import in_fold_order
-from projections.order import known_at as recorded_by
 from projections.premium import maximum_liability, minimum_premium
 from projections.terms import TermsTimeline
 from projections.turnover import BuyerSales, declarations, turnover_by_country

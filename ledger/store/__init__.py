@@ -40,8 +40,8 @@ from eventsourcing.persistence import (
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import register_topic
 
-from ledger.errors import LedgerError
-from ledger.events import EVENT_TYPES, Event, buyer_of, format_recorded
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import EVENT_TYPES, Event, buyer_of, format_recorded
 
 LEDGER_NAMESPACE = uuid.UUID("5c1d3c4e-8f0b-4a43-9a55-2f6c2b1e7d10")
 POLICY_STREAM = uuid.uuid5(LEDGER_NAMESPACE, "policy")

@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ledger.errors import LedgerError
-from ledger.events import (
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import (
     BuyerEvent,
     BuyerRegistered,
     Event,
@@ -24,13 +24,13 @@ from ledger.events import (
     PoliticalEvent,
     TopUpPurchased,
 )
-from ledger.money import format_minor
-from ledger.policy import PolicyTerms
+from ledger.vocabulary.money import format_minor
+from ledger.vocabulary.order import known_at as recorded_by
+from ledger.vocabulary.terms import PolicyTerms
 from projections.claims import Claim, claim_for, claims_register
 from projections.cover import BuyerCover, Obligation, buyer_cover
 from projections.exposure import EXPOSURE_FIGURES, Exposure, book_totals, declaration_duties
 from projections.lines import PremiumLine
-from projections.order import known_at as recorded_by
 from projections.premium import fee_lines, maximum_liability, minimum_premium, premium_lines, summarise
 from projections.terms import TermsTimeline
 from projections.turnover import (

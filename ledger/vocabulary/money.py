@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
-from ledger.errors import LedgerError
+from ledger.vocabulary.errors import LedgerError
 
 # ISO 4217 minor units for the currencies that differ from the usual 2.
 _MINOR_UNITS = {

@@ -6,14 +6,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger.cli import DEFAULT_DB, _print_json
-from ledger.cli_common import DbOption, JsonOption, err, out
-from ledger.cli_common import open_ledger as _open
+from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, err, out
+from ledger.cli.common import open_ledger as _open
+from ledger.cli.common import print_json as _print_json
 
 if TYPE_CHECKING:
-    from ledger.verify import Finding
+    from ledger.operations.verify import Finding
 
 
+@app.command("verify")
 def verify(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
@@ -30,7 +31,7 @@ def verify(
     one line naming the event otherwise. Keep the printed head to pass as
     --expect-head later: it reveals events cut from the end.
     """
-    from ledger.verify import verify as run
+    from ledger.operations.verify import verify as run
 
     with _open(db) as ledger:
         report = run(ledger, expect_head=expect_head)

@@ -13,8 +13,9 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ledger.errors import LedgerError
-from ledger.events import (
+from ledger.vocabulary.dates import ONE_DAY, add_months, period_bounds
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import (
     BuyerEvent,
     BuyerRegistered,
     CreditNoteIssued,
@@ -31,11 +32,10 @@ from ledger.events import (
     TopUpPurchased,
     TurnoverDeclared,
 )
-from ledger.money import format_minor
-from ledger.policy import PolicyTerms
+from ledger.vocabulary.money import format_minor
+from ledger.vocabulary.order import in_fold_order
+from ledger.vocabulary.terms import PolicyTerms
 from projections.balances import BuyerBook
-from projections.dates import ONE_DAY, add_months, period_bounds
-from projections.order import in_fold_order
 from projections.terms import TermsTimeline
 
 TermsAt = Callable[[datetime.date], PolicyTerms]

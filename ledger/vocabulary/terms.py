@@ -12,13 +12,12 @@ import datetime
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, localcontext
-from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
-from ledger.errors import UNSAFE_TEXT, LedgerError
-from ledger.money import parse_decimal, to_minor
+from ledger.vocabulary.errors import UNSAFE_TEXT, LedgerError
+from ledger.vocabulary.money import parse_decimal, to_minor
 
 Structure = Literal["whole_turnover", "selected_risk"]
 Cover = Literal["proportional", "excess_of_loss"]
@@ -409,20 +408,6 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     )
 
 
-def load_policy_file(path: Path) -> PolicyTerms:
-    """Read a policy document; errors name the file."""
-    from ledger.importers import parse_toml, read_text, term_line
-
-    text = read_text(path)
-    document = parse_toml(text, str(path))
-    if "policy" not in document:
-        raise LedgerError("has no [policy] table", source=str(path))
-    try:
-        return parse_policy(document["policy"])
-    except LedgerError as e:
-        raise e.located(source=str(path), line=term_line(text, e.field) if e.field else None) from None
-
-
 def amend_policy(terms: PolicyTerms, changes: Mapping[str, Any]) -> PolicyTerms:
     """New terms with `changes` applied, validated as a whole."""
     table = terms_to_table(terms)
@@ -432,7 +417,7 @@ def amend_policy(terms: PolicyTerms, changes: Mapping[str, Any]) -> PolicyTerms:
 
 def terms_to_table(terms: PolicyTerms) -> dict[str, Any]:
     """The terms as a `[policy]` table with decimal strings, as a user writes it."""
-    from ledger.money import format_minor
+    from ledger.vocabulary.money import format_minor
 
     currency = terms.currency
 

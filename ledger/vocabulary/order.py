@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Iterable
 from typing import TypeVar
 
-from ledger.events import Event
+from ledger.vocabulary.events import Event
 
 E = TypeVar("E", bound=Event)
 

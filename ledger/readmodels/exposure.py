@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ledger.bulk import collector_paused
-from ledger.events import format_recorded
+from ledger.vocabulary.bulk import collector_paused
+from ledger.vocabulary.events import format_recorded
 from projections.exposure import EXPOSURE_FIGURES, Exposure
 from projections.timeline import Timeline, exposure_timeline
 

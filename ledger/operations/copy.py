@@ -26,8 +26,6 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
 
-from ledger.errors import LedgerError
-from ledger.events import format_recorded
 from ledger.queries import (
     claim_values,
     claims_of,
@@ -38,6 +36,8 @@ from ledger.queries import (
 )
 from ledger.service import Ledger
 from ledger.store import IndexRow, LedgerSQLiteRecorder
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import format_recorded
 from projections.exposure import declaration_periods
 
 BATCH = 5000

@@ -1,21 +1,35 @@
-"""What every command module shares: the consoles, the --db and --json options, opening a ledger,
-and showing its location without a password. (ledger/cli.py imports the command modules, so
-they cannot import it at load time.)"""
+"""What every command module shares: the root app each registers its commands on, the consoles,
+the --db and --json options, opening a ledger, showing its location without a password, and
+printing JSON and a write's outcome."""
 
 from __future__ import annotations
 
+import datetime
 import sys
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ledger.errors import LedgerError
-from ledger.service import Ledger
+from ledger.queries import day_argument
+from ledger.service import Ledger, Outcome
 from ledger.store import ledger_exists
+from ledger.vocabulary.errors import LedgerError
 
+DEFAULT_DB = "ledger.db"
+SHOW_SKIPPED = 10  # a re-import can skip a million events; list a few, count the rest
+
+app = typer.Typer(
+    help="An event-sourced ledger for trade-credit-insurance receivables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Piped output keeps whole figures: Rich would otherwise cut tables at 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -87,3 +101,32 @@ def caught_up(ledger: Ledger) -> None:
     finally:
         if bar:
             bar[0].__exit__()
+
+
+def optional_day(value: str | None, name: str) -> datetime.date | None:
+    return None if value is None else day_argument(value, name)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(msgspec.json.encode(data).decode() + "\n")
+
+
+def report_outcome(outcome: Outcome, *, as_json: bool) -> None:
+    if as_json:
+        print_json({
+            "recorded": [str(e.id) for e in outcome.recorded],
+            "skipped": [{"key": d.event.key, "earlier": earlier} for d, earlier in outcome.skipped],
+            "warnings": outcome.warnings,
+        })
+        return
+    for warning in outcome.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    for draft, earlier in outcome.skipped[:SHOW_SKIPPED]:
+        where = f"{draft.source}:{draft.line}: " if draft.source and draft.line else ""
+        err.print(f"{where}skipped: key {draft.event.key or draft.event.id} is already recorded (event {earlier})")
+    if len(outcome.skipped) > SHOW_SKIPPED:
+        err.print(f"... and {len(outcome.skipped) - SHOW_SKIPPED} more skipped (--json lists them all)")
+    out.print(f"recorded {len(outcome.recorded)} events, skipped {len(outcome.skipped)} already recorded")
+
+
+# ---------------------------------------------------------------- commands

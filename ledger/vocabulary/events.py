@@ -17,9 +17,9 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_type_hints
 
 import msgspec
 
-from ledger.errors import LedgerError
-from ledger.money import MAX_AMOUNT_MINOR, format_minor, minor_units, parse_decimal, round_half_up, to_minor
-from ledger.policy import CURRENCY_CODE, PLAIN_TEXT, PolicyTerms, check_day, parse_policy, terms_to_table
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.money import MAX_AMOUNT_MINOR, format_minor, minor_units, parse_decimal, round_half_up, to_minor
+from ledger.vocabulary.terms import CURRENCY_CODE, PLAIN_TEXT, PolicyTerms, check_day, parse_policy, terms_to_table
 
 # Identifiers that users type: no control characters, bounded length.
 _PLAIN_TEXT = PLAIN_TEXT

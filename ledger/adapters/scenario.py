@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import LedgerError
-from ledger.events import UNRECORDED, Event, parse_event
-from ledger.importers import read_text, read_toml, term_line
-from ledger.policy import parse_policy
+from ledger.adapters.eventfiles import read_text, read_toml, term_line
 from ledger.queries import run_query
 from ledger.service import Draft, Ledger
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import UNRECORDED, Event, parse_event
+from ledger.vocabulary.terms import parse_policy
 
 QUERY_ARGUMENTS = ("buyer", "as_of", "known_at", "period", "country")
 NEEDS_AS_OF = ("exposure", "claim", "premium")

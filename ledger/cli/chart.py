@@ -1,6 +1,6 @@
 """`creditledger chart`: exposure pictures as PNG files (issue 7).
 
-A sub-app of its own so that `ledger/cli.py` only registers it; matplotlib is
+A sub-app of its own; matplotlib is
 imported when a chart is drawn, so the other commands do not pay for it.
 """
 
@@ -11,11 +11,12 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli_common import DbOption, caught_up, open_ledger, shown_location
-from ledger.cli_common import out as console
+from ledger.cli.common import DbOption, app, caught_up, open_ledger, shown_location
+from ledger.cli.common import out as console
 from ledger.queries import as_of_argument, day_argument, known_at_argument
 
 chart_app = typer.Typer(help="Draw exposure charts as PNG files.", no_args_is_help=True)
+app.add_typer(chart_app, name="chart")
 
 OutOption = Annotated[Path, typer.Option("--out", help="The PNG file to write (replaced if it exists).")]
 KnownAtOption = Annotated[
@@ -36,7 +37,7 @@ def chart_exposure(
     db: DbOption = "ledger.db",
 ) -> None:
     """Outstanding, insured and limit over time, for one buyer or the book, as a PNG line chart."""
-    from ledger import charts
+    from ledger.adapters import charts
 
     first, last = day_argument(date_from, "from"), day_argument(date_to, "to")
     days = charts.sample_days(first, last, every)
@@ -65,7 +66,7 @@ def chart_book(
     db: DbOption = "ledger.db",
 ) -> None:
     """The largest exposures against their limits at --as-of, as a PNG of horizontal bars."""
-    from ledger import charts
+    from ledger.adapters import charts
 
     moment = known_at_argument({"known_at": known_at})
     charts.check_output(out)

@@ -22,10 +22,10 @@ from typing import Any
 
 import msgspec
 
-from ledger.errors import LedgerError
-from ledger.events import EVENT_TYPES
-from ledger.importers import CELL_PADDING as PADDING
-from ledger.importers import MAX_LINE_CHARS, parse_toml, read_text, term_line
+from ledger.adapters.eventfiles import CELL_PADDING as PADDING
+from ledger.adapters.eventfiles import MAX_LINE_CHARS, parse_toml, read_text, term_line
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import EVENT_TYPES
 
 ERP_EVENTS = ("invoice_issued", "credit_note_issued", "payment_received")
 DATE_FIELDS = ("effective", "due", "delivered")

@@ -1,0 +1,197 @@
+"""`creditledger init`, `policy`, `append`, `import` and `log`: making a ledger, recording events and reading them back."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ledger.adapters.eventfiles import read_event_file
+from ledger.adapters.policyfile import load_policy_file
+from ledger.cli.common import (
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    app,
+    optional_day,
+    out,
+    print_json,
+    report_outcome,
+    shown_location,
+)
+from ledger.cli.common import open_ledger as _open
+from ledger.cli.common import progress_bar as _progress
+from ledger.queries import known_at_argument
+from ledger.service import Ledger
+from ledger.store import ledger_exists
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import EVENT_TYPES, to_public
+from ledger.vocabulary.terms import PolicyTerms, parse_policy, terms_to_table
+
+policy_app = typer.Typer(help="Load and show the ledger's policy.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@app.command()
+def init(db: DbOption = DEFAULT_DB) -> None:
+    """Create an empty ledger (a SQLite file by default)."""
+    if ledger_exists(db):
+        raise LedgerError(f"there is already a ledger at {shown_location(db)}; a ledger is never overwritten", field="db")
+    with _open(db, create=True) as ledger:
+        out.print(f"created an empty ledger at {shown_location(ledger.location)}; next: creditledger policy load FILE")
+
+
+@policy_app.command("load")
+def policy_load(
+    file: Annotated[Path, typer.Argument(help="A policy document: TOML with a [policy] table (SPEC 4).")],
+    effective: Annotated[
+        str | None, typer.Option(help="For an amendment: the date it takes effect (default today).")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Start the ledger's policy from FILE, or amend it if one is loaded."""
+    terms = load_policy_file(file)
+    with _open(db) as ledger:
+        outcome = ledger.load_policy(terms, effective=optional_day(effective, "effective"))
+        report_outcome(outcome, as_json=as_json)
+        if not as_json:
+            event = outcome.recorded[0]
+            out.print(f"{event.type} {terms.id} effective {event.effective}")
+
+
+@policy_app.command("show")
+def policy_show(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Print the policy terms in force, with defaults filled in."""
+    with _open(db) as ledger:
+        table = terms_to_table(ledger.terms())
+    if as_json:
+        print_json(table)
+        return
+    grid = Table(show_header=False, box=None)
+    for name, value in table.items():
+        grid.add_row(name, json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+    out.print(grid)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def append(
+    ctx: typer.Context,
+    event_type: Annotated[str, typer.Argument(metavar="TYPE", help="An event type of SPEC 5, e.g. invoice_issued.")],
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Record one event: creditledger append TYPE --field value ...
+
+    Example: creditledger append payment_received --effective 2025-03-01
+    --buyer B1 --amount 1500.00 --invoice INV-7 --key PAY-991
+    """
+    raw: dict[str, Any] = {"type": event_type}
+    args = list(ctx.args)
+    while args:
+        name = args.pop(0)
+        if not name.startswith("--") or len(name) < 3:
+            raise LedgerError(f"expected --field value, got {name!r}", field="append")
+        name = name[2:]
+        if "=" in name:
+            name, value = name.split("=", 1)
+        elif args and not args[0].startswith("--"):
+            value = args.pop(0)
+        else:
+            value = "true"  # a bare flag, e.g. --prepaid
+        raw[name.replace("-", "_")] = value
+    if event_type not in EVENT_TYPES:
+        raise LedgerError(f"{event_type!r} is not an event type ({', '.join(EVENT_TYPES)})", field="type")
+    raw.setdefault("effective", datetime.date.today().isoformat())
+    with _open(db) as ledger:
+        report_outcome(ledger.append(raw), as_json=as_json)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="Events as TOML ([[events]] as in a scenario), JSON Lines or CSV.")],
+    keep_recorded: Annotated[
+        bool, typer.Option("--keep-recorded", help="Keep the file's recorded stamps (a historical ledger).")
+    ] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="toml, jsonl or csv (default: from the name).")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Record every event of FILE in one transaction: all of them or none.
+
+    Events whose key is already recorded are skipped and listed, so running
+    the same import twice records nothing the second time.
+    """
+    with _open(db) as ledger:
+        source = read_event_file(file, fmt)
+        rows = list(source.events)
+        terms = _file_policy(ledger, source.policy, source.source) if source.policy is not None else None
+        if not source.events and terms is None:
+            raise LedgerError("has no events", source=source.source)
+        with _progress(len(rows), "checking") as advance:
+            drafts = ledger.parse(rows, source.source, currency=terms.currency if terms else None)
+            if terms is not None and not ledger.has_policy():
+                drafts.insert(0, ledger.starting_draft(terms, drafts, source.source))
+            outcome = ledger.record(drafts, keep_recorded=keep_recorded, progress=advance)
+        report_outcome(outcome, as_json=as_json)
+
+
+def _file_policy(ledger: Ledger, table: dict[str, Any], source: str) -> PolicyTerms:
+    """A file's [policy]: it starts the ledger's policy, or must match it."""
+    try:
+        terms = parse_policy(table)
+    except LedgerError as problem:
+        raise problem.located(source=source) from None
+    if ledger.has_policy() and ledger.terms() != terms:
+        raise LedgerError(
+            "the file's [policy] differs from the ledger's; amend it with `creditledger policy load`", source=source
+        )
+    return terms
+
+
+@app.command()
+def log(
+    buyer: Annotated[str | None, typer.Option(help="Only this buyer's events.")] = None,
+    event_type: Annotated[list[str] | None, typer.Option("--type", help="Only events of this type (repeatable).")] = None,
+    effective_from: Annotated[str | None, typer.Option("--from", help="Effective on or after this date.")] = None,
+    effective_to: Annotated[str | None, typer.Option("--to", help="Effective on or before this date.")] = None,
+    known_at: Annotated[
+        str | None, typer.Option(help="Only what was recorded by then (timestamp, or a date: its end).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many events.", min=1, max=10**9)] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """List events in recorded order, both time axes shown."""
+    for name in event_type or []:
+        if name not in EVENT_TYPES:
+            raise LedgerError(f"{name!r} is not an event type", field="type")
+    with _open(db) as ledger:
+        currency = ledger.terms().currency if ledger.has_policy() else "XXX"
+        events = ledger.log(
+            buyer=buyer, types=event_type or (),
+            effective_from=optional_day(effective_from, "from"), effective_to=optional_day(effective_to, "to"),
+            known_at=known_at_argument({"known_at": known_at}), limit=limit,
+        )
+    public = [to_public(e, currency) for e in events]
+    if as_json:
+        print_json(public)
+        return
+    table = Table("recorded", "effective", "type", "buyer", "details", "key")
+    for event in public:
+        details = ", ".join(
+            f"{k}={v}" for k, v in event.items()
+            if k not in ("type", "id", "recorded", "effective", "buyer", "key", "terms")
+        )
+        if "terms" in event:
+            details = f"policy {event['terms']['id']}"
+        table.add_row(event["recorded"], str(event["effective"]), event["type"], event.get("buyer", ""),
+                      details, event.get("key", ""))
+    out.print(table)
+    out.print(f"{len(public)} events")
