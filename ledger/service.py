@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
 
-from ledger.readmodels.exposure import ExposureModel
+from ledger.readmodels.exposure import ExposureModel, cache_location
 from ledger.store import POLICY_STREAM, Envelope, IndexRow, LedgerStore, buyer_stream, open_store, stream_of
 from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.errors import ConcurrencyConflict, LedgerError
@@ -100,7 +100,7 @@ class Ledger:
     @functools.cached_property
     def exposure_model(self) -> ExposureModel:
         """The read model of every buyer's exposure timeline (ledger/readmodels.py)."""
-        return ExposureModel(self)
+        return ExposureModel(self, cache_location(self.location))
 
     def fold_afresh(self) -> None:
         """Answer from now on from read models rebuilt in memory from the stored events,
@@ -173,6 +173,30 @@ class Ledger:
 
     def count(self) -> int:
         return self.store.index.count()
+
+    def buyers(self) -> list[str]:
+        """Every registered buyer, in order, from the index (nothing decoded)."""
+        return self.store.index.buyers()
+
+    def positions(self, event_ids: Iterable[str]) -> dict[str, int]:
+        """The log position (notification id) of each of these events."""
+        return self.store.index.positions(event_ids)
+
+    def last_recorded(self) -> str | None:
+        """The latest recorded stamp, as stored; None for an empty ledger."""
+        return self.store.index.last_recorded()
+
+    def log_position(self) -> tuple[int, str | None]:
+        """The last notification id and the id of the ledger's first event."""
+        return self.store.index.position()
+
+    def streams_touched_after(self, position: int) -> set[str | None]:
+        """The buyers (None: the policy) with an event after log position `position`."""
+        return self.store.index.touched_after(position)
+
+    def earliest_effective_after(self, recorded: str) -> dict[str | None, str]:
+        """Per stream (None: the policy), the earliest `effective` of events recorded after `recorded`."""
+        return self.store.index.earliest_effective_after(recorded)
 
     # ------------------------------------------------------------ writing
 

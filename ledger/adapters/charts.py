@@ -91,7 +91,7 @@ def exposure_series(
     """
     from ledger.queries import book_exposures
 
-    if buyer is not None and buyer not in ledger.store.index.buyers():
+    if buyer is not None and buyer not in ledger.buyers():
         raise LedgerError(f"{buyer} is not a registered buyer", field="buyer")
     streams = functools.cache(ledger.buyer_events)  # known earlier, a buyer refolded at every sample is read once
     points = []

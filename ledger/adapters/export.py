@@ -537,7 +537,7 @@ def public_location(location: str) -> str:
 
 def default_known_at(ledger: Ledger, now: datetime.datetime) -> datetime.datetime:
     """`now`, or the latest recorded stamp if the clock is behind it (so that 'now' misses nothing)."""
-    last = ledger.store.index.last_recorded()
+    last = ledger.last_recorded()
     if last:
         latest = datetime.datetime.strptime(last, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
         return max(now, latest)
@@ -546,7 +546,7 @@ def default_known_at(ledger: Ledger, now: datetime.datetime) -> datetime.datetim
 
 def work_estimate(ledger: Ledger) -> int:
     """Units of work for a progress bar: one per buyer folded, one per event written."""
-    return len(ledger.store.index.buyers()) + ledger.count()
+    return len(ledger.buyers()) + ledger.count()
 
 
 def build_report(
@@ -578,7 +578,7 @@ def build_report(
     lines = account_lines(terms, sales, policy, buyers, known_at, lambda buyer, _: covers.get(buyer))
     cap = maximum_liability(terms, lines, as_of)
     causes = [str(c.loss_event.id) for c in covers.values() if c.loss_event is not None]
-    positions = ledger.store.index.positions(causes) if causes else {}
+    positions = ledger.positions(causes) if causes else {}
     register = claims_register(covers.values(), timeline, cap, as_of, positions)
     report = Report(ledger, as_of, known_at, exported_at, terms, {}, cap, progress=progress)
     tables = _Tables(report, covers, known_at)

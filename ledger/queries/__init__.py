@@ -12,8 +12,9 @@ import datetime
 import functools
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import (
     BuyerEvent,
@@ -43,16 +44,13 @@ from projections.turnover import (
     turnover_by_country,
 )
 
-if TYPE_CHECKING:
-    from ledger.service import Ledger
-
-Query = Callable[["Ledger", Mapping[str, Any]], Mapping[str, Any]]
+Query = Callable[[LedgerReader, Mapping[str, Any]], Mapping[str, Any]]
 
 # The queries SPEC 9 names; the ones not yet in QUERIES are reported as such.
 SPEC_QUERIES = ("exposure", "turnover", "premium", "claim", "obligations")
 
 
-def run_query(name: str, ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+def run_query(name: str, ledger: LedgerReader, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
     """Answer query `name`, or refuse saying it does not exist (yet)."""
     query = QUERIES.get(name)
     if query is None:
@@ -122,7 +120,7 @@ def known_at_argument(arguments: Mapping[str, Any]) -> datetime.datetime | None:
 # ---------------------------------------------------------------- cover
 
 def cover_of(
-    ledger: Ledger, buyer: str, as_of: datetime.date, known_at: datetime.datetime | None
+    ledger: LedgerReader, buyer: str, as_of: datetime.date, known_at: datetime.datetime | None
 ) -> BuyerCover:
     """One buyer's cover state, folded from its stream and the policy's."""
     cover = buyer_cover(buyer, ledger.buyer_events(buyer), ledger.policy_events(), as_of, known_at)
@@ -137,19 +135,19 @@ def _not_registered(buyer: str, as_of: datetime.date, known_at: datetime.datetim
 
 
 def book_covers(
-    ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None
+    ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None
 ) -> list[BuyerCover]:
     """Every buyer's cover state, in buyer order."""
     policy = ledger.policy_events()
     covers = []
-    for buyer in ledger.store.index.buyers():
+    for buyer in ledger.buyers():
         cover = buyer_cover(buyer, ledger.buyer_events(buyer), policy, as_of, known_at)
         if cover.registered is not None:  # a buyer registered later is not in the book yet
             covers.append(cover)
     return covers
 
 
-def buyer_exposure(ledger: Ledger, buyer: str, as_of: datetime.date, known_at: datetime.datetime | None) -> Exposure:
+def buyer_exposure(ledger: LedgerReader, buyer: str, as_of: datetime.date, known_at: datetime.datetime | None) -> Exposure:
     """One buyer's exposure: from the read model when nothing recorded after `known_at` reaches
     back to `as_of`, else folded from the events known then."""
     model = ledger.exposure_model
@@ -162,7 +160,7 @@ def buyer_exposure(ledger: Ledger, buyer: str, as_of: datetime.date, known_at: d
 
 
 def book_exposures(
-    ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None,
+    ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None,
     streams: Callable[[str], list[Event]] | None = None,
 ) -> list[tuple[str, Exposure]]:
     """Every registered buyer's exposure, in buyer order: the read model's, refolding only
@@ -178,7 +176,7 @@ def book_exposures(
     stored = dict(known_now)
     policy = ledger.policy_events()
     rows = []
-    for buyer in ledger.store.index.buyers():
+    for buyer in ledger.buyers():
         if unchanged(buyer):
             if buyer in stored:
                 rows.append((buyer, stored[buyer]))
@@ -196,7 +194,7 @@ def exposure_values(exposure: Exposure, currency: str) -> dict[str, str]:
     return values
 
 
-def exposure_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+def exposure_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
     """`exposure` for one buyer, or for the book: totals plus one row per buyer."""
     currency = ledger.terms().currency
     as_of = as_of_argument(arguments, ledger.clock().date())
@@ -219,7 +217,7 @@ def obligation_values(obligation: Obligation) -> dict[str, str]:
     return values
 
 
-def obligations_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+def obligations_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
     """`obligations`: each duty with its due date and status, by due date (SPEC 6.3)."""
     as_of = as_of_argument(arguments, ledger.clock().date())
     known_at = known_at_argument(arguments)
@@ -235,7 +233,7 @@ def obligations_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[s
 
 # ---------------------------------------------------------------- turnover and premium
 
-def book_events(ledger: Ledger) -> tuple[list[Event], dict[str, list[Event]]]:
+def book_events(ledger: LedgerReader) -> tuple[list[Event], dict[str, list[Event]]]:
     """The policy stream and every buyer's stream (in buyer order), from one pass over the log:
     a stream's events lie scattered through the file, the log is read in order."""
     policy: list[Event] = []
@@ -256,7 +254,7 @@ def book_sales(
     return [sales for sales in found if sales is not None]
 
 
-def turnover_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+def turnover_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
     """`turnover`: insurable, declared and excluded (by reason) for a period and country (SPEC 7.1)."""
     period = period_argument(arguments.get("period"))
     country = arguments.get("country")
@@ -282,7 +280,7 @@ def turnover_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str,
     return values
 
 
-def declaration_rows(ledger: Ledger, period: str, known_at: datetime.datetime | None) -> dict[str, int]:
+def declaration_rows(ledger: LedgerReader, period: str, known_at: datetime.datetime | None) -> dict[str, int]:
     """Insurable turnover of `period` by buyer country, every stream read once (for `declare`)."""
     policy, buyers = book_events(ledger)
     terms = TermsTimeline(recorded_by(policy, known_at))
@@ -292,7 +290,7 @@ def declaration_rows(ledger: Ledger, period: str, known_at: datetime.datetime | 
 
 
 def premium_account(
-    ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None
+    ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None
 ) -> tuple[PolicyTerms, list[PremiumLine]]:
     """Every premium, fee and top-up line of the policy, as known at `known_at`."""
     policy, buyers = book_events(ledger)
@@ -341,7 +339,7 @@ def line_values(line: PremiumLine, currency: str) -> dict[str, str]:
     return values
 
 
-def premium_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+def premium_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
     """`premium`: what was invoiced up to as_of, by kind, with tax and total (SPEC 7.2 to 7.4, 9)."""
     as_of = as_of_argument(arguments, ledger.clock().date())
     known_at = known_at_argument(arguments)
@@ -357,7 +355,7 @@ def premium_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, 
 
 # ---------------------------------------------------------------- claims
 
-def claims_of(ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime | None) -> list[Claim]:
+def claims_of(ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None) -> list[Claim]:
     """The claims register of the book at `as_of` (every stream read once)."""
     policy, buyers = book_events(ledger)
     timeline = TermsTimeline(recorded_by(policy, known_at))
@@ -373,7 +371,7 @@ def claims_of(ledger: Ledger, as_of: datetime.date, known_at: datetime.datetime 
     covers = [cover for cover in covers if cover.registered is not None]
     premium = premium_lines(terms, book_sales(buyers, timeline, known_at), declarations(policy, known_at))
     causes = [str(c.loss_event.id) for c in covers if c.loss_event is not None]
-    positions = ledger.store.index.positions(causes) if causes else {}
+    positions = ledger.positions(causes) if causes else {}
     return claims_register(covers, timeline, maximum_liability(terms, premium, as_of), as_of, positions)
 
 
@@ -451,7 +449,7 @@ def explanation(claim: Claim, currency: str) -> dict[str, Any]:
     }
 
 
-def claim_query(ledger: Ledger, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+def claim_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
     """`claim` for one buyer (SPEC 8, 9); with `explain`, the whole computation."""
     buyer = arguments.get("buyer")
     if buyer is None:

@@ -24,15 +24,24 @@ import datetime
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ledger.vocabulary.bulk import collector_paused
-from ledger.vocabulary.events import format_recorded
+from ledger.vocabulary.events import Event, format_recorded
 from projections.exposure import EXPOSURE_FIGURES, Exposure
 from projections.timeline import Timeline, exposure_timeline
 
-if TYPE_CHECKING:
-    from ledger.service import Ledger
+
+class LogReader(Protocol):
+    """What a read model reads of a ledger: the log's position, what changed after a position,
+    and the streams. The service's `Ledger` is one; the read model never opens the store."""
+
+    def log_position(self) -> tuple[int, str | None]: ...
+    def streams_touched_after(self, position: int) -> set[str | None]: ...
+    def earliest_effective_after(self, recorded: str) -> dict[str | None, str]: ...
+    def buyers(self) -> list[str]: ...
+    def buyer_events(self, buyer: str, known_at: datetime.datetime | None = None) -> list[Event]: ...
+    def policy_events(self) -> list[Event]: ...
 
 NAME = "exposure_timeline"
 _FIGURES = ", ".join(f'"{name}"' for name in EXPOSURE_FIGURES)
@@ -68,10 +77,10 @@ def cache_location(location: str) -> str:
 class ExposureModel:
     """Every buyer's exposure timeline as known now, kept from the notification log."""
 
-    def __init__(self, ledger: Ledger, path: str | None = None) -> None:
+    def __init__(self, ledger: LogReader, path: str) -> None:
         self.ledger = ledger
         try:
-            self.db = _open_cache(path or cache_location(ledger.location))
+            self.db = _open_cache(path)
         except sqlite3.Error:
             # A cache that cannot be written (a read-only folder): answers stay right, only slower.
             self.db = _open_cache(":memory:")
@@ -85,16 +94,15 @@ class ExposureModel:
 
     def catch_up(self, progress: Progress | None = None) -> int:
         """Fold what the log holds after the tracked position; returns the buyers refolded."""
-        index = self.ledger.store.index
-        last, first_id = index.position()
+        last, first_id = self.ledger.log_position()
         tracked = self.db.execute("SELECT position, ledger FROM tracking WHERE name = ?", [NAME]).fetchone()
         stale = tracked is None or tracked[1] != first_id or tracked[0] > last
         start = 0 if stale else int(tracked[0])
         if not stale and start == last:
             return 0
-        touched = index.touched_after(start)
+        touched = self.ledger.streams_touched_after(start)
         everyone = stale or None in touched
-        buyers = index.buyers() if everyone else sorted(b for b in touched if b is not None)
+        buyers = self.ledger.buyers() if everyone else sorted(b for b in touched if b is not None)
         policy = self.ledger.policy_events()
         rows: list[tuple[object, ...]] = []
         with collector_paused(len(buyers) * 100):  # the timelines' rows stay alive until written
@@ -137,7 +145,7 @@ class ExposureModel:
         """Whether a buyer's exposure at `as_of` as known at `known_at` is the one known now:
         nothing recorded after `known_at` is effective by `as_of` (later-dated events and
         decisions do not reach back), and the policy stream has nothing new at all."""
-        later = self.ledger.store.index.earliest_effective_after(format_recorded(known_at))
+        later = self.ledger.earliest_effective_after(format_recorded(known_at))
         if None in later:
             return lambda buyer: False
         day = as_of.isoformat()

@@ -1,0 +1,23 @@
+"""What a query reads of a ledger. The service's `Ledger` is one; queries never open the store."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+from ledger.readmodels.exposure import ExposureModel, LogReader
+from ledger.vocabulary.events import Event
+from ledger.vocabulary.terms import PolicyTerms
+
+
+class LedgerReader(LogReader, Protocol):
+    """The streams, the policy terms, the exposure read model and the ledger's clock."""
+
+    clock: Callable[[], datetime.datetime]
+
+    @property
+    def exposure_model(self) -> ExposureModel: ...
+    def terms(self) -> PolicyTerms: ...
+    def events(self, known_at: datetime.datetime | None = None) -> Iterator[Event]: ...
+    def positions(self, event_ids: Iterable[str]) -> dict[str, int]: ...
