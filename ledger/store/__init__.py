@@ -3,7 +3,7 @@
 
 - `mapper`: streams, stored topics, `Envelope`, `LedgerMapper`
 - `index`: `ledger_index` rows (`IndexRow`) and the queries over them (`IndexQueries`)
-- `chain`: the hash chain (`chain_hash`, `chain_links`)
+- `chain`: the hash chain (`chain_hash`, `chain_links`) and its reads for verify (`ChainQueries`)
 - `sqlite`, `postgres`: the recorders, each writing events, index and chain in one transaction
 - `application`: `LedgerStore` (append, bulk insert, replay, streams, the index)
 - `opening`: a location's settings, `open_store`, `ledger_exists`
@@ -13,7 +13,7 @@ eventsourcing through their topics in the settings).
 """
 
 from ledger.store.application import REPLAY_PAGE, LedgerStore
-from ledger.store.chain import GENESIS, chain_hash
+from ledger.store.chain import GENESIS, ChainQueries, ChainSlot, chain_hash
 from ledger.store.index import BulkInsert, IndexQueries, IndexRow
 from ledger.store.mapper import POLICY_STREAM, Envelope, LedgerMapper, buyer_stream, stream_of, topic_of
 from ledger.store.opening import ledger_exists, open_store, store_environment
@@ -23,6 +23,8 @@ __all__ = [
     "POLICY_STREAM",
     "REPLAY_PAGE",
     "BulkInsert",
+    "ChainQueries",
+    "ChainSlot",
     "Envelope",
     "IndexQueries",
     "IndexRow",

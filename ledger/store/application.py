@@ -15,6 +15,7 @@ from typing import Protocol, cast
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, Notification
 
+from ledger.store.chain import ChainQueries
 from ledger.store.index import BulkInsert, IndexQueries, IndexRow
 from ledger.store.mapper import Envelope, LedgerMapper
 from ledger.vocabulary.events import Event
@@ -41,6 +42,13 @@ class LedgerStore(Application[uuid.UUID]):
         """Queries over the stored recorded axis and keys."""
         recorder = self.recorder
         assert isinstance(recorder, IndexQueries)
+        return recorder
+
+    @property
+    def chain(self) -> ChainQueries:
+        """Reads of the hash chain, for `creditledger verify`."""
+        recorder = self.recorder
+        assert isinstance(recorder, ChainQueries)
         return recorder
 
     @property

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from eventsourcing.persistence import StoredEvent
 
-from ledger.store.index import IndexRow
+from ledger.store.index import IndexQueries, IndexRow
 
 GENESIS = "0" * 64
 CHAIN_BROKEN = "the hash chain does not end at the event before this write; run `creditledger verify`"
@@ -97,3 +98,75 @@ def chain_existing(fetch: Any, insert: Any, sql: Any) -> int:
         previous_id, previous_hash = links[-1][0], links[-1][3]
         done += len(links)
     return done
+
+
+WALK_PAGE = 5000
+
+
+@dataclass(frozen=True)
+class ChainSlot:
+    """What the three tables hold at one notification id (None: no row)."""
+
+    notification_id: int
+    stored: StoredEvent | None
+    index: IndexRow | None
+    previous_id: int | None
+    chain_event_id: str | None
+    chain_hash: str | None
+
+
+class ChainQueries(IndexQueries):
+    """Reads of `ledger_chain` beside the events and the index, for `creditledger verify`."""
+
+    def slots(self) -> Iterator[ChainSlot]:
+        """Every notification id held by any of the three tables, in order, a page at a time.
+
+        Each branch of the union is limited to a page, so a page never scans the
+        rest of the ledger.
+        """
+        column = self.notification_column
+        sql = (
+            "SELECT n.id, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608 (constant names)
+            "i.event_id AS index_event_id, i.key, i.recorded, i.effective, i.type, i.buyer, "
+            "c.previous_id, c.event_id AS chain_event_id, c.hash FROM ("
+            f"SELECT id FROM (SELECT {column} AS id FROM {{events}} WHERE {column} > ? "
+            f"ORDER BY {column} LIMIT {WALK_PAGE}) a "
+            "UNION SELECT id FROM (SELECT notification_id AS id FROM ledger_index WHERE notification_id > ? "
+            f"ORDER BY notification_id LIMIT {WALK_PAGE}) b "
+            "UNION SELECT id FROM (SELECT notification_id AS id FROM ledger_chain WHERE notification_id > ? "
+            f"ORDER BY notification_id LIMIT {WALK_PAGE}) d"
+            f") n LEFT JOIN {{events}} e ON e.{column} = n.id "
+            "LEFT JOIN ledger_index i ON i.notification_id = n.id "
+            f"LEFT JOIN ledger_chain c ON c.notification_id = n.id ORDER BY n.id LIMIT {WALK_PAGE}"
+        )
+        after = 0
+        while True:
+            rows = self._fetch(sql, [after, after, after])
+            yield from (_slot(row) for row in rows)
+            if len(rows) < WALK_PAGE:
+                return
+            after = int(rows[-1][0])
+
+    def position_of(self, event_id: str) -> int | None:
+        """Where the chain recorded the event (its notification id), if anywhere."""
+        rows = self._fetch("SELECT notification_id FROM ledger_chain WHERE event_id = ?", [event_id])
+        return int(rows[0][0]) if rows else None
+
+    def holds(self, head: str) -> bool:
+        """Whether some link of the chain has the hash `head`."""
+        return bool(self._fetch("SELECT notification_id FROM ledger_chain WHERE hash = ?", [head]))
+
+
+def _slot(r: Sequence[Any]) -> ChainSlot:
+    return ChainSlot(
+        notification_id=int(r[0]),
+        stored=None if r[3] is None else StoredEvent(
+            originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4])
+        ),
+        index=None if r[5] is None else IndexRow(
+            event_id=r[5], key=r[6], recorded=r[7], effective=r[8], type=r[9], buyer=r[10]
+        ),
+        previous_id=None if r[11] is None else int(r[11]),
+        chain_event_id=r[12],
+        chain_hash=r[13],
+    )

@@ -81,6 +81,7 @@ class IndexQueries:
         """Placeholders and (schema-qualified) table names for this backend."""
         prefix = f"{schema}." if schema else ""
         sql = sql.replace("?", self.placeholder).replace("ledger_index", prefix + "ledger_index")
+        sql = sql.replace("ledger_chain", prefix + "ledger_chain")
         return sql.replace("{events}", prefix + self.events_table_name)
 
     def last_recorded(self) -> str | None:

@@ -20,8 +20,16 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.sql import SQL
 
-from ledger.store.chain import CHAIN_BROKEN, CHAIN_COLUMNS, GENESIS, UNCHAINED_SQL, chain_existing, chain_links
-from ledger.store.index import INDEX_COLUMNS, RECORDED_BACKWARDS, BulkInsert, IndexQueries, IndexRow, index_values
+from ledger.store.chain import (
+    CHAIN_BROKEN,
+    CHAIN_COLUMNS,
+    GENESIS,
+    UNCHAINED_SQL,
+    ChainQueries,
+    chain_existing,
+    chain_links,
+)
+from ledger.store.index import INDEX_COLUMNS, RECORDED_BACKWARDS, BulkInsert, IndexRow, index_values
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location
 
@@ -81,7 +89,7 @@ def _create_statements(schema: str, events_table_name: str) -> list[str]:
     ]
 
 
-class LedgerPostgresRecorder(IndexQueries, PostgresApplicationRecorder):
+class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
     """eventsourcing's PostgreSQL recorder, plus `ledger_index`, same transaction."""
 
     placeholder = "%s"
@@ -102,9 +110,7 @@ class LedgerPostgresRecorder(IndexQueries, PostgresApplicationRecorder):
     def _chain_existing(self) -> None:
         """Chain a ledger written before the hash chain, on its first open (see `chain_existing`)."""
         schema = self.datastore.schema
-        if self._fetch(
-            f"SELECT EXISTS (SELECT 1 FROM {schema}.ledger_chain) OR NOT EXISTS (SELECT 1 FROM {{events}})", []  # noqa: S608 (checked identifier)
-        )[0][0]:
+        if self._fetch("SELECT EXISTS (SELECT 1 FROM ledger_chain) OR NOT EXISTS (SELECT 1 FROM {events})", [])[0][0]:
             return
         with self.datastore.transaction(commit=True) as curs:
             for statement in self.lock_table_statements:

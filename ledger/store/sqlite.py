@@ -10,8 +10,16 @@ from typing import Any
 from eventsourcing.persistence import DatabaseError, IntegrityError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from ledger.store.chain import CHAIN_BROKEN, CHAIN_COLUMNS, GENESIS, UNCHAINED_SQL, chain_existing, chain_links
-from ledger.store.index import INDEX_COLUMNS, RECORDED_BACKWARDS, BulkInsert, IndexQueries, IndexRow, index_values
+from ledger.store.chain import (
+    CHAIN_BROKEN,
+    CHAIN_COLUMNS,
+    GENESIS,
+    UNCHAINED_SQL,
+    ChainQueries,
+    chain_existing,
+    chain_links,
+)
+from ledger.store.index import INDEX_COLUMNS, RECORDED_BACKWARDS, BulkInsert, IndexRow, index_values
 
 
 def sqlite_environment(db_name: str) -> dict[str, str]:
@@ -24,7 +32,7 @@ def sqlite_environment(db_name: str) -> dict[str, str]:
     }
 
 
-class LedgerSQLiteRecorder(IndexQueries, SQLiteApplicationRecorder):
+class LedgerSQLiteRecorder(ChainQueries, SQLiteApplicationRecorder):
     """eventsourcing's SQLite recorder, plus `ledger_index` in the same transaction."""
 
     def construct_create_table_statements(self) -> list[str]:
