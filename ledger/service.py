@@ -25,7 +25,16 @@ import msgspec
 from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
 
 from ledger.readmodels.exposure import ExposureModel, cache_location
-from ledger.store import POLICY_STREAM, Envelope, IndexRow, LedgerStore, buyer_stream, open_store, stream_of
+from ledger.store import (
+    POLICY_STREAM,
+    Envelope,
+    IndexRow,
+    LedgerStore,
+    buyer_stream,
+    ledger_exists,
+    open_store,
+    stream_of,
+)
 from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.errors import ConcurrencyConflict, LedgerError
 from ledger.vocabulary.events import (
@@ -37,6 +46,7 @@ from ledger.vocabulary.events import (
     PolicyStarted,
     format_recorded,
     parse_event,
+    parse_recorded,
 )
 from ledger.vocabulary.terms import PolicyTerms
 from ledger.write.streams import BuyerStream, PolicyStream
@@ -356,7 +366,7 @@ class Ledger:
     def _stamp(self, drafts: Sequence[Draft], keep_recorded: bool, outcome: Outcome) -> list[Draft]:
         """Give each draft its id and recorded stamp (SPEC 2)."""
         last_text = self.store.index.last_recorded()
-        last = _parse_recorded(last_text) if last_text else None
+        last = parse_recorded(last_text) if last_text else None
         now = self.clock().astimezone(datetime.UTC)
         if keep_recorded:
             previous = last
@@ -462,14 +472,10 @@ def _with_id(draft: Draft) -> Draft:
     return Draft(msgspec.structs.replace(draft.event, id=uuid.uuid4()), draft.source, draft.line)
 
 
-def _parse_recorded(text: str) -> datetime.datetime:
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
-
-
 def _where(draft: Draft) -> str:
     if draft.source:
         return f"{draft.source}:{draft.line}: " if draft.line else f"{draft.source}: "
     return ""
 
 
-__all__ = ["Ledger", "Draft", "Outcome", "PolicyAmended", "Trial", "utc_now"]
+__all__ = ["Ledger", "Draft", "Outcome", "PolicyAmended", "Trial", "ledger_exists", "utc_now"]

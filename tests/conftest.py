@@ -29,9 +29,9 @@ from helpers import (
     postgres_available,
 )
 
-from ledger import store
 from ledger.adapters.policyfile import load_policy_file
 from ledger.service import Ledger
+from ledger.store import opening
 from ledger.vocabulary.terms import PolicyTerms
 
 ON_POSTGRES = os.environ.get("CREDITLEDGER_TEST_STORE") == "postgres"
@@ -64,7 +64,7 @@ def memory_on_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     if not postgres_available():
         pytest.skip(POSTGRES_UNREACHABLE)
     schemas: list[str] = []
-    environment = store.store_environment
+    environment = opening.store_environment
 
     def on_postgres(location: str) -> dict[str, str]:
         if location not in ("memory", ":memory:"):
@@ -72,7 +72,7 @@ def memory_on_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         schemas.append("t_" + uuid.uuid4().hex[:16])
         return environment(f"{POSTGRES_SERVER}?schema={schemas[-1]}")
 
-    monkeypatch.setattr(store, "store_environment", on_postgres)
+    monkeypatch.setattr(opening, "store_environment", on_postgres)
     yield
     for schema in schemas:
         drop_schema(schema)

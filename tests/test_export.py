@@ -385,7 +385,7 @@ def test_nothing_from_another_ledger_or_outside_the_snapshot(book: Ledger, tmp_p
 
 def test_the_ledger_location_never_shows_credentials() -> None:
     shown = export.public_location("postgresql://alice:s3cret@db.example:5433/books?schema=pol1&password=x")
-    assert shown == "postgresql://alice@db.example:5433/books?schema=pol1"
+    assert shown == "postgresql://alice:***@db.example:5433/books?schema=pol1&password=***"
     assert export.public_location("/data/ledger.db") == "/data/ledger.db"
 
 
@@ -406,7 +406,7 @@ def test_a_postgresql_export_holds_no_password(tmp_path: Path, policy_terms: Pol
     files = [tmp_path / "pg.db", *(tmp_path / "csv").iterdir()]
     assert all(b"Pw-n0t-shown" not in path.read_bytes() for path in files)
     db = sqlite3.connect(tmp_path / "pg.db")
-    assert db.execute("SELECT ledger FROM metadata").fetchone()[0] == f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}"
+    assert db.execute("SELECT ledger FROM metadata").fetchone()[0] == f"postgresql://postgres:***@127.0.0.1:5432/test?schema={schema}"
     assert db.execute("SELECT sum(insured_minor) FROM exposure").fetchone()[0] == int(Decimal(expected["insured"]) * 100)
 
 

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import msgspec
 import sqlite_utils
@@ -48,8 +47,10 @@ from ledger.vocabulary.events import (
     LimitReduced,
     LimitRequested,
     format_recorded,
+    parse_recorded,
     to_public,
 )
+from ledger.vocabulary.location import Location
 from ledger.vocabulary.money import format_minor, minor_units
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
@@ -519,28 +520,15 @@ def version() -> str:
 
 
 def public_location(location: str) -> str:
-    """The ledger's location as an export may show it: a PostgreSQL URL loses its
-    password and every query parameter but the schema (credentials never leave)."""
-    if not location.startswith(("postgresql://", "postgres://")):
-        return location
-    parsed = urlparse(location)
-    host = parsed.hostname or ""
-    try:
-        port = f":{parsed.port}" if parsed.port else ""
-    except ValueError:
-        port = ""
-    user = f"{parsed.username}@" if parsed.username else ""
-    schema = parse_qs(parsed.query).get("schema", [])
-    query = f"?schema={schema[0]}" if schema else ""
-    return f"{parsed.scheme}://{user}{host}{port}{parsed.path}{query}"
+    """The ledger's location as an export may show it: never with a password (see `Location.shown`)."""
+    return Location.parse(location).shown
 
 
 def default_known_at(ledger: Ledger, now: datetime.datetime) -> datetime.datetime:
     """`now`, or the latest recorded stamp if the clock is behind it (so that 'now' misses nothing)."""
     last = ledger.last_recorded()
     if last:
-        latest = datetime.datetime.strptime(last, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
-        return max(now, latest)
+        return max(now, parse_recorded(last))
     return now
 
 
@@ -816,10 +804,9 @@ def _usual_mode(path: Path, mode: int) -> None:
 
 def _ledger_files(ledger: Ledger) -> set[Path]:
     """The files of a SQLite ledger (an export must never replace them)."""
-    location = ledger.location
-    if location in ("memory", ":memory:") or location.startswith(("postgresql://", "postgres://")):
+    if Location.parse(ledger.location).kind != "sqlite":
         return set()
-    path = Path(location).resolve()
+    path = Path(ledger.location).resolve()
     return {path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")}
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import sys
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import msgspec
 import typer
@@ -15,9 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.queries import day_argument
-from ledger.service import Ledger, Outcome
-from ledger.store import ledger_exists
+from ledger.service import Ledger, Outcome, ledger_exists
 from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.location import Location
 
 DEFAULT_DB = "ledger.db"
 SHOW_SKIPPED = 10  # a re-import can skip a million events; list a few, count the rest
@@ -53,18 +52,8 @@ def open_ledger(db: str, *, create: bool = False) -> Ledger:
 
 
 def shown_location(db: str) -> str:
-    """The location without a password: neither the URL's (which may itself hold
-    an "@") nor one passed in the query string; only `schema` is shown as given."""
-    if not db.startswith(("postgresql://", "postgres://")):
-        return db
-    parts = urlsplit(db)
-    userinfo, at, host = parts.netloc.rpartition("@")  # as urllib splits it: the last "@"
-    user, colon, _ = userinfo.partition(":")
-    netloc = f"{user}{':***' if colon else ''}{at}{host}"
-    query = "&".join(
-        f"{name}={value if name == 'schema' else '***'}" for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    """The location as the CLI prints it: never with a password (see `Location.shown`)."""
+    return Location.parse(db).shown
 
 
 class progress_bar:

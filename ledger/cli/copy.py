@@ -10,6 +10,7 @@ import typer
 
 from ledger.cli.common import app
 from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.location import Location
 
 SourceOption = Annotated[
     str, typer.Option("--from", help="The ledger to copy: a SQLite file path or postgresql://...?schema=name.")
@@ -47,13 +48,12 @@ def copy(
     from ledger.cli.common import shown_location as _shown
     from ledger.operations import copy as copying
     from ledger.queries import day_argument
-    from ledger.service import Ledger
-    from ledger.store import ledger_exists
+    from ledger.service import Ledger, ledger_exists
 
     dates: list[datetime.date] = sorted({day_argument(value, "as_of") for value in as_of or []})
     if not ledger_exists(source):
         raise LedgerError(f"there is no ledger at {_shown(source)}", field="from")
-    if destination in ("memory", ":memory:"):
+    if Location.parse(destination).kind == "memory":
         raise LedgerError("a copy into memory would be lost at exit; name a file or a postgresql:// URL", field="to")
     if _same(source, destination):
         raise LedgerError("the source and the destination are the same ledger", field="to")
@@ -84,10 +84,7 @@ def _same(source: str, destination: str) -> bool:
     """Whether two locations name one ledger (one file, or one server, database and schema)."""
     from pathlib import Path
 
-    from ledger.store import store_environment
-
-    if source.startswith(("postgresql://", "postgres://")) or destination.startswith(("postgresql://", "postgres://")):
-        keys = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DBNAME", "POSTGRES_SCHEMA")
-        a, b = store_environment(source), store_environment(destination)
-        return all(a.get(k) == b.get(k) for k in keys) and "POSTGRES_HOST" in a
+    a, b = Location.parse(source), Location.parse(destination)
+    if a.server is not None or b.server is not None:
+        return a.server is not None and b.server is not None and a.server.ledger == b.server.ledger
     return Path(source).resolve() == Path(destination).resolve()

@@ -26,8 +26,7 @@ from ledger.cli.common import (
 from ledger.cli.common import open_ledger as _open
 from ledger.cli.common import progress_bar as _progress
 from ledger.queries import known_at_argument
-from ledger.service import Ledger
-from ledger.store import ledger_exists
+from ledger.service import Ledger, ledger_exists
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import EVENT_TYPES, to_public
 from ledger.vocabulary.terms import PolicyTerms, parse_policy, terms_to_table

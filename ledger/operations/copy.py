@@ -8,14 +8,12 @@ admitted them, and the verification compares everything a user can see.
 
 All or nothing: every batch is written inside one destination transaction,
 which commits only after the last one, so a failure (a bad stored event, a
-lost connection, Ctrl-C) leaves the destination as empty as it was. The
-recorder's own `insert_events` commits each call, hence the recorder-level
-code below.
+lost connection, Ctrl-C) leaves the destination as empty as it was: the
+store's `bulk_insert`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import itertools
 import uuid
@@ -35,7 +33,7 @@ from ledger.queries import (
     turnover_query,
 )
 from ledger.service import Ledger
-from ledger.store import IndexRow, LedgerSQLiteRecorder
+from ledger.store import IndexRow
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import format_recorded
 from projections.exposure import declaration_periods
@@ -43,7 +41,6 @@ from projections.exposure import declaration_periods
 BATCH = 5000
 SHOW_DIFFERENCES = 20  # a broken copy can differ everywhere; the first few say enough
 Progress = Callable[[int], None]
-Writer = Callable[[Sequence[StoredEvent], Sequence[IndexRow]], None]
 
 
 def copy_events(source: Ledger, destination: Ledger, progress: Progress | None = None) -> int:
@@ -53,19 +50,25 @@ def copy_events(source: Ledger, destination: Ledger, progress: Progress | None =
     while copying are not copied: the copy stops at the last notification
     recorded when it started, so it is one consistent state of the source.
     """
-    stop = source.store.recorder.max_notification_id() or 0
+    stop = source.store.last_notification()
     copied = 0
-    with _transaction(destination) as write:
-        start = 1
-        while start <= stop:
-            page = source.store.read_notifications(start, BATCH, stop)
-            if not page:
-                break
-            write([_stored(n) for n in page], [_index_row(source, n) for n in page])
-            copied += len(page)
-            if progress:
-                progress(len(page))
-            start = page[-1].id + 1
+    try:
+        with destination.store.bulk_insert() as bulk:
+            if bulk.held:
+                raise LedgerError(f"the destination already holds {bulk.held} events; a copy goes only into an "
+                                  "empty ledger", field="to")
+            start = 1
+            while start <= stop:
+                page = source.store.read_notifications(start, BATCH, stop)
+                if not page:
+                    break
+                bulk.write([_stored(n) for n in page], [_index_row(source, n) for n in page])
+                copied += len(page)
+                if progress:
+                    progress(len(page))
+                start = page[-1].id + 1
+    except PersistenceError as problem:
+        raise LedgerError(f"cannot write the copy: {problem}; nothing was copied", field="to") from None
     return copied
 
 
@@ -87,48 +90,6 @@ def _index_row(source: Ledger, notification: Notification) -> IndexRow:
             f"stored event {notification.id} of the source cannot be read ({problem}); nothing was copied",
             field="from",
         ) from None
-
-
-@contextlib.contextmanager
-def _transaction(destination: Ledger) -> Iterator[Writer]:
-    """One write transaction on the destination, refused unless it is empty."""
-    recorder: Any = destination.store.recorder
-    try:
-        if isinstance(recorder, LedgerSQLiteRecorder):
-            with recorder.datastore.transaction(commit=True) as cursor:
-                _refuse_unless_empty(cursor, "SELECT count(*) FROM ledger_index", lambda row: row[0])
-
-                def write_sqlite(stored: Sequence[StoredEvent], rows: Sequence[IndexRow]) -> None:
-                    recorder._insert_events(cursor, stored, index=rows)
-
-                yield write_sqlite
-            return
-        from psycopg.sql import SQL
-
-        with recorder.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            # Lock first, so that no writer slips in between the check and the copy.
-            recorder._lock_table(cursor)
-            schema = recorder.datastore.schema
-            _refuse_unless_empty(
-                cursor, f"SELECT count(*) AS n FROM {schema}.ledger_index",  # noqa: S608 (checked identifier)
-                lambda row: row["n"], SQL,
-            )
-
-            def write(stored: Sequence[StoredEvent], rows: Sequence[IndexRow]) -> None:
-                recorder._insert_stored_events(cursor, stored)
-                recorder._fetch_ids_after_insert_events(cursor, stored, index=rows)
-
-            yield write
-    except PersistenceError as problem:
-        raise LedgerError(f"cannot write the copy: {problem}; nothing was copied", field="to") from None
-
-
-def _refuse_unless_empty(cursor: Any, sql: str, first: Callable[[Any], int], wrap: Callable[[str], Any] = str) -> None:
-    cursor.execute(wrap(sql))
-    held = int(first(cursor.fetchone()))
-    if held:
-        raise LedgerError(f"the destination already holds {held} events; a copy goes only into an empty ledger",
-                          field="to")
 
 
 # ---------------------------------------------------------------- verification

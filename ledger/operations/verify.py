@@ -4,7 +4,7 @@ A pipeline of named checks over one opened ledger, each returning findings
 (records, not exceptions, so that one run reports every check):
 
 - `chain`: walks `stored_events`, `ledger_index` and `ledger_chain` side by
-  side in notification order, recomputing each hash (`store.chain_hash`), and
+  side in notification order, recomputing each hash (`ledger.store.chain_hash`), and
   names the first event that was changed, deleted, inserted or reordered
   behind the ledger's back; checks that each index row says what its stored
   event says.
@@ -18,18 +18,16 @@ which is what reveals a deleted tail or a chain recomputed from scratch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
 from eventsourcing.persistence import StoredEvent
 
 from ledger.service import Ledger
-from ledger.store import GENESIS, IndexQueries, IndexRow, chain_hash
+from ledger.store import GENESIS, ChainSlot, IndexRow, chain_hash
 from ledger.vocabulary.errors import LedgerError
 from projections.timeline import exposure_timeline
-
-PAGE = 5000
 
 
 @dataclass(frozen=True)
@@ -86,72 +84,14 @@ def verify(ledger: Ledger, *, expect_head: str | None = None, checks: list[str] 
         report.checks.append(name)
         report.findings += CHECKS[name](ledger, report)
     if expect_head is not None and not any(f.check == "chain" for f in report.findings):
-        report.findings += _check_head(ledger.store.index, expect_head)
+        report.findings += _check_head(ledger, expect_head)
     return report
 
 
 # ---------------------------------------------------------------- the chain
 
-@dataclass(frozen=True)
-class _Slot:
-    """What the three tables hold at one notification id (None: no row)."""
-
-    notification_id: int
-    stored: StoredEvent | None
-    index: IndexRow | None
-    previous_id: int | None
-    chain_event_id: str | None
-    chain_hash: str | None
-
-
 class _Identified(msgspec.Struct):
     id: str
-
-
-def _chain_table(index: IndexQueries) -> str:
-    schema = getattr(getattr(index, "datastore", None), "schema", "")
-    return f"{schema}.ledger_chain" if index.placeholder == "%s" and schema else "ledger_chain"
-
-
-def _slots(index: IndexQueries) -> Iterator[_Slot]:
-    """Every notification id held by any of the three tables, in order, a page at a time.
-
-    Each branch of the union is limited to a page, so a page never scans the
-    rest of the ledger.
-    """
-    column, chain = index.notification_column, _chain_table(index)
-    sql = (
-        "SELECT n.id, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608 (constant names)
-        "i.event_id AS index_event_id, i.key, i.recorded, i.effective, i.type, i.buyer, "
-        "c.previous_id, c.event_id AS chain_event_id, c.hash FROM ("
-        f"SELECT id FROM (SELECT {column} AS id FROM {{events}} WHERE {column} > ? ORDER BY {column} LIMIT {PAGE}) a "
-        f"UNION SELECT id FROM (SELECT notification_id AS id FROM ledger_index WHERE notification_id > ? "
-        f"ORDER BY notification_id LIMIT {PAGE}) b "
-        f"UNION SELECT id FROM (SELECT notification_id AS id FROM {chain} WHERE notification_id > ? "
-        f"ORDER BY notification_id LIMIT {PAGE}) d"
-        f") n LEFT JOIN {{events}} e ON e.{column} = n.id "
-        "LEFT JOIN ledger_index i ON i.notification_id = n.id "
-        f"LEFT JOIN {chain} c ON c.notification_id = n.id ORDER BY n.id LIMIT {PAGE}"
-    )
-    after = 0
-    while True:
-        rows = index._fetch(sql, [after, after, after])
-        for r in rows:
-            yield _Slot(
-                notification_id=int(r[0]),
-                stored=None if r[3] is None else StoredEvent(
-                    originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4])
-                ),
-                index=None if r[5] is None else IndexRow(
-                    event_id=r[5], key=r[6], recorded=r[7], effective=r[8], type=r[9], buyer=r[10]
-                ),
-                previous_id=None if r[11] is None else int(r[11]),
-                chain_event_id=r[12],
-                chain_hash=r[13],
-            )
-        if len(rows) < PAGE:
-            return
-        after = int(rows[-1][0])
 
 
 def _stored_id(stored: StoredEvent) -> str | None:
@@ -163,9 +103,8 @@ def _stored_id(stored: StoredEvent) -> str | None:
 
 def check_chain(ledger: Ledger, report: Report) -> list[Finding]:
     """Walk the chain; the first event changed, deleted, inserted or reordered, or an index row that disagrees."""
-    index = ledger.store.index
     previous_id, previous_hash = 0, GENESIS
-    for slot in _slots(index):
+    for slot in ledger.store.chain.slots():
         found = _check_slot(ledger, slot, previous_id, previous_hash)
         if found is not None:
             return [found]
@@ -176,7 +115,7 @@ def check_chain(ledger: Ledger, report: Report) -> list[Finding]:
     return []
 
 
-def _check_slot(ledger: Ledger, slot: _Slot, previous_id: int, previous_hash: str) -> Finding | None:
+def _check_slot(ledger: Ledger, slot: ChainSlot, previous_id: int, previous_hash: str) -> Finding | None:
     n = slot.notification_id
     key = slot.index.key if slot.index else None
     named_id = slot.chain_event_id or (slot.index.event_id if slot.index else None)
@@ -202,7 +141,7 @@ def _check_slot(ledger: Ledger, slot: _Slot, previous_id: int, previous_hash: st
         return finding("index", "the event has no ledger_index row (deleted behind the ledger's back)", stored_id)
     if chain_hash(previous_hash, n, previous_id, slot.stored, slot.index) != slot.chain_hash:
         if stored_id is not None and stored_id != slot.chain_event_id:
-            elsewhere = _chain_position(ledger.store.index, stored_id)
+            elsewhere = ledger.store.chain.position_of(stored_id)
             if elsewhere is not None:
                 return finding("reordered", f"event {stored_id} is stored here but the chain recorded it at "
                                f"notification {elsewhere}: events were reordered")
@@ -210,7 +149,7 @@ def _check_slot(ledger: Ledger, slot: _Slot, previous_id: int, previous_hash: st
     return _index_agrees(ledger, slot, finding)
 
 
-def _index_agrees(ledger: Ledger, slot: _Slot, finding: Callable[..., Finding]) -> Finding | None:
+def _index_agrees(ledger: Ledger, slot: ChainSlot, finding: Callable[..., Finding]) -> Finding | None:
     """The index row must say what the stored event says (it is how queries find events)."""
     assert slot.stored is not None and slot.index is not None
     try:
@@ -233,15 +172,9 @@ def _stored_key(stored: StoredEvent) -> str | None:
     return key if isinstance(key, str) else None
 
 
-def _chain_position(index: IndexQueries, event_id: str) -> int | None:
-    rows = index._fetch(f"SELECT notification_id FROM {_chain_table(index)} WHERE event_id = ?", [event_id])  # noqa: S608 (constant name)
-    return int(rows[0][0]) if rows else None
-
-
-def _check_head(index: IndexQueries, head: str) -> list[Finding]:
+def _check_head(ledger: Ledger, head: str) -> list[Finding]:
     """An earlier head must still be in the chain: otherwise the tail was cut or the chain rebuilt."""
-    rows = index._fetch(f"SELECT notification_id FROM {_chain_table(index)} WHERE hash = ?", [head])  # noqa: S608 (constant name)
-    if rows:
+    if ledger.store.chain.holds(head):
         return []
     return [Finding("head", "head", f"the expected head {head} is not in the chain: events were deleted from "
                     "the end, or the chain was rebuilt")]

@@ -23,11 +23,11 @@ from __future__ import annotations
 import datetime
 import sqlite3
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Protocol
 
 from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.events import Event, format_recorded
+from ledger.vocabulary.location import Location
 from projections.exposure import EXPOSURE_FIGURES, Exposure
 from projections.timeline import Timeline, exposure_timeline
 
@@ -69,9 +69,7 @@ Progress = Callable[[int, int], None]  # (buyers done, buyers to do)
 
 def cache_location(location: str) -> str:
     """Where a ledger's read models live: beside a SQLite file, else in memory."""
-    if location in ("memory", ":memory:") or location.startswith(("postgresql://", "postgres://")):
-        return ":memory:"
-    return str(Path(location).with_name(Path(location).name + "-readmodels"))
+    return Location.parse(location).read_models
 
 
 class ExposureModel:

@@ -399,6 +399,11 @@ def format_recorded(moment: datetime.datetime) -> str:
     return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
 
 
+def parse_recorded(text: str) -> datetime.datetime:
+    """The moment of a stamp written by `format_recorded` (as the store holds it)."""
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+
+
 def buyer_of(event: Event) -> str | None:
     """The buyer whose stream holds `event`, or None for policy-wide events."""
     return event.buyer if isinstance(event, BuyerEvent) else None

@@ -1,0 +1,112 @@
+"""`LedgerStore`: the eventsourcing Application behind a ledger, and the store's one way in.
+
+The service writes and reads through it; the recorder (SQLite or PostgreSQL,
+chosen by the settings, see `opening`) is reached through `index` and the
+methods here, never directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Protocol, cast
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper, Notification
+
+from ledger.store.chain import ChainQueries
+from ledger.store.index import BulkInsert, IndexQueries, IndexRow
+from ledger.store.mapper import Envelope, LedgerMapper
+from ledger.vocabulary.events import Event
+
+REPLAY_PAGE = 5000  # events per query on the replay path
+
+
+class _BulkRecorder(Protocol):
+    """What both of our recorders add for `LedgerStore.bulk_insert`."""
+
+    def bulk_insert(self) -> contextlib.AbstractContextManager[BulkInsert]: ...
+
+
+class LedgerStore(Application[uuid.UUID]):
+    """The eventsourcing Application behind a ledger: persistence, mapper, log."""
+
+    name = "creditledger"
+
+    def construct_mapper(self) -> Mapper[uuid.UUID]:
+        return LedgerMapper()
+
+    @property
+    def index(self) -> IndexQueries:
+        """Queries over the stored recorded axis and keys."""
+        recorder = self.recorder
+        assert isinstance(recorder, IndexQueries)
+        return recorder
+
+    @property
+    def chain(self) -> ChainQueries:
+        """Reads of the hash chain, for `creditledger verify`."""
+        recorder = self.recorder
+        assert isinstance(recorder, ChainQueries)
+        return recorder
+
+    @property
+    def _mapper(self) -> LedgerMapper:
+        mapper = self.mapper
+        assert isinstance(mapper, LedgerMapper)
+        return mapper
+
+    def append(self, envelopes: Sequence[Envelope], rows: Sequence[IndexRow]) -> None:
+        """Store envelopes and their index rows in one transaction.
+
+        Goes to the recorder through the mapper, as Application.save does,
+        without its per-event protocol checks and notification objects.
+        """
+        stored = [self.mapper.to_stored_event(envelope) for envelope in envelopes]
+        self.recorder.insert_events(stored, index=rows)
+
+    def bulk_insert(self) -> contextlib.AbstractContextManager[BulkInsert]:
+        """One write transaction for many batches of stored events taken as they are (stream,
+        version, topic and state: so ids, keys and recorded stamps are kept), each batch
+        with its index rows; the chain is extended as by any write. All or nothing: it
+        commits when the block ends and rolls back entirely if the block raises.
+        `held` is how many events the ledger held when the transaction began, counted
+        under the write lock (a copy refuses a ledger that holds any)."""
+        return cast(_BulkRecorder, self.recorder).bulk_insert()
+
+    def last_notification(self) -> int:
+        """The notification id of the last stored event (0: none)."""
+        return self.recorder.max_notification_id() or 0
+
+    def stream_events(self, stream_id: uuid.UUID) -> list[Event]:
+        """A stream's events in recorded order, decoded straight from the stored bytes."""
+        mapper = self._mapper
+        decoders = mapper.decoders
+        events = []
+        for topic, state in self.index.stream_rows(stream_id):
+            decoder = decoders.get(topic)
+            events.append(decoder.decode(state) if decoder is not None else mapper.decode(topic, state))
+        return events
+
+    def decode(self, topic: str, state: bytes) -> Event:
+        """Decode one stored event (see LedgerMapper)."""
+        return self._mapper.decode(topic, state)
+
+    def replay(self, stop: int | None = None, page: int = REPLAY_PAGE) -> Iterator[Event]:
+        """Every event in recorded order up to notification `stop`: one query per page and
+        one msgspec decoder per topic, straight from the stored bytes."""
+        mapper = self._mapper
+        decoders, index, after = mapper.decoders, self.index, 0
+        while True:
+            rows = index.scan(after, stop, page)
+            for _, topic, state in rows:  # one at a time, so that a consumer's events die young
+                decoder = decoders.get(topic)
+                yield decoder.decode(state) if decoder is not None else mapper.decode(topic, state)
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+
+    def read_notifications(self, start: int, limit: int, stop: int | None = None) -> Sequence[Notification]:
+        """A page of the notification log, in recorded order."""
+        return self.recorder.select_notifications(start=start, limit=limit, stop=stop)

@@ -1,0 +1,127 @@
+"""Where a ledger lives: one `Location` for every check of what a location string is.
+
+A location is `memory` (or `:memory:`: a ledger private to one process), a
+`postgresql://user:password@host:port/db?schema=name` URL, or else the path of
+a SQLite file. Parsing checks a URL (its port, and that the schema is a plain
+lower-case SQL identifier, since it is spliced into SQL) and refuses it with
+`field="db"`. Pure: no file or network is touched; the store turns a location
+into eventsourcing's settings, and whatever reads the disk does so itself.
+
+A location may hold a password (in the URL, or as a query parameter). `shown`
+is the one form that may be printed or written anywhere: the password and
+every query parameter but `schema` masked as `***`; `redact` masks the same
+secrets inside a message (a driver's words may quote them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Literal
+from urllib.parse import parse_qs, parse_qsl, unquote, urlparse, urlsplit, urlunsplit
+
+from ledger.vocabulary.errors import LedgerError
+
+MEMORY_NAMES = ("memory", ":memory:")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+MASK = "***"
+
+Kind = Literal["memory", "sqlite", "postgres"]
+
+
+@dataclass(frozen=True)
+class Server:
+    """A PostgreSQL ledger's server, database and schema, with the defaults filled in;
+    the user and password are None when the URL gives none."""
+
+    host: str
+    port: int
+    database: str
+    schema: str
+    user: str | None
+    password: str | None
+
+    @property
+    def ledger(self) -> tuple[str, int, str, str]:
+        """What names one ledger on PostgreSQL: the server, the database and the schema."""
+        return self.host, self.port, self.database, self.schema
+
+
+@dataclass(frozen=True)
+class Location:
+    """A parsed ledger location: its text as given, its kind, and a PostgreSQL one's server."""
+
+    text: str
+    kind: Kind
+    server: Server | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Location:
+        if text in MEMORY_NAMES:
+            return cls(text, "memory")
+        if text.startswith(POSTGRES_SCHEMES):
+            return cls(text, "postgres", _server(text))
+        return cls(text, "sqlite")
+
+    @property
+    def shown(self) -> str:
+        """The location as it may be shown: a URL's password (which may itself hold an
+        "@") and every query parameter but `schema` masked."""
+        if self.kind != "postgres":
+            return self.text
+        parts = urlsplit(self.text)
+        userinfo, at, host = parts.netloc.rpartition("@")  # as urllib splits it: the last "@"
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':' + MASK if colon else ''}{at}{host}"
+        query = "&".join(
+            f"{name}={value if name == 'schema' else MASK}"
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+    @property
+    def read_models(self) -> str:
+        """Where the ledger's read models are cached: beside a SQLite file, else in memory."""
+        if self.kind != "sqlite":
+            return ":memory:"
+        path = PurePath(self.text)
+        return str(path.with_name(path.name + "-readmodels"))
+
+    def secrets(self) -> list[str]:
+        """What `shown` masks, as written and as decoded, longest first."""
+        if self.kind != "postgres":
+            return []
+        parts = urlsplit(self.text)
+        userinfo = parts.netloc.rpartition("@")[0]
+        found = [userinfo.partition(":")[2]]
+        found += [value for name, value in parse_qsl(parts.query, keep_blank_values=True) if name != "schema"]
+        found += [unquote(value) for value in found]
+        return sorted({value for value in found if value}, key=len, reverse=True)
+
+    def redact(self, message: str, *also: str) -> str:
+        """`message` with the location's secrets (and `also`, e.g. a password taken from
+        the environment) masked."""
+        for secret in sorted({*self.secrets(), *(a for a in also if a)}, key=len, reverse=True):
+            message = message.replace(secret, MASK)
+        return message
+
+
+def _server(url: str) -> Server:
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError as e:
+        raise LedgerError(f"not a valid postgresql:// URL: {e}", field="db") from None
+    schema = parse_qs(parsed.query).get("schema", ["public"])[0]
+    if not SCHEMA_NAME.fullmatch(schema):
+        raise LedgerError("schema must be a lower-case SQL identifier", field="db")
+    return Server(
+        host=parsed.hostname or "127.0.0.1",
+        port=port or 5432,
+        database=unquote(parsed.path.lstrip("/")) or "postgres",
+        schema=schema,
+        user=unquote(parsed.username) if parsed.username else None,
+        password=unquote(parsed.password) if parsed.password else None,
+    )

@@ -1,0 +1,53 @@
+"""`Location`: one answer to what a location string is, how it is shown, where its read models live."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.location import Location
+
+URL = "postgresql://alice:p%40ss@db.example:5433/books?schema=pol1&sslpassword=k3y"
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("memory", "memory"), (":memory:", "memory"), ("ledger.db", "sqlite"), ("/data/x/ledger.db", "sqlite"),
+    (URL, "postgres"), ("postgres://u@h/db", "postgres"),
+])
+def test_the_kind_of_a_location(text: str, kind: str) -> None:
+    assert Location.parse(text).kind == kind
+
+
+def test_a_postgresql_location_names_its_server_with_the_defaults_filled_in() -> None:
+    server = Location.parse(URL).server
+    assert server is not None
+    assert (server.host, server.port, server.database, server.schema) == ("db.example", 5433, "books", "pol1")
+    assert (server.user, server.password) == ("alice", "p@ss")
+    bare = Location.parse("postgresql://h").server
+    assert bare is not None and bare.ledger == ("h", 5432, "postgres", "public") and bare.user is None
+
+
+def test_the_shown_form_masks_every_secret_and_keeps_the_schema() -> None:
+    assert Location.parse(URL).shown == "postgresql://alice:***@db.example:5433/books?schema=pol1&sslpassword=***"
+    assert Location.parse("/data/ledger.db").shown == "/data/ledger.db"
+    assert Location.parse("memory").shown == "memory"
+
+
+def test_redact_masks_the_secrets_as_written_and_decoded() -> None:
+    message = "password 'p@ss' (p%40ss) or k3y refused for alice"
+    assert Location.parse(URL).redact(message, "") == "password '***' (***) or *** refused for alice"
+    assert Location.parse("postgresql://u@h/db").redact("bad pw from-env", "from-env") == "bad pw ***"
+    assert Location.parse("ledger.db").redact("nothing to hide") == "nothing to hide"
+
+
+def test_read_models_live_beside_a_file_else_in_memory() -> None:
+    assert Location.parse("/data/ledger.db").read_models == "/data/ledger.db-readmodels"
+    assert Location.parse("memory").read_models == ":memory:"
+    assert Location.parse(URL).read_models == ":memory:"
+
+
+@pytest.mark.parametrize("text", ["postgresql://h:notaport/db", "postgresql://h/db?schema=Bad", "postgresql://[::1/db"])
+def test_a_bad_url_is_refused_on_the_db_field(text: str) -> None:
+    with pytest.raises(LedgerError) as refused:
+        Location.parse(text)
+    assert refused.value.field == "db"
