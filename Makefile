@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := build/demo
 
-.PHONY: demo test lint scenarios timing bench bench-full clean
+.PHONY: demo test lint scenarios bench bench-full clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,22 +31,20 @@ demo: $(STAMP)
 	$(BIN)/creditledger claim --db $(DEMO)/ledger.db --as-of 2025-12-31 --explain \
 		$$($(BIN)/creditledger log --db $(DEMO)/ledger.db --type insolvency --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)[0]["buyer"])')
 
+# ruff, mypy, and the layer contract of pyproject.toml (docs/design.md "Layers").
 lint: $(STAMP)
-	$(BIN)/ruff check ledger projections tests
+	$(BIN)/ruff check ledger projections tests bench
 	$(BIN)/mypy ledger projections
+	$(BIN)/lint-imports
 
-# Failures on queries that later issues build are expected and listed.
+# The scenario files (scenarios/, one rule each): every expectation must hold.
 scenarios: $(STAMP)
 	$(BIN)/creditledger scenario run scenarios
 
-# The scenarios run inside pytest (tests/test_scenarios.py), which fails on
-# any scenario failure other than a query not implemented yet.
+# The scenarios also run inside pytest (tests/test_scenarios.py), which fails on any
+# scenario failure; tests/test_readme.py runs the README's tour on the demo book.
 test: lint
 	$(BIN)/pytest -ra
-
-# How long exposure takes on the demo book (until the benchmark of the performance work).
-timing: $(STAMP)
-	$(BIN)/python bench/exposure_timing.py $(DEMO)/ledger.db
 
 # The benchmark: 10,000 and 100,000 events (bench-full adds 1,000,000); figures in bench/results.json.
 bench: $(STAMP)

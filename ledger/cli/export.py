@@ -1,4 +1,4 @@
-"""`creditledger export`: the read models as a SQLite file or CSV files (ledger/export.py).
+"""`creditledger export`: the read models as a SQLite file or CSV files (ledger/adapters/export.py).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def init(db: DbOption = DEFAULT_DB) -> None:
 
 @policy_app.command("load")
 def policy_load(
-    file: Annotated[Path, typer.Argument(help="A policy document: TOML with a [policy] table (SPEC 4).")],
+    file: Annotated[Path, typer.Argument(help="A policy document: TOML with a [policy] table (its terms: docs/rules.md).")],
     effective: Annotated[
         str | None, typer.Option(help="For an amendment: the date it takes effect (default today).")
     ] = None,
@@ -82,7 +82,7 @@ def policy_show(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
 )
 def append(
     ctx: typer.Context,
-    event_type: Annotated[str, typer.Argument(metavar="TYPE", help="An event type of SPEC 5, e.g. invoice_issued.")],
+    event_type: Annotated[str, typer.Argument(metavar="TYPE", help="An event type, e.g. invoice_issued (the types and their fields: docs/rules.md).")],
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:

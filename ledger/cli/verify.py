@@ -1,4 +1,4 @@
-"""`creditledger verify`: check the hash chain, the index and the folds (ledger/verify.py)."""
+"""`creditledger verify`: check the hash chain, the index and the folds (ledger/operations/verify.py)."""
 
 from __future__ import annotations
 
