@@ -419,3 +419,17 @@ def test_the_installed_script_refuses_a_huge_exponent(tmp_path: Path):
                           "1e999999", "--db", db, cwd=tmp_path)
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
     assert (result.returncode, result.stderr.startswith("error: amount: ")) == (1, True)
+
+
+def test_append_without_effective_takes_today_from_the_ledgers_clock(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the machine's local date: the ledger's clock (UTC), the one that stamps `recorded`."""
+    import datetime
+    import functools
+
+    import ledger.cli.common
+
+    late_evening = datetime.datetime(2031, 5, 6, 23, 30, tzinfo=datetime.UTC)
+    monkeypatch.setattr(ledger.cli.common, "Ledger", functools.partial(Ledger, clock=lambda: late_evening))
+    cli("append", "buyer_registered", "--buyer", "B9", "--name", "Late Ltd", "--country", "GB", "--db", db)
+    (event,) = log_json(db, "--buyer", "B9")
+    assert (event["effective"], event["recorded"][:10]) == ("2031-05-06", "2031-05-06")

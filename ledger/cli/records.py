@@ -107,8 +107,8 @@ def append(
         raw[name.replace("-", "_")] = value
     if event_type not in EVENT_TYPES:
         raise LedgerError(f"{event_type!r} is not an event type ({', '.join(EVENT_TYPES)})", field="type")
-    raw.setdefault("effective", datetime.date.today().isoformat())
     with _open(db) as ledger:
+        raw.setdefault("effective", ledger.clock().date().isoformat())  # today by the ledger's clock (UTC)
         report_outcome(ledger.append(raw), as_json=as_json)
 
 
