@@ -110,6 +110,15 @@ class PolicyTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """True when buyers in `country` can be insured under these terms."""
         return self.countries is None or country in self.countries
 
+    def beyond_max_credit(self, delivered: datetime.date, due: datetime.date) -> str | None:
+        """The max_credit_days rule, the one place it is checked (an invoice's term at issue,
+        and a due date extended): why a due date this long after delivery is not insured,
+        in words, or None when it is within the term."""
+        days = (due - delivered).days
+        if days <= self.max_credit_days:
+            return None
+        return f"due {days} days after delivery, beyond max_credit_days {self.max_credit_days}"
+
 
 # ---------------------------------------------------------------- parsing
 

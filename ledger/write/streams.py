@@ -87,12 +87,9 @@ def check_buyer_event(book: BuyerBook, event: BuyerEvent, terms: PolicyTerms) ->
         case InvoiceIssued():
             if event.invoice in book.invoices:
                 raise LedgerError(f"{event.invoice} is already an invoice of {event.buyer}", field="invoice")
-            days = (event.due - event.delivered).days
-            if days > terms.max_credit_days:
-                return [
-                    f"invoice {event.invoice}: due {days} days after delivery, beyond max_credit_days "
-                    f"{terms.max_credit_days}; recorded but not insured"
-                ]
+            beyond = terms.beyond_max_credit(event.delivered, event.due)
+            if beyond is not None:
+                return [f"invoice {event.invoice}: {beyond}; recorded but not insured"]
         case CreditNoteIssued() | PaymentReceived() if event.invoice is not None:
             invoice = book.invoices.get(event.invoice)
             if invoice is None:
@@ -114,12 +111,9 @@ def check_buyer_event(book: BuyerBook, event: BuyerEvent, terms: PolicyTerms) ->
                 raise LedgerError(f"{event.buyer} has no invoice {event.invoice} on {event.effective}", field="invoice")
             if event.due <= invoice.due:
                 raise LedgerError(f"{event.due} is not later than the current due date {invoice.due}", field="due")
-            days = (event.due - invoice.delivered).days
-            if days > terms.max_credit_days:
-                return [
-                    f"invoice {event.invoice}: new due date {days} days after delivery, beyond max_credit_days "
-                    f"{terms.max_credit_days}; not insured from now on"
-                ]
+            beyond = terms.beyond_max_credit(invoice.delivered, event.due)
+            if beyond is not None:
+                return [f"invoice {event.invoice}: {beyond}; not insured from now on"]
         case TopUpPurchased():
             if terms.top_up is None:
                 raise LedgerError("the policy has no top_up terms", field="type")
