@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from ledger.vocabulary.money import format_minor, round_half_up
 from ledger.vocabulary.terms import PolicyTerms
-from projections.cover import BuyerCover, InvoiceCover
+from projections.cover import BuyerCover, CapEntry, InvoiceCover
 from projections.terms import TermsTimeline
 
 
@@ -34,7 +34,7 @@ class InsuredInvoice:
     limit_date: datetime.date | None
     limit: int
     cap: int
-    entry: tuple[int, int, int]  # (limit, top-up, insured outstanding) when the cap was locked
+    entry: CapEntry  # what the cap was locked from
     not_insured: str | None
     cover_lost: str | None  # why and from when cover ended before the loss, or None
     credit_notes: tuple[tuple[str, int], ...]
@@ -257,8 +257,9 @@ def _claim(cover: BuyerCover, terms: PolicyTerms, period: _Period, as_of: dateti
 def _share_recoveries(claim: Claim, cover: BuyerCover, insured_loss: int) -> None:
     """SPEC 8.4, 11: a recovery after an indemnity is shared as the loss was borne; the
     insurer's share (on the indemnities paid) is rounded half-up, the insured gets the rest."""
-    for recovery, after_indemnity in cover.recoveries:
-        if not after_indemnity or insured_loss == 0:
+    for shared in cover.recoveries:
+        recovery = shared.event
+        if not shared.after_indemnity or insured_loss == 0:
             continue
         insurer = min(recovery.amount, round_half_up(Decimal(recovery.amount) * cover.indemnity_paid / insured_loss))
         insured = recovery.amount - insurer

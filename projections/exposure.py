@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ledger.vocabulary.dates import ONE_DAY, add_months
 from ledger.vocabulary.events import Event, TurnoverDeclared
 from ledger.vocabulary.order import known_at as recorded_by
-from projections.cover import BuyerCover, Obligation
+from projections.cover import CoverFigures, Obligation
 from projections.terms import TermsTimeline
 
 EXPOSURE_FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
@@ -29,7 +29,7 @@ class Exposure:
     status: str
 
     @classmethod
-    def of(cls, cover: BuyerCover) -> Exposure:
+    def of(cls, cover: CoverFigures) -> Exposure:
         as_of = cover.as_of
         outstanding = overdue = insured = 0
         for invoice in cover.open_covers():  # one pass: the read model samples every change day

@@ -14,6 +14,8 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
+import msgspec
+
 from ledger.vocabulary.dates import ONE_DAY
 from ledger.vocabulary.events import BuyerRegistered, Event, LimitRequested, TurnoverDeclared
 from ledger.vocabulary.money import round_half_up
@@ -53,8 +55,7 @@ def _taxed(terms: PolicyTerms, line: PremiumLine, *, fee: bool = False) -> Premi
     pct = premium.tax_pct if premium is not None else Decimal(0)
     if fee and not (terms.fees and terms.fees.taxable):
         pct = Decimal(0)
-    line.tax = round_half_up(Decimal(line.amount) * pct / 100)
-    return line
+    return msgspec.structs.replace(line, tax=round_half_up(Decimal(line.amount) * pct / 100))
 
 
 def premium_lines(

@@ -76,7 +76,7 @@ def buyer_sales(buyer_events: Sequence[Event], terms: TermsTimeline, known_at: d
     buckets: dict[str, str] = {}
     for event in events:
         if isinstance(event, InvoiceIssued):
-            limit, _, _ = limit_on(decisions, event.effective, terms)
+            limit = limit_on(decisions, event.effective, terms).amount
             bucket = sale_bucket(registration, event, terms.at(event.effective), limit)
             buckets[event.invoice] = bucket
             sales.lines.append((event.effective, bucket, event.amount))
