@@ -18,7 +18,15 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_type_hints
 import msgspec
 
 from ledger.vocabulary.errors import LedgerError
-from ledger.vocabulary.money import MAX_AMOUNT_MINOR, format_minor, minor_units, parse_decimal, round_half_up, to_minor
+from ledger.vocabulary.money import (
+    MAX_AMOUNT_MINOR,
+    Minor,
+    format_minor,
+    minor_units,
+    parse_decimal,
+    round_half_up,
+    to_minor,
+)
 from ledger.vocabulary.terms import CURRENCY_CODE, PLAIN_TEXT, PolicyTerms, check_day, parse_policy, terms_to_table
 
 # Identifiers that users type: no control characters, bounded length.
@@ -82,18 +90,18 @@ class BuyerRegistered(BuyerEvent, frozen=True, kw_only=True, tag="buyer_register
 
 
 class LimitRequested(BuyerEvent, frozen=True, kw_only=True, tag="limit_requested"):
-    amount: int
+    amount: Minor
 
 
 class LimitGranted(BuyerEvent, frozen=True, kw_only=True, tag="limit_granted"):
-    amount: int
+    amount: Minor
     basis: LimitBasis = "underwriter"
     criterion: Criterion | None = None
     non_cancellable: bool = False
 
 
 class LimitReduced(BuyerEvent, frozen=True, kw_only=True, tag="limit_reduced"):
-    amount: int
+    amount: Minor
 
 
 class LimitCancelled(BuyerEvent, frozen=True, kw_only=True, tag="limit_cancelled"):
@@ -105,22 +113,22 @@ class InvoiceIssued(BuyerEvent, frozen=True, kw_only=True, tag="invoice_issued")
     amount in `foreign_amount` (minor units of `currency`), converted once."""
 
     invoice: Ident
-    amount: int
+    amount: Minor
     due: datetime.date
     delivered: datetime.date
     prepaid: bool = False
     currency: str | None = None
     fx_rate: Decimal | None = None
-    foreign_amount: int | None = None
+    foreign_amount: Minor | None = None  # minor units of `currency`
 
 
 class CreditNoteIssued(BuyerEvent, frozen=True, kw_only=True, tag="credit_note_issued"):
     invoice: Ident
-    amount: int
+    amount: Minor
 
 
 class PaymentReceived(BuyerEvent, frozen=True, kw_only=True, tag="payment_received"):
-    amount: int
+    amount: Minor
     invoice: Ident | None = None
 
 
@@ -155,17 +163,17 @@ class ClaimFiled(BuyerEvent, frozen=True, kw_only=True, tag="claim_filed"):
 
 
 class IndemnityPaid(BuyerEvent, frozen=True, kw_only=True, tag="indemnity_paid"):
-    amount: int
+    amount: Minor
 
 
 class RecoveryReceived(BuyerEvent, frozen=True, kw_only=True, tag="recovery_received"):
-    amount: int
+    amount: Minor
 
 
 class TurnoverDeclared(Event, frozen=True, kw_only=True, tag="turnover_declared"):
     period: Period
     country: Country
-    amount: int
+    amount: Minor
 
 
 class TopUpPurchased(BuyerEvent, frozen=True, kw_only=True, tag="top_up_purchased"):

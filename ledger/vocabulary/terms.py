@@ -17,7 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from ledger.vocabulary.errors import UNSAFE_TEXT, LedgerError
-from ledger.vocabulary.money import parse_decimal, to_minor
+from ledger.vocabulary.money import Minor, format_minor, parse_decimal, to_minor
 
 Structure = Literal["whole_turnover", "selected_risk"]
 Cover = Literal["proportional", "excess_of_loss"]
@@ -46,9 +46,9 @@ class PremiumTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """SPEC 7.2. `rates` always holds a `default`; a single `rate` becomes it."""
 
     rates: dict[str, Decimal]
-    minimum: int | None = None
+    minimum: Minor | None = None
     minimum_pct: Decimal | None = None
-    estimated_turnover: int | None = None
+    estimated_turnover: Minor | None = None
     declarations: Declarations = "quarterly"
     declaration_days: int = 30
     invoicing: Invoicing = "declared"
@@ -59,19 +59,19 @@ class FeeTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """SPEC 7.4: countries to risk zones, and each zone's fee in minor units."""
 
     zones: dict[str, str]
-    investigation: dict[str, int] = {}
-    monitoring: dict[str, int] = {}
+    investigation: dict[str, Minor] = {}
+    monitoring: dict[str, Minor] = {}
     taxable: bool = False
 
 
 class TopUpTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """SPEC 6.4: the optional top-up layer."""
 
-    cap: int
-    min_cover: int = 0
+    cap: Minor
+    min_cover: Minor = 0
     rate: Decimal
     months: int
-    admin_fee: int = 0
+    admin_fee: Minor = 0
 
 
 class PolicyTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -87,13 +87,13 @@ class PolicyTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     selected_countries: tuple[str, ...] = ()
     cover: Cover
     indemnity_pct: Decimal
-    excess: int = 0
-    non_qualifying_loss: int = 0
-    per_loss_deductible: int = 0
-    annual_aggregate_deductible: int = 0
-    max_liability: int | None = None
+    excess: Minor = 0
+    non_qualifying_loss: Minor = 0
+    per_loss_deductible: Minor = 0
+    annual_aggregate_deductible: Minor = 0
+    max_liability: Minor | None = None
     max_liability_multiple: Decimal | None = None
-    discretionary_limit_max: int = 0
+    discretionary_limit_max: Minor = 0
     max_credit_days: int = 120
     on_stop_days: int = 60
     notify_days: int = 60
@@ -172,7 +172,7 @@ class _Reader:
                 raise LedgerError(f"{value!r} is not a valid date", field=self.name(term)) from None
         return check_day(value, self.name(term))
 
-    def money(self, term: str) -> int | None:
+    def money(self, term: str) -> Minor | None:
         value = self.take(term)
         return None if value is None else to_minor(value, self.currency, field=self.name(term))
 
@@ -308,7 +308,7 @@ def _fees(table: Mapping[str, Any], currency: str) -> FeeTerms:
             raise LedgerError(f"{zone!r} is not a zone name", field=f"policy.fees.zones.{country}")
         zones[str(country)] = zone
 
-    def fee(value: Any, field: str) -> int:
+    def fee(value: Any, field: str) -> Minor:
         return to_minor(value, currency, field=field)
 
     investigation = r.mapping("investigation", fee)
@@ -426,11 +426,9 @@ def amend_policy(terms: PolicyTerms, changes: Mapping[str, Any]) -> PolicyTerms:
 
 def terms_to_table(terms: PolicyTerms) -> dict[str, Any]:
     """The terms as a `[policy]` table with decimal strings, as a user writes it."""
-    from ledger.vocabulary.money import format_minor
-
     currency = terms.currency
 
-    def money(value: int) -> str:
+    def money(value: Minor) -> str:
         return format_minor(value, currency)
 
     table: dict[str, Any] = {
