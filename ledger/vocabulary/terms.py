@@ -362,10 +362,7 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     structure = r.choice("structure", ("whole_turnover", "selected_risk"), "whole_turnover")
     selected_buyers = r.codes("selected_buyers", _PLAIN_ID, "a buyer id (1 to 100 characters, no control characters)") or ()
     selected_countries = r.codes("selected_countries", COUNTRY_CODE, "an ISO 3166 alpha-2 country code") or ()
-    if structure == "selected_risk" and not (selected_buyers or selected_countries):
-        raise LedgerError("selected_risk needs selected_buyers or selected_countries", field="policy.structure")
-    if structure == "whole_turnover" and (selected_buyers or selected_countries):
-        raise LedgerError("selections are for a selected_risk policy", field="policy.structure")
+    _check_selection(structure, selected_buyers or selected_countries)
     cover = r.choice("cover", ("proportional", "excess_of_loss"), "proportional")
     proportional = cover == "proportional"
     indemnity_pct = r.decimal("indemnity_pct", Decimal(0), Decimal(100), low_open=True)
@@ -375,12 +372,8 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     non_qualifying_loss = r.money("non_qualifying_loss") or 0
     per_loss = r.money("per_loss_deductible") or 0
     aggregate = r.money("annual_aggregate_deductible") or 0
-    if proportional and (per_loss or aggregate):
-        field = "per_loss_deductible" if per_loss else "annual_aggregate_deductible"
-        raise LedgerError("deductibles are for an excess_of_loss policy, not a proportional one", field=f"policy.{field}")
-    if not proportional and (excess or non_qualifying_loss):
-        field = "excess" if excess else "non_qualifying_loss"
-        raise LedgerError("is refused on an excess_of_loss policy (use the deductibles)", field=f"policy.{field}")
+    _check_loss_sharing(proportional, excess=excess, non_qualifying_loss=non_qualifying_loss,
+                        per_loss_deductible=per_loss, annual_aggregate_deductible=aggregate)
     max_liability = r.money("max_liability")
     multiple = r.decimal("max_liability_multiple", Decimal(0), Decimal(1000), low_open=True)
     if max_liability is not None and multiple is not None:
@@ -415,6 +408,28 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
         outstanding_order_days=outstanding_order, countries=countries, political_risk=political_risk,
         premium=premium, fees=fees, top_up=top_up,
     )
+
+
+def _check_selection(structure: str, selected: tuple[str, ...]) -> None:
+    """Selections go with a selected_risk policy, and it needs some."""
+    if structure == "selected_risk" and not selected:
+        raise LedgerError("selected_risk needs selected_buyers or selected_countries", field="policy.structure")
+    if structure == "whole_turnover" and selected:
+        raise LedgerError("selections are for a selected_risk policy", field="policy.structure")
+
+
+def _check_loss_sharing(
+    proportional: bool, *, excess: Minor, non_qualifying_loss: Minor, per_loss_deductible: Minor,
+    annual_aggregate_deductible: Minor,
+) -> None:
+    """A proportional policy shares losses by excess and non-qualifying loss, an excess_of_loss
+    one by deductibles; the other kind's terms are refused (the first one given is named)."""
+    if proportional and (per_loss_deductible or annual_aggregate_deductible):
+        field = "per_loss_deductible" if per_loss_deductible else "annual_aggregate_deductible"
+        raise LedgerError("deductibles are for an excess_of_loss policy, not a proportional one", field=f"policy.{field}")
+    if not proportional and (excess or non_qualifying_loss):
+        field = "excess" if excess else "non_qualifying_loss"
+        raise LedgerError("is refused on an excess_of_loss policy (use the deductibles)", field=f"policy.{field}")
 
 
 def amend_policy(terms: PolicyTerms, changes: Mapping[str, Any]) -> PolicyTerms:
