@@ -1,6 +1,6 @@
 """`creditledger import-erp`: an ERP's CSV export through a column mapping (docs/erp.md).
 
-Three passes over the rows: read and convert them (ledger/erp.py), check them
+Three passes over the rows: read and convert them (ledger/adapters/erp.py), check them
 all against the ledger as it stands (`Ledger.trial`, which lists every refusal
 instead of stopping at the first), then record. Without --skip-bad one bad row
 records nothing; with it the good rows are recorded and the bad ones written

@@ -30,7 +30,6 @@ from ledger.vocabulary.money import (
 from ledger.vocabulary.terms import CURRENCY_CODE, PLAIN_TEXT, PolicyTerms, check_day, parse_policy, terms_to_table
 
 # Identifiers that users type: no control characters, bounded length.
-_PLAIN_TEXT = PLAIN_TEXT
 _COUNTRY = r"^[A-Z]{2}\Z"
 _PERIOD = r"^(19|2\d)\d\d(-Q[1-4]|-(0[1-9]|1[0-2]))?\Z"  # years 1900 to 2999, as every date
 # The types bound the length; their patterns are checked by parse_event, the one way in, and
@@ -40,10 +39,10 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Country = Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
 Period = Annotated[str, msgspec.Meta(min_length=4, max_length=7)]
-_TEXT_PATTERNS = ((Name, _PLAIN_TEXT), (Ident, _PLAIN_TEXT), (Country, _COUNTRY), (Period, _PERIOD))
+_TEXT_PATTERNS = ((Name, PLAIN_TEXT), (Ident, PLAIN_TEXT), (Country, _COUNTRY), (Period, _PERIOD))
 # What each pattern means, for refusals a person can read.
 _PATTERN_WORDS = {
-    _PLAIN_TEXT: "text without control characters or line breaks",
+    PLAIN_TEXT: "text without control characters or line breaks",
     _COUNTRY: "an ISO 3166 alpha-2 country code such as GB",
     _PERIOD: "a declaration period such as 2025, 2025-Q1 or 2025-03 (years 1900 to 2999)",
 }
