@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ledger.vocabulary.events import (
     BuyerRegistered,
@@ -27,6 +28,14 @@ from ledger.vocabulary.events import (
     RecoveryReceived,
     TopUpPurchased,
 )
+from ledger.vocabulary.money import Minor
+
+
+class EventPart(NamedTuple):
+    """An event's amount on one invoice (a credit note, a payment's part), for explanations."""
+
+    event: str
+    amount: Minor
 
 
 @dataclass
@@ -34,18 +43,18 @@ class InvoiceBalance:
     """One invoice: what was billed, credited and paid, in minor units."""
 
     invoice: str
-    amount: int
+    amount: Minor
     due: datetime.date
     delivered: datetime.date
     issued: datetime.date
     order: int  # position in fold order, the last allocation tie-breaker
-    credited: int = 0
-    paid: int = 0
+    credited: Minor = 0
+    paid: Minor = 0
     event_id: str = ""
-    credit_notes: list[tuple[str, int]] = field(default_factory=list)  # (event id, amount), for explanations
+    credit_notes: list[EventPart] = field(default_factory=list)
 
     @property
-    def balance(self) -> int:
+    def balance(self) -> Minor:
         """What is still open on the invoice."""
         return self.amount - self.credited - self.paid
 
@@ -55,8 +64,8 @@ class PaymentRecord:
     """A payment (or a recovery): the part of it on each invoice, and what is left as credit."""
 
     event: PaymentReceived | RecoveryReceived
-    parts: dict[str, int] = field(default_factory=dict)
-    unallocated: int = 0
+    parts: dict[str, Minor] = field(default_factory=dict)
+    unallocated: Minor = 0
     reversed: bool = False
 
     @property
@@ -73,7 +82,7 @@ class BuyerBook:
     """The state of one buyer after the events folded so far."""
 
     registered: BuyerRegistered | None = None
-    limit: int = 0
+    limit: Minor = 0
     limit_non_cancellable: bool = False
     discretionary_withdrawn: bool = False
     invoices: dict[str, InvoiceBalance] = field(default_factory=dict)
@@ -89,17 +98,17 @@ class BuyerBook:
     credit_ids: dict[uuid.UUID, None] = field(default_factory=dict)
     # The top-up layer (SPEC 6.4) measures against the limit before the first
     # reduction; a grant starts afresh unless a top-up was bought on it.
-    reduction_base: int | None = None
+    reduction_base: Minor | None = None
     first_reduction: datetime.date | None = None
     top_up_bought: bool = False
 
     @property
-    def unallocated(self) -> int:
+    def unallocated(self) -> Minor:
         """Credit paid beyond everything open, waiting for later invoices."""
         return sum(record.unallocated for record in self.payments.values() if not record.reversed)
 
     @property
-    def outstanding(self) -> int:
+    def outstanding(self) -> Minor:
         """Sum of open balances."""
         return sum(invoice.balance for invoice in self.invoices.values())
 
@@ -114,7 +123,7 @@ class BuyerBook:
         record = self.payments.get(payment_id)
         return None if record is None or record.is_recovery else record
 
-    def top_up_for(self, limit: int, cap: int) -> int:
+    def top_up_for(self, limit: Minor, cap: Minor) -> Minor:
         """SPEC 6.4: min(limit before the first reduction - limit, limit, cap), not below 0."""
         if self.reduction_base is None:
             return 0
@@ -169,7 +178,7 @@ class BuyerBook:
                 self._use_credit()
             case CreditNoteIssued():
                 self.invoices[event.invoice].credited += event.amount
-                self.invoices[event.invoice].credit_notes.append((str(event.id), event.amount))
+                self.invoices[event.invoice].credit_notes.append(EventPart(str(event.id), event.amount))
                 self._touch(self.invoices[event.invoice])
             case PaymentReceived() | RecoveryReceived():
                 self._receive(event)

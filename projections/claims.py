@@ -13,11 +13,31 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
-from ledger.vocabulary.money import format_minor, round_half_up
+from ledger.vocabulary.money import Minor, format_minor, round_half_up
 from ledger.vocabulary.terms import PolicyTerms
-from projections.cover import BuyerCover, InvoiceCover
+from projections.balances import EventPart
+from projections.cover import BuyerCover, CapEntry, InvoiceCover
 from projections.terms import TermsTimeline
+
+
+class Deadline(NamedTuple):
+    """A duty of the claim's buyer: its kind, due date and status."""
+
+    kind: str
+    due: datetime.date
+    status: str
+
+
+class RecoveryShare(NamedTuple):
+    """A recovery after the first indemnity, shared as the loss was borne (SPEC 8.4)."""
+
+    event: str
+    day: datetime.date
+    amount: Minor
+    insurer: Minor
+    insured: Minor
 
 
 @dataclass(frozen=True)
@@ -29,20 +49,20 @@ class InsuredInvoice:
     issued: datetime.date
     delivered: datetime.date
     due: datetime.date
-    amount: int
+    amount: Minor
     limit_event: str | None
     limit_date: datetime.date | None
-    limit: int
-    cap: int
-    entry: tuple[int, int, int]  # (limit, top-up, insured outstanding) when the cap was locked
+    limit: Minor
+    cap: Minor
+    entry: CapEntry  # what the cap was locked from
     not_insured: str | None
     cover_lost: str | None  # why and from when cover ended before the loss, or None
-    credit_notes: tuple[tuple[str, int], ...]
-    payments: tuple[tuple[str, int], ...]  # (event id, part on this invoice), before the first indemnity
-    recoveries: tuple[tuple[str, int], ...]
-    after_indemnity: tuple[tuple[str, int], ...]  # payments and recoveries after it: not in the insured loss
-    balance: int
-    insured: int
+    credit_notes: tuple[EventPart, ...]
+    payments: tuple[EventPart, ...]  # each payment's part on this invoice, before the first indemnity
+    recoveries: tuple[EventPart, ...]
+    after_indemnity: tuple[EventPart, ...]  # payments and recoveries after it: not in the insured loss
+    balance: Minor
+    insured: Minor
 
 
 @dataclass(frozen=True)
@@ -50,8 +70,8 @@ class Step:
     """One step from the insured loss to the indemnity: the amount before and after."""
 
     name: str
-    before: int
-    after: int
+    before: Minor
+    after: Minor
     rule: str
     events: tuple[str, ...] = ()
 
@@ -64,27 +84,27 @@ class Claim:
     loss_date: datetime.date | None = None
     cause: str = ""
     loss_event: str | None = None
-    insured_loss: int = 0
-    indemnity: int = 0
-    indemnity_paid: int = 0
-    retained: int = 0
-    recovered: int = 0
-    insurer_recovery: int = 0
-    insured_recovery: int = 0
+    insured_loss: Minor = 0
+    indemnity: Minor = 0
+    indemnity_paid: Minor = 0
+    retained: Minor = 0
+    recovered: Minor = 0
+    insurer_recovery: Minor = 0
+    insured_recovery: Minor = 0
     status: str = "none"
     filing_due: datetime.date | None = None
     filed: datetime.date | None = None
     invoices: list[InsuredInvoice] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
-    deadlines: list[tuple[str, datetime.date, str]] = field(default_factory=list)
-    recovery_shares: list[tuple[str, datetime.date, int, int, int]] = field(default_factory=list)
+    deadlines: list[Deadline] = field(default_factory=list)
+    recovery_shares: list[RecoveryShare] = field(default_factory=list)
 
     @property
-    def insurer_net_loss(self) -> int:
+    def insurer_net_loss(self) -> Minor:
         return self.indemnity_paid - self.insurer_recovery
 
     @property
-    def insured_net_loss(self) -> int:
+    def insured_net_loss(self) -> Minor:
         return self.insured_loss - self.indemnity_paid - self.insured_recovery
 
 
@@ -115,9 +135,9 @@ def _invoice_line(cover: BuyerCover, name: str, invoice: InvoiceCover, loss_date
         cap=cap, entry=invoice.entry, not_insured=invoice.not_insured,
         cover_lost=f"{invoice.lost_reason}, uninsured from {invoice.lost_from}" if lost else None,
         credit_notes=tuple(balance.credit_notes),
-        payments=tuple((event, part) for event, part, recovery in before if not recovery),
-        recoveries=tuple((event, part) for event, part, recovery in before if recovery),
-        after_indemnity=tuple((event, part) for event, part, _ in after),
+        payments=tuple(EventPart(event, part) for event, part, recovery in before if not recovery),
+        recoveries=tuple(EventPart(event, part) for event, part, recovery in before if recovery),
+        after_indemnity=tuple(EventPart(event, part) for event, part, _ in after),
         balance=open_balance, insured=min(cap, open_balance),
     )
 
@@ -138,8 +158,8 @@ class _Period:
     """What the claims of one policy period share: the aggregate deductible and the
     maximum liability left, and the losses that used them."""
 
-    aggregate_left: int
-    liability_left: int | None
+    aggregate_left: Minor
+    liability_left: Minor | None
     aggregate_used_by: list[str] = field(default_factory=list)
     liability_used_by: list[str] = field(default_factory=list)
 
@@ -147,7 +167,7 @@ class _Period:
 def claims_register(
     covers: Iterable[BuyerCover],
     terms: TermsTimeline,
-    max_liability: int | None,
+    max_liability: Minor | None,
     as_of: datetime.date,
     positions: Mapping[str, int] | None = None,
 ) -> list[Claim]:
@@ -178,6 +198,7 @@ def _watching(cover: BuyerCover, terms: TermsTimeline, as_of: datetime.date) -> 
 
 
 def _claim(cover: BuyerCover, terms: PolicyTerms, period: _Period, as_of: datetime.date) -> Claim:
+    """One buyer's claim: the insured loss, then each step to the indemnity, each with its rule."""
     assert cover.loss_date is not None
     loss_date = cover.loss_date
     claim = Claim(buyer=cover.buyer, loss_date=loss_date, cause=cover.loss_cause or "",
@@ -187,85 +208,110 @@ def _claim(cover: BuyerCover, terms: PolicyTerms, period: _Period, as_of: dateti
         for name, invoice in cover.invoices.items()
         if invoice.balance.issued <= loss_date and invoice.balance.delivered <= loss_date
     ]
-    insured_loss = sum(line.insured for line in claim.invoices)
-    claim.insured_loss = insured_loss
-
-    def money(value: int) -> str:
-        return format_minor(value, terms.currency)
-
-    behind = [line.event for line in claim.invoices if line.insured]
-    if cover.first_indemnity_event is not None:
-        behind.append(str(cover.first_indemnity_event.id))
-    when = f"at the first indemnity ({cover.first_indemnity})" if cover.first_indemnity else f"at {as_of}"
-    steps = [Step("insured loss", 0, insured_loss,
-                  f"sum of min(cap, balance): caps frozen at the loss date, balances {when}", tuple(behind))]
-    amount = insured_loss
+    insured_loss = claim.insured_loss = sum(line.insured for line in claim.invoices)
+    steps = [_insured_loss_step(claim, cover, as_of)]
     if terms.cover == "proportional":
-        if insured_loss < terms.non_qualifying_loss:
-            steps.append(Step("non-qualifying loss", amount, 0,
-                              f"insured loss below non_qualifying_loss {money(terms.non_qualifying_loss)}: not payable"))
-            amount = 0
-        after = max(0, amount - terms.excess)
-        steps.append(Step("excess", amount, after, f"minus excess {money(terms.excess)}"))
-        amount = after
+        _proportional_steps(steps, terms)
     else:
-        after = max(0, amount - terms.per_loss_deductible)
-        steps.append(Step("per-loss deductible", amount, after, f"minus per_loss_deductible {money(terms.per_loss_deductible)}"))
-        amount = after
-        taken = min(period.aggregate_left, amount)
-        steps.append(Step("annual aggregate deductible", amount, amount - taken,
-                          f"{money(taken)} taken from the {money(period.aggregate_left)} of the aggregate deductible "
-                          "left after the earlier losses of the period", tuple(period.aggregate_used_by)))
-        amount -= taken
-        period.aggregate_left -= taken
-        if taken and claim.loss_event:
-            period.aggregate_used_by.append(claim.loss_event)
+        _deductible_steps(steps, terms, period, claim.loss_event)
+    amount = steps[-1].after
     paid_share = round_half_up(Decimal(amount) * terms.indemnity_pct / 100)
     steps.append(Step("indemnity percentage", amount, paid_share, f"x {terms.indemnity_pct} %, rounded half-up"))
-    amount = paid_share
     claim.filed = cover.claim_filed
-    if terms.claim_filing_days is not None:
-        claim.filing_due = loss_date + datetime.timedelta(days=terms.claim_filing_days)
-        filed_in_time = cover.claim_filed is not None and cover.claim_filed <= claim.filing_due
-        if not filed_in_time and claim.filing_due < as_of:
-            filed = (str(cover.claim_filed_event.id),) if cover.claim_filed_event else ()
-            steps.append(Step("claim filing", amount, 0,
-                              f"no claim_filed by {claim.filing_due} (loss date + claim_filing_days "
-                              f"{terms.claim_filing_days}): not payable", filed))
-            amount = 0
-            claim.status = "filing_missed"
-    if period.liability_left is not None:
-        capped = min(amount, period.liability_left)
-        steps.append(Step("maximum liability", amount, capped,
-                          f"{money(period.liability_left)} of the maximum liability left after the earlier claims "
-                          "of the period", tuple(period.liability_used_by)))
-        period.liability_left -= capped
-        amount = capped
-        if capped and claim.loss_event:
-            period.liability_used_by.append(claim.loss_event)
-    claim.indemnity = amount
-    claim.retained = insured_loss - amount
+    _filing_step(steps, claim, cover, terms, as_of)
+    _liability_step(steps, terms, period, claim.loss_event)
+    claim.indemnity = steps[-1].after
+    claim.retained = insured_loss - claim.indemnity
     claim.steps = steps
     claim.indemnity_paid = cover.indemnity_paid
-    claim.deadlines = [(o.kind, o.due, o.status) for o in cover.obligations]
+    claim.deadlines = [Deadline(o.kind, o.due, o.status) for o in cover.obligations]
     _share_recoveries(claim, cover, insured_loss)
     if claim.status != "filing_missed":
         claim.status = _status(claim, cover)
     return claim
 
 
-def _share_recoveries(claim: Claim, cover: BuyerCover, insured_loss: int) -> None:
+def _insured_loss_step(claim: Claim, cover: BuyerCover, as_of: datetime.date) -> Step:
+    behind = [line.event for line in claim.invoices if line.insured]
+    if cover.first_indemnity_event is not None:
+        behind.append(str(cover.first_indemnity_event.id))
+    when = f"at the first indemnity ({cover.first_indemnity})" if cover.first_indemnity else f"at {as_of}"
+    return Step("insured loss", 0, claim.insured_loss,
+                f"sum of min(cap, balance): caps frozen at the loss date, balances {when}", tuple(behind))
+
+
+def _proportional_steps(steps: list[Step], terms: PolicyTerms) -> None:
+    """A proportional policy: nothing below the non-qualifying loss, then the excess."""
+    insured_loss = amount = steps[-1].after
+    if insured_loss < terms.non_qualifying_loss:
+        steps.append(Step("non-qualifying loss", amount, 0, f"insured loss below non_qualifying_loss "
+                          f"{format_minor(terms.non_qualifying_loss, terms.currency)}: not payable"))
+        amount = 0
+    steps.append(Step("excess", amount, max(0, amount - terms.excess),
+                      f"minus excess {format_minor(terms.excess, terms.currency)}"))
+
+
+def _deductible_steps(steps: list[Step], terms: PolicyTerms, period: _Period, loss_event: str | None) -> None:
+    """An excess-of-loss policy: the per-loss deductible, then what is left of the period's aggregate."""
+    def money(value: Minor) -> str:
+        return format_minor(value, terms.currency)
+
+    amount = steps[-1].after
+    after = max(0, amount - terms.per_loss_deductible)
+    steps.append(Step("per-loss deductible", amount, after, f"minus per_loss_deductible {money(terms.per_loss_deductible)}"))
+    amount = after
+    taken = min(period.aggregate_left, amount)
+    steps.append(Step("annual aggregate deductible", amount, amount - taken,
+                      f"{money(taken)} taken from the {money(period.aggregate_left)} of the aggregate deductible "
+                      "left after the earlier losses of the period", tuple(period.aggregate_used_by)))
+    period.aggregate_left -= taken
+    if taken and loss_event:
+        period.aggregate_used_by.append(loss_event)
+
+
+def _filing_step(steps: list[Step], claim: Claim, cover: BuyerCover, terms: PolicyTerms, as_of: datetime.date) -> None:
+    """No claim filed within claim_filing_days of the loss, once that has passed: nothing payable."""
+    if terms.claim_filing_days is None:
+        return
+    assert claim.loss_date is not None
+    amount = steps[-1].after
+    claim.filing_due = claim.loss_date + datetime.timedelta(days=terms.claim_filing_days)
+    filed_in_time = cover.claim_filed is not None and cover.claim_filed <= claim.filing_due
+    if not filed_in_time and claim.filing_due < as_of:
+        filed = (str(cover.claim_filed_event.id),) if cover.claim_filed_event else ()
+        steps.append(Step("claim filing", amount, 0,
+                          f"no claim_filed by {claim.filing_due} (loss date + claim_filing_days "
+                          f"{terms.claim_filing_days}): not payable", filed))
+        claim.status = "filing_missed"
+
+
+def _liability_step(steps: list[Step], terms: PolicyTerms, period: _Period, loss_event: str | None) -> None:
+    """What is left of the period's maximum liability caps the indemnity."""
+    if period.liability_left is None:
+        return
+    amount = steps[-1].after
+    capped = min(amount, period.liability_left)
+    steps.append(Step("maximum liability", amount, capped,
+                      f"{format_minor(period.liability_left, terms.currency)} of the maximum liability left after "
+                      "the earlier claims of the period", tuple(period.liability_used_by)))
+    period.liability_left -= capped
+    if capped and loss_event:
+        period.liability_used_by.append(loss_event)
+
+
+def _share_recoveries(claim: Claim, cover: BuyerCover, insured_loss: Minor) -> None:
     """SPEC 8.4, 11: a recovery after an indemnity is shared as the loss was borne; the
     insurer's share (on the indemnities paid) is rounded half-up, the insured gets the rest."""
-    for recovery, after_indemnity in cover.recoveries:
-        if not after_indemnity or insured_loss == 0:
+    for shared in cover.recoveries:
+        recovery = shared.event
+        if not shared.after_indemnity or insured_loss == 0:
             continue
         insurer = min(recovery.amount, round_half_up(Decimal(recovery.amount) * cover.indemnity_paid / insured_loss))
         insured = recovery.amount - insurer
         claim.recovered += recovery.amount
         claim.insurer_recovery += insurer
         claim.insured_recovery += insured
-        claim.recovery_shares.append((str(recovery.id), recovery.effective, recovery.amount, insurer, insured))
+        claim.recovery_shares.append(RecoveryShare(str(recovery.id), recovery.effective, recovery.amount, insurer, insured))
 
 
 def _status(claim: Claim, cover: BuyerCover) -> str:

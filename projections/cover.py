@@ -7,18 +7,23 @@ buyer goes on stop, reporting deadlines pass, a protracted default matures,
 top-up cover months turn. Those day-driven changes are applied at the start
 of their day, before that day's events, from the state the previous day
 ended with; the answer is the state at the end of day `as_of`.
+
+`CoverFold` keeps its working state to itself and hands out frozen values: a
+`BuyerCover` at the end (`cover`), or a read-only view of the day it has
+reached (`reading_on`, for the exposure timeline, which samples every day).
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import msgspec
+
 from ledger.vocabulary.dates import ONE_DAY, add_months
 from ledger.vocabulary.events import (
-    BuyerEvent,
     BuyerRegistered,
     ClaimFiled,
     DueDateExtended,
@@ -36,7 +41,7 @@ from ledger.vocabulary.events import (
     RecoveryReceived,
     TopUpPurchased,
 )
-from ledger.vocabulary.money import round_half_up
+from ledger.vocabulary.money import Minor, round_half_up
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms
@@ -44,41 +49,57 @@ from projections.balances import BuyerBook, InvoiceBalance
 from projections.lines import PremiumLine
 from projections.terms import TermsTimeline
 
+_replace = msgspec.structs.replace
 
-@dataclass
-class LimitDecision:
+
+class LimitDecision(msgspec.Struct, frozen=True):
     """One limit decision: its date, the limit after it, and whether it cut the limit."""
 
     effective: datetime.date
-    amount: int
+    amount: Minor
     cut: bool  # a reduction or cancellation (outstanding_order_days applies)
     event: Event
 
 
-@dataclass
-class InvoiceCover:
+class LimitInForce(msgspec.Struct, frozen=True):
+    """The limit a delivery (or a sale) counts under, the decision it rests on (None: no
+    limit yet), and whether a cut was passed over (it counts under an older limit)."""
+
+    amount: Minor
+    decision: LimitDecision | None
+    in_grace: bool
+
+
+class CapEntry(msgspec.Struct, frozen=True):
+    """What an invoice's cap was locked from: min(amount, limit + top-up - insured outstanding)."""
+
+    limit: Minor
+    top_up: Minor
+    insured_outstanding: Minor
+
+
+NO_ENTRY = CapEntry(0, 0, 0)  # an invoice not insured at entry locked no cap from a limit
+
+
+class InvoiceCover(msgspec.Struct, frozen=True, kw_only=True):
     """Cover facts of one invoice; its balance lives in the BuyerBook."""
 
     balance: InvoiceBalance
-    cap: int
+    cap: Minor
     decision: LimitDecision | None  # the limit decision it was insured under
     not_insured: str | None  # why the cap is 0, in words, or None
     lost_from: datetime.date | None = None  # uninsured from this day (a missed deadline, a term too long)
     lost_reason: str | None = None
-    awaiting_delivery: bool = False  # judged again at the end of its delivery day
-    deadline_judged: bool = False  # its reporting deadline has been met or missed
-    thresholds: tuple[datetime.date, datetime.date, datetime.date] | None = None  # (due, stop day, deadline)
-    entry: tuple[int, int, int] = (0, 0, 0)  # (limit, top-up, insured outstanding) when the cap was locked
+    entry: CapEntry = NO_ENTRY
 
-    def insured(self, day: datetime.date) -> int:
+    def insured(self, day: datetime.date) -> Minor:
         """The insured part of the balance on `day`: min(cap, balance), or 0 once cover is lost."""
         if self.lost_from is not None and day >= self.lost_from:
             return 0
         return min(self.cap, self.balance.balance)
 
 
-@dataclass
-class Obligation:
+class Obligation(msgspec.Struct, frozen=True):
     """A duty with a deadline (SPEC 6.3): kind, buyer, due date, status."""
 
     kind: str  # report_overdue / file_claim / declare_turnover
@@ -87,61 +108,68 @@ class Obligation:
     status: str  # pending / met / missed
 
 
-@dataclass
-class TopUp:
+class TopUp(msgspec.Struct, frozen=True, kw_only=True):
     """The top-up layer of SPEC 6.4 and 11."""
 
     purchased: datetime.date
     ends: datetime.date  # first day without cover
-    amount: int = 0
+    amount: Minor = 0
     month_start: datetime.date = datetime.date.min
     month_end: datetime.date = datetime.date.min  # the next anniversary
     ended: bool = False
 
 
-@dataclass
-class BuyerCover:
-    """A buyer's cover state; the exposure of SPEC 6.5 is read from it."""
+class Recovery(msgspec.Struct, frozen=True):
+    """A recovery, and whether it came after the first indemnity (then it is shared, SPEC 8.4)."""
+
+    event: RecoveryReceived
+    after_indemnity: bool
+
+
+class Stop(msgspec.Struct, frozen=True):
+    """A past on-stop spell: from `since` until the day before `cleared`."""
+
+    since: datetime.date
+    cleared: datetime.date
+
+
+class PoliticalLoss(msgspec.Struct, frozen=True):
+    """The loss date a political event in the buyer's country sets (SPEC 8.1)."""
+
+    day: datetime.date
+    event: Event
+
+
+class _Thresholds(msgspec.Struct, frozen=True):
+    """An invoice's on-stop day and reporting deadline, for the due date they came from."""
+
+    due: datetime.date
+    stop_day: datetime.date
+    deadline: datetime.date
+
+
+class CoverFigures:
+    """The figures of a cover state, read from its facts (the frozen `BuyerCover`, or the
+    fold's working state as `CoverFold.reading_on` shows it)."""
 
     buyer: str
     as_of: datetime.date
-    registered: BuyerRegistered | None = None
-    book: BuyerBook = field(default_factory=BuyerBook)
-    invoices: dict[str, InvoiceCover] = field(default_factory=dict)
-    decisions: list[LimitDecision] = field(default_factory=list)
-    on_stop_since: datetime.date | None = None
-    cleared_on: datetime.date | None = None
-    reported_since: datetime.date | None = None
-    insolvent_since: datetime.date | None = None
-    claim_filed: datetime.date | None = None
-    indemnity_paid: int = 0
-    first_indemnity: datetime.date | None = None
-    balances_at_indemnity: dict[str, int] | None = None  # SPEC 11: the insured loss takes balances here
-    # Each recovery, and whether it came after the first indemnity (then it is shared, SPEC 8.4).
-    recoveries: list[tuple[RecoveryReceived, bool]] = field(default_factory=list)
-    first_indemnity_event: Event | None = None
-    claim_filed_event: Event | None = None
-    payments_before_indemnity: frozenset[str] = frozenset()  # payment and recovery ids folded before it
-    latest_report_event: Event | None = None
-    loss_date: datetime.date | None = None
-    loss_cause: str | None = None
-    loss_event: Event | None = None
-    past_stops: list[tuple[datetime.date, datetime.date]] = field(default_factory=list)  # [since, cleared)
-    latest_report: datetime.date | None = None
-    top_up: TopUp | None = None
-    obligations: list[Obligation] = field(default_factory=list)
-    premium_lines: list[PremiumLine] = field(default_factory=list)
-    political_dates: list[tuple[datetime.date, Event]] = field(default_factory=list)
-
-    # ------------------------------------------------------------ figures
+    registered: BuyerRegistered | None
+    book: BuyerBook
+    invoices: Mapping[str, InvoiceCover]
+    top_up: TopUp | None
+    claim_filed: datetime.date | None
+    indemnity_paid: Minor
+    insolvent_since: datetime.date | None
+    on_stop_since: datetime.date | None
 
     @property
-    def limit(self) -> int:
+    def limit(self) -> Minor:
         """The limit in force (SPEC 6.1): the latest decision, 0 if none."""
         return self.book.limit
 
     @property
-    def top_up_amount(self) -> int:
+    def top_up_amount(self) -> Minor:
         top_up = self.top_up
         if top_up is None or top_up.ended or self.as_of >= top_up.ends:
             return 0
@@ -152,19 +180,19 @@ class BuyerCover:
         return [self.invoices[name] for name in self.book.open_ids if name in self.invoices]
 
     @property
-    def outstanding(self) -> int:
+    def outstanding(self) -> Minor:
         return sum(cover.balance.balance for cover in self.open_covers())
 
     @property
-    def overdue(self) -> int:
+    def overdue(self) -> Minor:
         """Balances of invoices past their due date."""
         return sum(c.balance.balance for c in self.open_covers() if c.balance.due < self.as_of)
 
-    def insured_on(self, day: datetime.date) -> int:
+    def insured_on(self, day: datetime.date) -> Minor:
         return sum(cover.insured(day) for cover in self.open_covers())
 
     @property
-    def insured(self) -> int:
+    def insured(self) -> Minor:
         return self.insured_on(self.as_of)
 
     @property
@@ -172,7 +200,7 @@ class BuyerCover:
         """active / overdue / on_stop / insolvent / claim / closed, most serious first (docs/rules.md)."""
         return self.status_with(self.overdue, self.outstanding)
 
-    def status_with(self, overdue: int, outstanding: int) -> str:
+    def status_with(self, overdue: Minor, outstanding: Minor) -> str:
         """The status, given the overdue and outstanding figures already added up."""
         if self.claim_filed is not None or self.indemnity_paid:
             return "claim"
@@ -187,144 +215,317 @@ class BuyerCover:
         return "active"
 
 
-class CoverFold:
-    """Folds one buyer's events, day by day, into a BuyerCover."""
+@dataclass(frozen=True)
+class BuyerCover(CoverFigures):
+    """A buyer's cover state at the end of `as_of`; the exposure of SPEC 6.5 is read from it.
 
-    def __init__(self, buyer: str, terms: TermsTimeline, as_of: datetime.date) -> None:
-        self.state = BuyerCover(buyer=buyer, as_of=as_of)
+    `book` is the fold's own book, handed over when the fold ends: nothing folds into it after.
+    """
+
+    buyer: str
+    as_of: datetime.date
+    registered: BuyerRegistered | None = None
+    book: BuyerBook = field(default_factory=BuyerBook)
+    invoices: Mapping[str, InvoiceCover] = field(default_factory=dict)
+    decisions: tuple[LimitDecision, ...] = ()
+    on_stop_since: datetime.date | None = None
+    cleared_on: datetime.date | None = None
+    reported_since: datetime.date | None = None
+    insolvent_since: datetime.date | None = None
+    claim_filed: datetime.date | None = None
+    indemnity_paid: Minor = 0
+    first_indemnity: datetime.date | None = None
+    balances_at_indemnity: Mapping[str, Minor] | None = None  # SPEC 11: the insured loss takes balances here
+    recoveries: tuple[Recovery, ...] = ()
+    first_indemnity_event: Event | None = None
+    claim_filed_event: Event | None = None
+    payments_before_indemnity: frozenset[str] = frozenset()  # payment and recovery ids folded before it
+    latest_report_event: Event | None = None
+    loss_date: datetime.date | None = None
+    loss_cause: str | None = None
+    loss_event: Event | None = None
+    past_stops: tuple[Stop, ...] = ()
+    latest_report: datetime.date | None = None
+    top_up: TopUp | None = None
+    obligations: tuple[Obligation, ...] = ()
+    premium_lines: tuple[PremiumLine, ...] = ()
+    political_dates: tuple[PoliticalLoss, ...] = ()
+
+
+@dataclass
+class _Working(CoverFigures):
+    """The fold's mutable state: `BuyerCover`'s facts while the fold runs (never handed out
+    but as the read-only `CoverFigures`)."""
+
+    buyer: str
+    as_of: datetime.date = datetime.date.min
+    registered: BuyerRegistered | None = None
+    book: BuyerBook = field(default_factory=BuyerBook)
+    invoices: dict[str, InvoiceCover] = field(default_factory=dict)
+    decisions: list[LimitDecision] = field(default_factory=list)
+    on_stop_since: datetime.date | None = None
+    cleared_on: datetime.date | None = None
+    reported_since: datetime.date | None = None
+    insolvent_since: datetime.date | None = None
+    claim_filed: datetime.date | None = None
+    indemnity_paid: Minor = 0
+    first_indemnity: datetime.date | None = None
+    balances_at_indemnity: dict[str, Minor] | None = None
+    recoveries: list[Recovery] = field(default_factory=list)
+    first_indemnity_event: Event | None = None
+    claim_filed_event: Event | None = None
+    payments_before_indemnity: frozenset[str] = frozenset()
+    latest_report_event: Event | None = None
+    loss_date: datetime.date | None = None
+    loss_cause: str | None = None
+    loss_event: Event | None = None
+    past_stops: list[Stop] = field(default_factory=list)
+    latest_report: datetime.date | None = None
+    top_up: TopUp | None = None
+    obligations: list[Obligation] = field(default_factory=list)
+    premium_lines: list[PremiumLine] = field(default_factory=list)
+    political_dates: list[PoliticalLoss] = field(default_factory=list)
+
+    def frozen(self) -> BuyerCover:
+        return BuyerCover(
+            buyer=self.buyer, as_of=self.as_of, registered=self.registered, book=self.book,
+            invoices=dict(self.invoices), decisions=tuple(self.decisions), on_stop_since=self.on_stop_since,
+            cleared_on=self.cleared_on, reported_since=self.reported_since, insolvent_since=self.insolvent_since,
+            claim_filed=self.claim_filed, indemnity_paid=self.indemnity_paid, first_indemnity=self.first_indemnity,
+            balances_at_indemnity=self.balances_at_indemnity, recoveries=tuple(self.recoveries),
+            first_indemnity_event=self.first_indemnity_event, claim_filed_event=self.claim_filed_event,
+            payments_before_indemnity=self.payments_before_indemnity, latest_report_event=self.latest_report_event,
+            loss_date=self.loss_date, loss_cause=self.loss_cause, loss_event=self.loss_event,
+            past_stops=tuple(self.past_stops), latest_report=self.latest_report, top_up=self.top_up,
+            obligations=tuple(self.obligations), premium_lines=tuple(self.premium_lines),
+            political_dates=tuple(self.political_dates),
+        )
+
+
+class CoverFold:
+    """Folds one buyer's events, day by day, into a BuyerCover.
+
+    `decisions` are every limit decision the fold may come to know (`fold_through`
+    knows those effective by its day); `political` the policy's political events.
+    """
+
+    def __init__(
+        self, buyer: str, terms: TermsTimeline, decisions: Sequence[LimitDecision] = (),
+        political: Sequence[PoliticalEvent] = (),
+    ) -> None:
+        self._state = _Working(buyer=buyer)
         self.terms = terms
-        self.today: datetime.date | None = None  # the day whose start was last processed
-        self._awaiting: list[InvoiceCover] = []  # invoices to judge at the end of their delivery day
+        self._all_decisions = decisions
+        self._political = political
+        self._today: datetime.date | None = None  # the day whose start was last processed
+        self._awaiting: dict[str, datetime.date] = {}  # invoice -> delivery day, judged at the end of that day
+        self._judged: set[str] = set()  # invoices whose reporting deadline has been met or missed
+        self._thresholds_of: dict[str, _Thresholds] = {}  # the calendar asks often: kept until the due date moves
+
+    # ------------------------------------------------------------ the fold's interface
+
+    def fold_through(self, day: datetime.date, events: Iterable[Event]) -> None:
+        """Fold `events` (in fold order, effective by `day`), knowing the limit decisions made
+        by `day`, then close `day`: a delivery after its invoice's issue date counts under the
+        limit in force on the delivery date, as far as `day` knows (SPEC 11)."""
+        s = self._state
+        s.decisions = [d for d in self._all_decisions if d.effective <= day]
+        for event in events:
+            if isinstance(event, BuyerRegistered):
+                s.political_dates = political_losses(self._political, event.country, self.terms)
+            self._apply(event)
+        self.close_day(day)
+
+    def close_day(self, day: datetime.date) -> None:
+        """Bring the calendar to `day` and judge the deliveries made by its end."""
+        self._advance(day)
+        self._settle_deliveries(day)
+
+    def reading_on(self, day: datetime.date) -> CoverFigures:
+        """The state the fold has reached, read as of the end of `day` (after `close_day(day)`)."""
+        self._state.as_of = day
+        return self._state
+
+    def cover(self, as_of: datetime.date) -> BuyerCover:
+        """The frozen cover at the end of `as_of`, with the duties still open then; the fold ends here."""
+        self._state.as_of = as_of
+        self._close_obligations()
+        return self._state.frozen()
+
+    def delivering_across(self, day: datetime.date) -> bool:
+        """An invoice issued before `day` and delivered on or after it (its cap waits for that day)."""
+        return any(cover.balance.issued < day <= cover.balance.delivered for cover in self._state.invoices.values())
+
+    def next_figure_change(self, day: datetime.date) -> datetime.date | None:
+        """The first day after `day` on which a figure can change with no event: the calendar,
+        a delivery, an invoice falling overdue, a top-up ending."""
+        s = self._state
+        candidates = [moment for moment in (self._next_change(datetime.date.max),) if moment is not None]
+        candidates += [delivered for delivered in self._awaiting.values() if delivered > day]
+        for name in s.book.open_ids:
+            cover = s.invoices.get(name)
+            if cover is not None and cover.balance.due + ONE_DAY > day:
+                candidates.append(cover.balance.due + ONE_DAY)
+        if s.top_up is not None and not s.top_up.ended and s.top_up.ends > day:
+            candidates.append(s.top_up.ends)
+        return min(candidates) if candidates else None
 
     # ------------------------------------------------------------ the calendar
 
-    def advance(self, day: datetime.date) -> None:
+    def _advance(self, day: datetime.date) -> None:
         """Apply every day-driven change dated after the last processed day, up to `day`."""
         while True:
             moment = self._next_change(day)
             if moment is None:
                 break
             self._change_on(moment)
-            self.today = moment
-        self.today = day if self.today is None or day > self.today else self.today
-
-    def next_change(self) -> datetime.date | None:
-        """The next day on which the calendar alone changes something."""
-        return self._next_change(datetime.date.max)
-
-    def awaiting_deliveries(self) -> list[datetime.date]:
-        """Delivery days of the invoices still to be judged at the end of that day."""
-        return [cover.balance.delivered for cover in self._awaiting]
+            self._today = moment
+        self._today = day if self._today is None or day > self._today else self._today
 
     def _next_change(self, limit: datetime.date) -> datetime.date | None:
         """The first day after today, up to `limit`, on which the calendar changes something."""
-        today, best = self.today, None
+        today, best = self._today, None
         for moment in self._scheduled():  # the fold's hot loop: one pass, no list
             if (today is None or moment > today) and moment <= limit and (best is None or moment < best):
                 best = moment
         return best
 
     def _scheduled(self) -> Iterable[datetime.date]:
-        s = self.state
-        for cover in self._awaiting:
-            yield cover.balance.delivered + ONE_DAY  # after that day's events
+        s = self._state
+        for delivered in self._awaiting.values():
+            yield delivered + ONE_DAY  # after that day's events
         watch_stop = s.on_stop_since is None
-        for cover in s.open_covers():
-            stop_day, deadline = self._thresholds(cover)
+        invoices, judged = s.invoices, self._judged
+        for name in s.book.open_ids:
+            cover = invoices.get(name)
+            if cover is None:
+                continue
+            thresholds = self._thresholds(name, cover)
             if watch_stop:
-                yield stop_day
-            if not cover.deadline_judged:
-                yield deadline + ONE_DAY
+                yield thresholds.stop_day
+            if name not in judged:
+                yield thresholds.deadline + ONE_DAY
         if s.latest_report is not None and s.loss_date is None:
             terms = self.terms.at(s.latest_report)
             yield s.latest_report + datetime.timedelta(days=terms.protracted_default_days)
-        for moment, _ in s.political_dates:
-            yield moment
+        for loss in s.political_dates:
+            yield loss.day
         if s.top_up is not None and not s.top_up.ended:
             yield min(s.top_up.month_end, s.top_up.ends)
 
-    def _thresholds(self, cover: InvoiceCover) -> tuple[datetime.date, datetime.date]:
-        """An invoice's on-stop day and reporting deadline, from its current due date
-        (kept with the cover until the due date moves: the calendar asks often)."""
+    def _thresholds(self, name: str, cover: InvoiceCover) -> _Thresholds:
+        """An invoice's on-stop day and reporting deadline, from its current due date."""
         due = cover.balance.due
-        thresholds = cover.thresholds
-        if thresholds is None or thresholds[0] != due:
+        thresholds = self._thresholds_of.get(name)
+        if thresholds is None or thresholds.due != due:
             terms = self.terms.at(due)
-            thresholds = cover.thresholds = (due, due + datetime.timedelta(days=terms.on_stop_days),
-                                             due + datetime.timedelta(days=terms.notify_days))
-        return thresholds[1], thresholds[2]
+            thresholds = self._thresholds_of[name] = _Thresholds(
+                due, due + datetime.timedelta(days=terms.on_stop_days), due + datetime.timedelta(days=terms.notify_days)
+            )
+        return thresholds
 
     def _change_on(self, day: datetime.date) -> None:
         """What the start of `day` changes, from the state the day before ended with."""
-        s = self.state
-        self.settle_deliveries(day - ONE_DAY)  # judged at the end of their delivery day
-        for cover in s.invoices.values():
+        s = self._state
+        self._settle_deliveries(day - ONE_DAY)  # judged at the end of their delivery day
+        for name, cover in s.invoices.items():
             if cover.balance.balance <= 0:
                 continue
-            stop_day, deadline = self._thresholds(cover)
-            if s.on_stop_since is None and stop_day == day and (s.cleared_on is None or day > s.cleared_on):
+            thresholds = self._thresholds(name, cover)
+            if s.on_stop_since is None and thresholds.stop_day == day and (s.cleared_on is None or day > s.cleared_on):
                 s.on_stop_since = day
-            if deadline + ONE_DAY == day and not cover.deadline_judged:
-                self._deadline_passed(cover, deadline, day)
+            if thresholds.deadline + ONE_DAY == day and name not in self._judged:
+                self._deadline_passed(name, thresholds.deadline, day)
         if s.latest_report is not None and s.loss_date is None:
             terms = self.terms.at(s.latest_report)
             if s.latest_report + datetime.timedelta(days=terms.protracted_default_days) == day and s.insured_on(day) > 0:
                 self._loss(day, "protracted_default", s.latest_report_event)
-        for moment, event in s.political_dates:
-            if moment == day and s.loss_date is None and s.insured_on(day) > 0:
-                self._loss(day, "political", event)
+        for loss in s.political_dates:
+            if loss.day == day and s.loss_date is None and s.insured_on(day) > 0:
+                self._loss(day, "political", loss.event)
         if s.top_up is not None and not s.top_up.ended:
             if day >= s.top_up.ends:
                 self._end_top_up(day)
             elif day == s.top_up.month_end:
                 self._top_up_month(day)
 
-    def _deadline_passed(self, cover: InvoiceCover, deadline: datetime.date, day: datetime.date) -> None:
+    def _deadline_passed(self, name: str, deadline: datetime.date, day: datetime.date) -> None:
         """A reporting deadline has passed with the invoice unpaid (judged on `day`): met by a
         report in force, dropped after a loss, else missed and uninsured from `day`."""
-        s = self.state
-        cover.deadline_judged = True
+        s = self._state
+        self._judged.add(name)
         if s.loss_date is not None and deadline > s.loss_date:
             return  # the duty became file_claim (SPEC 11)
         if s.reported_since is not None and s.reported_since <= deadline:
             self._oblige("report_overdue", deadline, "met")
             return
         self._oblige("report_overdue", deadline, "missed")
+        self._lose(name, day, f"overdue not reported by {deadline}")
+
+    def _lose(self, name: str, day: datetime.date, reason: str) -> None:
+        """The invoice is uninsured from `day` (the first reason to end its cover stands)."""
+        cover = self._state.invoices[name]
         if cover.lost_from is None:
-            cover.lost_from = day
-            cover.lost_reason = f"overdue not reported by {deadline}"
+            self._state.invoices[name] = _replace(cover, lost_from=day, lost_reason=reason)
 
     def _catch_up(self, day: datetime.date) -> None:
         """An invoice unpaid again (reversed payment) or issued late can have passed its
         stop day or reporting deadline already: those count from `day` (SPEC 6.3, 11)."""
-        s = self.state
-        for cover in self.state.open_covers():
-            stop_day, deadline = self._thresholds(cover)
-            if s.on_stop_since is None and stop_day < day and (s.cleared_on is None or stop_day > s.cleared_on):
+        s = self._state
+        for name in [name for name in s.book.open_ids if name in s.invoices]:
+            thresholds = self._thresholds(name, s.invoices[name])
+            if s.on_stop_since is None and thresholds.stop_day < day and (
+                s.cleared_on is None or thresholds.stop_day > s.cleared_on
+            ):
                 s.on_stop_since = day
-            if deadline < day and not cover.deadline_judged:
-                self._deadline_passed(cover, deadline, day)
+            if thresholds.deadline < day and name not in self._judged:
+                self._deadline_passed(name, thresholds.deadline, day)
 
     def _oblige(self, kind: str, due: datetime.date, status: str) -> None:
-        for obligation in self.state.obligations:
+        obligations = self._state.obligations
+        for number, obligation in enumerate(obligations):
             if obligation.kind == kind and obligation.due == due:
                 if obligation.status != "missed":
-                    obligation.status = status
+                    obligations[number] = _replace(obligation, status=status)
                 return
-        self.state.obligations.append(Obligation(kind, self.state.buyer, due, status))
+        obligations.append(Obligation(kind, self._state.buyer, due, status))
 
     def _loss(self, day: datetime.date, cause: str, event: Event | None) -> None:
-        s = self.state
+        s = self._state
         if s.loss_date is not None:
             return
         s.loss_date, s.loss_cause, s.loss_event = day, cause, event
 
+    def _close_obligations(self) -> None:
+        """Duties still open at the end of as_of: pending reports, and the claim to file after a loss."""
+        s = self._state
+        for name, cover in s.invoices.items():
+            if cover.balance.balance <= 0 or cover.balance.due >= s.as_of or name in self._judged:
+                continue
+            deadline = cover.balance.due + datetime.timedelta(days=self.terms.at(cover.balance.due).notify_days)
+            if s.loss_date is not None and deadline > s.loss_date:
+                continue
+            status = "met" if s.reported_since is not None else "pending"
+            self._oblige("report_overdue", deadline, status)
+        if s.loss_date is not None:
+            days = self.terms.at(s.loss_date).claim_filing_days
+            if days is not None:
+                due = s.loss_date + datetime.timedelta(days=days)
+                if s.claim_filed is not None and s.claim_filed <= due:
+                    status = "met"
+                elif due < s.as_of:
+                    status = "missed"
+                else:
+                    status = "pending"
+                s.obligations.append(Obligation("file_claim", s.buyer, due, status))
+        s.obligations.sort(key=lambda o: (o.due, o.kind))
+
     # ------------------------------------------------------------ events
 
-    def apply(self, event: Event) -> None:
+    def _apply(self, event: Event) -> None:
         """Fold one event, after the calendar has been brought to its day."""
-        self.advance(event.effective)
-        s = self.state
+        self._advance(event.effective)
+        s = self._state
         match event:
             case BuyerRegistered():
                 s.registered = event
@@ -347,11 +548,10 @@ class CoverFold:
                 return
             case DueDateExtended():
                 s.book.apply(event)
-                cover = s.invoices[event.invoice]
-                terms = self.terms.at(event.effective)
-                if (event.due - cover.balance.delivered).days > terms.max_credit_days and cover.lost_from is None:
-                    cover.lost_from = event.effective
-                    cover.lost_reason = f"due date extended beyond max_credit_days {terms.max_credit_days}"
+                beyond = self.terms.at(event.effective).beyond_max_credit(s.invoices[event.invoice].balance.delivered,
+                                                                          event.due)
+                if beyond is not None:
+                    self._lose(event.invoice, event.effective, beyond)
                 return
             case OverdueReported():
                 if s.reported_since is None:
@@ -362,7 +562,7 @@ class CoverFold:
                     s.on_stop_since = event.effective
             case OverdueCleared():
                 if s.on_stop_since is not None:
-                    s.past_stops.append((s.on_stop_since, event.effective))
+                    s.past_stops.append(Stop(s.on_stop_since, event.effective))
                 s.reported_since = s.latest_report = s.on_stop_since = None
                 s.latest_report_event = None
                 s.cleared_on = event.effective
@@ -380,21 +580,16 @@ class CoverFold:
                     s.payments_before_indemnity = frozenset(str(p) for p in s.book.payments)
                 s.indemnity_paid += event.amount
             case RecoveryReceived():
-                s.recoveries.append((event, s.balances_at_indemnity is not None))
+                s.recoveries.append(Recovery(event, s.balances_at_indemnity is not None))
             case TopUpPurchased():
                 self._buy_top_up(event)  # before the book marks it bought
             case _:
                 pass
         s.book.apply(event)
 
-    def limit_for_delivery(self, delivered: datetime.date) -> tuple[int, LimitDecision | None]:
-        """The limit a delivery counts under (see `limit_on`)."""
-        limit, decision, _ = limit_on(self.state.decisions, delivered, self.terms)
-        return limit, decision
-
     def _ineligible(self, event: InvoiceIssued, terms: PolicyTerms) -> str | None:
         """Why an invoice is not insured at delivery (SPEC 6.2), or None."""
-        s = self.state
+        s = self._state
         delivered = event.delivered
         buyer = s.registered
         if not terms.start <= delivered <= terms.end:
@@ -404,13 +599,11 @@ class CoverFold:
         excluded = buyer_exclusion(buyer, terms) or ("prepaid" if event.prepaid else None)
         if excluded is not None:
             return excluded.replace("_", " ")
-        if (event.due - delivered).days > terms.max_credit_days:
-            return f"payment term beyond max_credit_days {terms.max_credit_days}"
-        return self._stopped_on(delivered)
+        return terms.beyond_max_credit(delivered, event.due) or self._stopped_on(delivered)
 
     def _stopped_on(self, day: datetime.date) -> str | None:
         """Insolvent or on stop on `day`, as far as the fold has come."""
-        s = self.state
+        s = self._state
         if s.insolvent_since is not None and s.insolvent_since <= day:
             return "buyer insolvent at delivery"
         if self._on_stop_on(day):
@@ -418,67 +611,61 @@ class CoverFold:
         return None
 
     def _on_stop_on(self, day: datetime.date) -> bool:
-        s = self.state
+        s = self._state
         if s.on_stop_since is not None and s.on_stop_since <= day:
             return True
-        return any(since <= day < cleared for since, cleared in s.past_stops)
+        return any(stop.since <= day < stop.cleared for stop in s.past_stops)
 
     def _lock_cap(self, event: InvoiceIssued) -> None:
         """SPEC 6.2: cap = min(amount, max(0, limit + top-up - insured outstanding)), at entry."""
-        s = self.state
+        s = self._state
         terms = self.terms.at(event.delivered)
         balance = s.book.invoices[event.invoice]
         reason = self._ineligible(event, terms)
-        limit, decision, in_grace = limit_on(s.decisions, event.delivered, self.terms)
-        cap = 0
-        if reason is None and limit <= 0:
+        in_force = limit_on(s.decisions, event.delivered, self.terms)
+        if reason is None and in_force.amount <= 0:
             reason = "no limit in force at delivery"
         if reason is None:
             # A delivery under the old limit (outstanding_order_days) gets no top-up:
             # the top-up fills the gap a reduction opened, never more (SPEC 6.4).
-            top_up = 0 if in_grace else self._top_up_on(event.delivered)
-            insured_outstanding = s.insured_on(event.effective)
-            cap = min(event.amount, max(0, limit + top_up - insured_outstanding))
-        cover = InvoiceCover(balance=balance, cap=cap, decision=decision, not_insured=reason)
-        if reason is None:
-            cover.entry = (limit, top_up, insured_outstanding)
-        cover.awaiting_delivery = reason is None and event.delivered >= event.effective
+            entry = CapEntry(in_force.amount, 0 if in_force.in_grace else self._top_up_on(event.delivered),
+                             s.insured_on(event.effective))
+            cap = min(event.amount, max(0, entry.limit + entry.top_up - entry.insured_outstanding))
+            cover = InvoiceCover(balance=balance, cap=cap, decision=in_force.decision, not_insured=None, entry=entry)
+        else:
+            cover = InvoiceCover(balance=balance, cap=0, decision=in_force.decision, not_insured=reason)
         s.invoices[event.invoice] = cover
-        if cover.awaiting_delivery:
-            self._awaiting.append(cover)
+        if reason is None and event.delivered >= event.effective:
+            self._awaiting[event.invoice] = event.delivered
 
-    def _deliver(self, cover: InvoiceCover) -> None:
-        """A delivery after its invoice's issue: the buyer's state that day decides (SPEC 11)."""
-        cover.awaiting_delivery = False
-        reason = self._stopped_on(cover.balance.delivered)
-        if reason is not None:
-            cover.cap, cover.not_insured = 0, reason
-
-    def settle_deliveries(self, up_to: datetime.date) -> None:
-        """Judge every delivery dated up to `up_to` that was still waiting for its day."""
-        for cover in [c for c in self._awaiting if c.balance.delivered <= up_to]:
-            self._deliver(cover)
-            self._awaiting.remove(cover)
+    def _settle_deliveries(self, up_to: datetime.date) -> None:
+        """Judge every delivery dated up to `up_to` that was still waiting for its day: a delivery
+        after its invoice's issue, the buyer's state that day decides (SPEC 11)."""
+        for name in [name for name, delivered in self._awaiting.items() if delivered <= up_to]:
+            del self._awaiting[name]
+            reason = self._stopped_on(self._state.invoices[name].balance.delivered)
+            if reason is not None:
+                self._state.invoices[name] = _replace(self._state.invoices[name], cap=0, not_insured=reason)
 
     # ------------------------------------------------------------ the top-up layer
 
-    def _top_up_formula(self, current: int) -> int:
-        s = self.state
-        terms = self.terms.at(s.book.first_reduction or self.today or datetime.date.min)
+    def _top_up_formula(self, current: Minor) -> Minor:
+        s = self._state
+        terms = self.terms.at(s.book.first_reduction or self._today or datetime.date.min)
         return 0 if terms.top_up is None else s.book.top_up_for(current, terms.top_up.cap)
 
-    def _top_up_on(self, day: datetime.date) -> int:
-        top_up = self.state.top_up
+    def _top_up_on(self, day: datetime.date) -> Minor:
+        top_up = self._state.top_up
         if top_up is None or top_up.ended or not top_up.purchased <= day < top_up.ends:
             return 0
         return top_up.amount
 
     def _buy_top_up(self, event: TopUpPurchased) -> None:
-        s = self.state
+        s = self._state
         terms = self.terms.at(event.effective)
         first_reduction = s.book.first_reduction
         if terms.top_up is None or first_reduction is None or (s.top_up is not None and not s.top_up.ended):
-            return  # refused at append (ledger.commands); nothing to fold
+            return  # refused at append (ledger.write.streams); nothing to fold
         ends = min(add_months(first_reduction, terms.top_up.months), terms.end + ONE_DAY)
         s.top_up = TopUp(
             purchased=event.effective, ends=ends, amount=self._top_up_formula(s.book.limit),
@@ -490,16 +677,18 @@ class CoverFold:
 
     def _top_up_month(self, day: datetime.date) -> None:
         """A monthly anniversary: charge the month on the amount in force."""
-        top_up = self.state.top_up
+        top_up = self._state.top_up
         assert top_up is not None
         terms = self.terms.at(day)
         assert terms.top_up is not None
-        top_up.month_start, top_up.month_end = day, add_months(top_up.purchased, _months_between(top_up.purchased, day) + 1)
+        self._state.top_up = top_up = _replace(
+            top_up, month_start=day, month_end=add_months(top_up.purchased, _months_between(top_up.purchased, day) + 1)
+        )
         self._charge(day, "top_up_premium", round_half_up(terms.top_up.rate * top_up.amount), top_up.amount,
                      terms.top_up.rate)
 
-    def _prorata(self, day: datetime.date, change: int) -> int:
-        top_up = self.state.top_up
+    def _prorata(self, day: datetime.date, change: Minor) -> Minor:
+        top_up = self._state.top_up
         assert top_up is not None
         terms = self.terms.at(day)
         assert terms.top_up is not None
@@ -507,9 +696,9 @@ class CoverFold:
         days_in_month = (top_up.month_end - top_up.month_start).days
         return round_half_up(terms.top_up.rate * change * days_left / days_in_month)
 
-    def _top_up_change(self, day: datetime.date, amount: int) -> None:
+    def _top_up_change(self, day: datetime.date, amount: Minor) -> None:
         """The primary limit moved: the top-up follows, charging or refunding the rest of the month."""
-        top_up = self.state.top_up
+        top_up = self._state.top_up
         assert top_up is not None
         change = amount - top_up.amount
         if change == 0:
@@ -518,11 +707,11 @@ class CoverFold:
         assert terms.top_up is not None
         self._charge(day, "top_up_premium" if change > 0 else "top_up_refund", self._prorata(day, change),
                      change, terms.top_up.rate)
-        top_up.amount = amount
+        self._state.top_up = _replace(top_up, amount=amount)
 
     def _end_top_up(self, day: datetime.date) -> None:
         """Cover ends on `day`: refund the unused days of the cover month."""
-        top_up = self.state.top_up
+        top_up = self._state.top_up
         assert top_up is not None
         if top_up.month_start <= day < top_up.month_end and day > top_up.purchased:
             terms = self.terms.at(day)
@@ -533,13 +722,13 @@ class CoverFold:
             assert terms.top_up is not None
             self._charge(day, "top_up_refund", -round_half_up(terms.top_up.rate * top_up.amount), -top_up.amount,
                          terms.top_up.rate)
-        top_up.ended = True
+        self._state.top_up = _replace(top_up, ended=True)
 
-    def _charge(self, day: datetime.date, kind: str, amount: int, basis: int, rate: Decimal) -> None:
+    def _charge(self, day: datetime.date, kind: str, amount: Minor, basis: Minor, rate: Decimal) -> None:
         terms = self.terms.at(day)
         tax_pct = terms.premium.tax_pct if terms.premium else Decimal(0)
         tax = round_half_up(Decimal(amount) * tax_pct / 100)
-        self.state.premium_lines.append(PremiumLine(day, kind, self.state.buyer, amount, tax, basis, rate))
+        self._state.premium_lines.append(PremiumLine(day, kind, self._state.buyer, amount, tax, basis, rate))
 
 
 def buyer_exclusion(buyer: BuyerRegistered, terms: PolicyTerms) -> str | None:
@@ -567,13 +756,10 @@ def limit_decisions(events: Iterable[Event]) -> list[LimitDecision]:
     ]
 
 
-def limit_on(
-    decisions: Sequence[LimitDecision], day: datetime.date, terms: TermsTimeline
-) -> tuple[int, LimitDecision | None, bool]:
+def limit_on(decisions: Sequence[LimitDecision], day: datetime.date, terms: TermsTimeline) -> LimitInForce:
     """The limit that counts for a delivery (or a sale) on `day`: the latest decision
     by then, except that a cut made within `outstanding_order_days` before `day`
-    does not bind it yet (SPEC 11). Also returns the decision it rests on, and
-    whether a cut was passed over (the delivery counts under an older limit)."""
+    does not bind it yet (SPEC 11)."""
     limit, used, in_grace = 0, None, False
     for decision in decisions:
         if decision.effective > day:
@@ -583,7 +769,7 @@ def limit_on(
             in_grace = True
             continue
         limit, used, in_grace = decision.amount, decision, False
-    return limit, used, in_grace
+    return LimitInForce(limit, used, in_grace)
 
 
 def _months_between(start: datetime.date, day: datetime.date) -> int:
@@ -602,60 +788,24 @@ def buyer_cover(
 
     `buyer_events` and `policy_events` are in recorded order (as stored).
     """
-    terms = TermsTimeline(recorded_by(policy_events, known_at))
-    fold = CoverFold(buyer, terms, as_of)
+    known_policy = recorded_by(policy_events, known_at)
+    terms = TermsTimeline(known_policy)
     if not terms:
-        return fold.state
-    country = None
-    political = [e for e in recorded_by(policy_events, known_at) if isinstance(e, PoliticalEvent)]
+        return BuyerCover(buyer=buyer, as_of=as_of)
+    political = [e for e in known_policy if isinstance(e, PoliticalEvent)]
     events = [e for e in in_fold_order(recorded_by(buyer_events, known_at)) if e.effective <= as_of]
-    # Every decision known by as_of: a delivery after its invoice's issue date
-    # counts under the limit in force on the delivery date (SPEC 11).
-    fold.state.decisions = limit_decisions(events)
-    for event in events:
-        if isinstance(event, BuyerRegistered):
-            country = event.country
-            fold.state.political_dates = political_losses(political, country, terms)
-        assert isinstance(event, BuyerEvent)
-        fold.apply(event)
-    fold.advance(as_of)
-    fold.settle_deliveries(as_of)
-    _close_obligations(fold)
-    return fold.state
+    fold = CoverFold(buyer, terms, limit_decisions(events), political)
+    fold.fold_through(as_of, events)
+    return fold.cover(as_of)
 
 
 def political_losses(
-    events: list[PoliticalEvent], country: str | None, terms: TermsTimeline
-) -> list[tuple[datetime.date, Event]]:
+    events: Sequence[PoliticalEvent], country: str | None, terms: TermsTimeline
+) -> list[PoliticalLoss]:
     """Loss dates from political events in the buyer's country, where covered (SPEC 8.1)."""
-    losses: list[tuple[datetime.date, Event]] = []
+    losses: list[PoliticalLoss] = []
     for event in events:
         at = terms.at(event.effective)
         if event.country == country and at.political_risk:
-            losses.append((event.effective + datetime.timedelta(days=at.protracted_default_days), event))
+            losses.append(PoliticalLoss(event.effective + datetime.timedelta(days=at.protracted_default_days), event))
     return losses
-
-
-def _close_obligations(fold: CoverFold) -> None:
-    """Duties still open at the end of as_of: pending reports, and the claim to file after a loss."""
-    s = fold.state
-    for cover in s.invoices.values():
-        if cover.balance.balance <= 0 or cover.balance.due >= s.as_of or cover.deadline_judged:
-            continue
-        deadline = cover.balance.due + datetime.timedelta(days=fold.terms.at(cover.balance.due).notify_days)
-        if s.loss_date is not None and deadline > s.loss_date:
-            continue
-        status = "met" if s.reported_since is not None else "pending"
-        fold._oblige("report_overdue", deadline, status)
-    if s.loss_date is not None:
-        days = fold.terms.at(s.loss_date).claim_filing_days
-        if days is not None:
-            due = s.loss_date + datetime.timedelta(days=days)
-            if s.claim_filed is not None and s.claim_filed <= due:
-                status = "met"
-            elif due < s.as_of:
-                status = "missed"
-            else:
-                status = "pending"
-            s.obligations.append(Obligation("file_claim", s.buyer, due, status))
-    s.obligations.sort(key=lambda o: (o.due, o.kind))

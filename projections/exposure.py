@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ledger.vocabulary.dates import ONE_DAY, add_months
 from ledger.vocabulary.events import Event, TurnoverDeclared
+from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import known_at as recorded_by
-from projections.cover import BuyerCover, Obligation
+from projections.cover import CoverFigures, Obligation
 from projections.terms import TermsTimeline
 
 EXPOSURE_FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
@@ -19,17 +21,17 @@ EXPOSURE_FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "
 class Exposure:
     """SPEC 6.5 figures in minor units, and the status."""
 
-    outstanding: int
-    overdue: int
-    insured: int
-    uninsured: int
-    limit: int
-    top_up: int
-    headroom: int
+    outstanding: Minor
+    overdue: Minor
+    insured: Minor
+    uninsured: Minor
+    limit: Minor
+    top_up: Minor
+    headroom: Minor
     status: str
 
     @classmethod
-    def of(cls, cover: BuyerCover) -> Exposure:
+    def of(cls, cover: CoverFigures) -> Exposure:
         as_of = cover.as_of
         outstanding = overdue = insured = 0
         for invoice in cover.open_covers():  # one pass: the read model samples every change day
@@ -46,7 +48,7 @@ class Exposure:
         )
 
 
-def book_totals(rows: Iterable[Exposure]) -> dict[str, int]:
+def book_totals(rows: Iterable[Exposure]) -> dict[str, Minor]:
     """The book's figures: the sum of each buyer's."""
     totals = dict.fromkeys(EXPOSURE_FIGURES, 0)
     for row in rows:
@@ -92,10 +94,16 @@ def declaration_duties(
     return duties
 
 
-def declaration_periods(
-    start: datetime.date, end: datetime.date, months: int
-) -> list[tuple[str, datetime.date, datetime.date]]:
-    """(name, first day, last day) of each calendar period overlapping [start, end], clipped."""
+class DeclarationPeriod(NamedTuple):
+    """A declaration period: its name (2025, 2025-Q1, 2025-03) and its days, clipped to the policy."""
+
+    name: str
+    first: datetime.date
+    last: datetime.date
+
+
+def declaration_periods(start: datetime.date, end: datetime.date, months: int) -> list[DeclarationPeriod]:
+    """Each calendar period of `months` months overlapping [start, end], clipped."""
     periods = []
     first = datetime.date(start.year, 1 + (start.month - 1) // months * months, 1)
     while first <= end:
@@ -106,6 +114,6 @@ def declaration_periods(
             name = f"{first.year}-Q{(first.month - 1) // 3 + 1}"
         else:
             name = f"{first.year}-{first.month:02d}"
-        periods.append((name, max(first, start), min(last, end)))
+        periods.append(DeclarationPeriod(name, max(first, start), min(last, end)))
         first = last + ONE_DAY
     return periods

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 from decimal import Decimal
 
+import msgspec
 
-@dataclass
-class PremiumLine:
+from ledger.vocabulary.money import Minor
+
+
+class PremiumLine(msgspec.Struct, frozen=True):
     """One line, rounded half-up to the minor unit once (SPEC 3), with its tax.
 
     `basis` is what the rate applies to (turnover, a top-up amount, the
@@ -18,9 +20,9 @@ class PremiumLine:
     day: datetime.date
     kind: str  # premium, adjustment, investigation_fee, monitoring_fee, top_up_premium, top_up_refund, top_up_admin_fee
     buyer: str | None
-    amount: int
-    tax: int
-    basis: int = 0
+    amount: Minor
+    tax: Minor
+    basis: Minor = 0
     rate: Decimal = Decimal(0)
     period: str | None = None
     country: str | None = None

@@ -14,9 +14,11 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
+import msgspec
+
 from ledger.vocabulary.dates import ONE_DAY
 from ledger.vocabulary.events import BuyerRegistered, Event, LimitRequested, TurnoverDeclared
-from ledger.vocabulary.money import round_half_up
+from ledger.vocabulary.money import Minor, round_half_up
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms
@@ -30,7 +32,7 @@ PREMIUM_KINDS = ("premium", "adjustment")
 SUMMARY = ("premium", "adjustment", "investigation_fees", "monitoring_fees", "top_up", "tax", "total")
 
 
-def minimum_premium(terms: PolicyTerms) -> int:
+def minimum_premium(terms: PolicyTerms) -> Minor:
     """The minimum premium: an amount, or minimum_pct of the premium on the estimate at the default rate."""
     premium = terms.premium
     if premium is None:
@@ -53,8 +55,7 @@ def _taxed(terms: PolicyTerms, line: PremiumLine, *, fee: bool = False) -> Premi
     pct = premium.tax_pct if premium is not None else Decimal(0)
     if fee and not (terms.fees and terms.fees.taxable):
         pct = Decimal(0)
-    line.tax = round_half_up(Decimal(line.amount) * pct / 100)
-    return line
+    return msgspec.structs.replace(line, tax=round_half_up(Decimal(line.amount) * pct / 100))
 
 
 def premium_lines(
@@ -96,7 +97,7 @@ def premium_lines(
 
 
 def _adjustments(
-    invoicing: str, minimum: int, day: datetime.date, charges: Sequence[PremiumLine]
+    invoicing: str, minimum: Minor, day: datetime.date, charges: Sequence[PremiumLine]
 ) -> list[PremiumLine]:
     """The adjustment after the policy period (SPEC 7.2, 11), on the bases in force on its
     date; a declaration dated later corrects it on its own date.
@@ -116,14 +117,14 @@ def _adjustments(
 
 
 def _declared_period_lines(
-    period: str, country: str, rate: Decimal, closes: datetime.date, due: datetime.date, computed: int,
+    period: str, country: str, rate: Decimal, closes: datetime.date, due: datetime.date, computed: Minor,
     declared: list[TurnoverDeclared],
 ) -> list[PremiumLine]:
     """One period and country: the line, then one correcting line per later declaration
     (each brings the invoiced total to the new basis). A closed period is invoiced:
     a declaration made before the period `closes` is invoiced on that day."""
     on_time = [d for d in declared if d.effective <= due]
-    steps: list[tuple[datetime.date, int]] = []
+    steps: list[tuple[datetime.date, Minor]] = []
     if on_time:
         steps.append((on_time[0].effective, on_time[0].amount))
         later = [d for d in declared if d is not on_time[0]]
@@ -195,7 +196,7 @@ def _in_policy_month(terms: PolicyTerms, day: datetime.date) -> bool:
     return _month_end(day) >= terms.start and day.replace(day=1) <= terms.end
 
 
-def summarise(lines: Iterable[PremiumLine], as_of: datetime.date) -> dict[str, int]:
+def summarise(lines: Iterable[PremiumLine], as_of: datetime.date) -> dict[str, Minor]:
     """SPEC 9 `premium`: what was invoiced up to `as_of`, by kind, with tax and total."""
     totals = dict.fromkeys(SUMMARY, 0)
     kinds = {
@@ -211,7 +212,7 @@ def summarise(lines: Iterable[PremiumLine], as_of: datetime.date) -> dict[str, i
     return totals
 
 
-def maximum_liability(terms: PolicyTerms, lines: Iterable[PremiumLine], as_of: datetime.date) -> int | None:
+def maximum_liability(terms: PolicyTerms, lines: Iterable[PremiumLine], as_of: datetime.date) -> Minor | None:
     """SPEC 7.3, 11: the cap on indemnities for the period in force at `as_of` (None: no cap)."""
     if terms.max_liability is not None:
         return terms.max_liability

@@ -17,10 +17,9 @@ import datetime
 from collections.abc import Sequence
 from itertools import groupby
 
-from ledger.vocabulary.dates import ONE_DAY
-from ledger.vocabulary.events import BuyerEvent, BuyerRegistered, Event, PoliticalEvent
+from ledger.vocabulary.events import Event, PoliticalEvent
 from ledger.vocabulary.order import in_fold_order
-from projections.cover import CoverFold, LimitDecision, limit_decisions, political_losses
+from projections.cover import CoverFold, limit_decisions
 from projections.exposure import Exposure
 from projections.terms import TermsTimeline
 
@@ -35,37 +34,24 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
         return []
     political = [e for e in policy_events if isinstance(e, PoliticalEvent)]
     decisions = limit_decisions(events)
+    decision_days = {decision.effective for decision in decisions}
     by_day = [(day, list(group)) for day, group in groupby(events, key=lambda e: e.effective)]
-
-    def fold_days(fold: CoverFold, days: Sequence[tuple[datetime.date, list[Event]]], known_by: datetime.date) -> None:
-        fold.state.decisions = [d for d in decisions if d.effective <= known_by]
-        for day, todays in days:
-            for event in todays:
-                if isinstance(event, BuyerRegistered):
-                    fold.state.political_dates = political_losses(political, event.country, terms)
-                assert isinstance(event, BuyerEvent)
-                fold.apply(event)
-            fold.advance(day)
-            fold.settle_deliveries(day)
-
     timeline: Timeline = []
-    fold = CoverFold(buyer, terms, by_day[0][0])
+    fold = CoverFold(buyer, terms, decisions, political)
     position, day = 0, by_day[0][0]
     while True:
         if position < len(by_day) and by_day[position][0] == day:
-            if _decided_while_delivering(fold, decisions, day):
+            if day in decision_days and fold.delivering_across(day):
                 # buyer_cover(as_of=day) locks those caps knowing this decision: fold again
-                fold = CoverFold(buyer, terms, by_day[0][0])
-                fold_days(fold, by_day[:position + 1], day)
+                fold = CoverFold(buyer, terms, decisions, political)
+                fold.fold_through(day, [event for _, todays in by_day[:position + 1] for event in todays])
             else:
-                fold_days(fold, by_day[position:position + 1], day)
+                fold.fold_through(day, by_day[position][1])
             position += 1
-        fold.advance(day)
-        fold.settle_deliveries(day)
-        state = fold.state
-        state.as_of = day
-        if state.registered is not None:
-            exposure = Exposure.of(state)
+        fold.close_day(day)
+        reading = fold.reading_on(day)
+        if reading.registered is not None:
+            exposure = Exposure.of(reading)
             if not timeline or timeline[-1][1] != exposure:
                 timeline.append((day, exposure))
         following = _next_day(fold, day, by_day[position][0] if position < len(by_day) else None)
@@ -74,25 +60,9 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
         day = following
 
 
-def _decided_while_delivering(fold: CoverFold, decisions: Sequence[LimitDecision], day: datetime.date) -> bool:
-    """A limit decision on `day` for an invoice issued earlier and delivered on or after `day`:
-    its cap takes the limit in force on the delivery day, as far as `as_of` knows (SPEC 11)."""
-    return any(d.effective == day for d in decisions) and any(
-        cover.balance.issued < day <= cover.balance.delivered for cover in fold.state.invoices.values()
-    )
-
-
 def _next_day(fold: CoverFold, day: datetime.date, next_event: datetime.date | None) -> datetime.date | None:
-    """The first day after `day` on which the exposure can change."""
-    candidates = [moment for moment in (next_event, fold.next_change()) if moment is not None]
-    candidates += [delivered for delivered in fold.awaiting_deliveries() if delivered > day]
-    state = fold.state
-    for name in state.book.open_ids:
-        cover = state.invoices.get(name)
-        if cover is not None and cover.balance.due + ONE_DAY > day:
-            candidates.append(cover.balance.due + ONE_DAY)
-    if state.top_up is not None and not state.top_up.ended and state.top_up.ends > day:
-        candidates.append(state.top_up.ends)
+    """The first day after `day` on which the exposure can change: the next event's, or one the fold names."""
+    candidates = [moment for moment in (next_event, fold.next_figure_change(day)) if moment is not None]
     return min(candidates) if candidates else None
 
 

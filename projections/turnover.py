@@ -12,9 +12,11 @@ import datetime
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ledger.vocabulary.dates import period_bounds
 from ledger.vocabulary.events import BuyerRegistered, CreditNoteIssued, Event, InvoiceIssued, TurnoverDeclared
+from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms
@@ -33,10 +35,10 @@ INSURABLE = "insurable"
 class Turnover:
     """One period's turnover for one country, or for all: minor units by bucket."""
 
-    insurable: int = 0
-    excluded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EXCLUSION_REASONS, 0))
+    insurable: Minor = 0
+    excluded: dict[str, Minor] = field(default_factory=lambda: dict.fromkeys(EXCLUSION_REASONS, 0))
 
-    def add(self, bucket: str, amount: int) -> None:
+    def add(self, bucket: str, amount: Minor) -> None:
         if bucket == INSURABLE:
             self.insurable += amount
         else:
@@ -44,7 +46,7 @@ class Turnover:
 
 
 def sale_bucket(
-    buyer: BuyerRegistered, invoice: InvoiceIssued, terms: PolicyTerms, limit: int
+    buyer: BuyerRegistered, invoice: InvoiceIssued, terms: PolicyTerms, limit: Minor
 ) -> str:
     """`insurable`, or the one reason the sale is excluded from insurable turnover."""
     excluded = buyer_exclusion(buyer, terms)
@@ -57,12 +59,20 @@ def sale_bucket(
     return INSURABLE
 
 
+class Sale(NamedTuple):
+    """An invoice (or, negative, a credit note against its invoice's bucket) on its issue date."""
+
+    issued: datetime.date
+    bucket: str
+    amount: Minor  # signed
+
+
 @dataclass
 class BuyerSales:
     """A buyer's sales and credit notes, each with its bucket, by issue date."""
 
     country: str
-    lines: list[tuple[datetime.date, str, int]] = field(default_factory=list)  # (issued, bucket, signed amount)
+    lines: list[Sale] = field(default_factory=list)
 
 
 def buyer_sales(buyer_events: Sequence[Event], terms: TermsTimeline, known_at: datetime.datetime | None) -> BuyerSales | None:
@@ -76,12 +86,12 @@ def buyer_sales(buyer_events: Sequence[Event], terms: TermsTimeline, known_at: d
     buckets: dict[str, str] = {}
     for event in events:
         if isinstance(event, InvoiceIssued):
-            limit, _, _ = limit_on(decisions, event.effective, terms)
+            limit = limit_on(decisions, event.effective, terms).amount
             bucket = sale_bucket(registration, event, terms.at(event.effective), limit)
             buckets[event.invoice] = bucket
-            sales.lines.append((event.effective, bucket, event.amount))
+            sales.lines.append(Sale(event.effective, bucket, event.amount))
         elif isinstance(event, CreditNoteIssued):
-            sales.lines.append((event.effective, buckets[event.invoice], -event.amount))
+            sales.lines.append(Sale(event.effective, buckets[event.invoice], -event.amount))
     return sales
 
 

@@ -667,9 +667,9 @@ class _Tables:
                     "cover_lost_from": lost.isoformat() if lost and lost <= self.as_of else None,
                     "cover_lost_reason": invoice.lost_reason if lost and lost <= self.as_of else None,
                     "limit_event_id": str(invoice.decision.event.id) if invoice.decision else None,
-                    **self.money("entry_limit", invoice.entry[0] if insured_entry else None),
-                    **self.money("entry_top_up", invoice.entry[1] if insured_entry else None),
-                    **self.money("entry_insured_outstanding", invoice.entry[2] if insured_entry else None),
+                    **self.money("entry_limit", invoice.entry.limit if insured_entry else None),
+                    **self.money("entry_top_up", invoice.entry.top_up if insured_entry else None),
+                    **self.money("entry_insured_outstanding", invoice.entry.insured_outstanding if insured_entry else None),
                 })
         return rows
 
@@ -762,9 +762,9 @@ class _Tables:
                     "buyer": claim.buyer, "invoice": line.invoice, **self.money("cap", line.cap),
                     **self.money("balance", line.balance), **self.money("insured", line.insured),
                     "cap_rule": None if line.not_insured is not None else (
-                        f"min(amount {format_minor(line.amount, money)}, limit {format_minor(line.entry[0], money)}"
-                        f" + top-up {format_minor(line.entry[1], money)} - insured outstanding "
-                        f"{format_minor(line.entry[2], money)} at entry)"),
+                        f"min(amount {format_minor(line.amount, money)}, limit {format_minor(line.entry.limit, money)}"
+                        f" + top-up {format_minor(line.entry.top_up, money)} - insured outstanding "
+                        f"{format_minor(line.entry.insured_outstanding, money)} at entry)"),
                     "not_insured": line.not_insured, "cover_lost": line.cover_lost,
                 })
                 parts = [("credit_note", line.credit_notes), ("payment", line.payments),

@@ -1,6 +1,6 @@
 """`creditledger import-erp`: an ERP's CSV export through a column mapping (docs/erp.md).
 
-Three passes over the rows: read and convert them (ledger/erp.py), check them
+Three passes over the rows: read and convert them (ledger/adapters/erp.py), check them
 all against the ledger as it stands (`Ledger.trial`, which lists every refusal
 instead of stopping at the first), then record. Without --skip-bad one bad row
 records nothing; with it the good rows are recorded and the bad ones written
@@ -75,23 +75,33 @@ def import_erp(
                 raise LedgerError(f"{len(bad)} of {len(source.rows)} rows would be rejected; an import without "
                                   "--skip-bad would record nothing", source=source.source)
             return
-        if len(bad) == 1 and not skip_bad:
-            # One bad row: one line, naming its file, line and field, as every other refusal.
-            row, problem = bad[0]
-            raise LedgerError(f"{problem.message} (1 of {len(source.rows)} rows rejected; nothing recorded)",
-                              field=problem.field, source=problem.source or source.source, line=row.line)
         if bad and not skip_bad:
-            _print_rejected(bad)
-            raise LedgerError(
-                f"{len(bad)} of {len(source.rows)} rows rejected; nothing recorded "
-                "(fix them, or --skip-bad to record the good rows)", source=source.source,
-            )
+            _refuse_all(bad, source)
         refused = {row.line for row, _ in bad}
         good = [d for d in drafts if d.line not in refused]
         with _progress(len(good), "recording") as advance:
             outcome = ledger.record(good, progress=advance)
     if bad:
         _write_rejects(reject_path, source, bad)
+    _print_import(outcome, bad, reject_path, as_json=as_json)
+
+
+def _refuse_all(bad: list[tuple[ErpRow, LedgerError]], source: ErpFile) -> None:
+    """Without --skip-bad one bad row records nothing: say which rows, and stop."""
+    if len(bad) == 1:
+        # One bad row: one line, naming its file, line and field, as every other refusal.
+        row, problem = bad[0]
+        raise LedgerError(f"{problem.message} (1 of {len(source.rows)} rows rejected; nothing recorded)",
+                          field=problem.field, source=problem.source or source.source, line=row.line)
+    _print_rejected(bad)
+    raise LedgerError(
+        f"{len(bad)} of {len(source.rows)} rows rejected; nothing recorded "
+        "(fix them, or --skip-bad to record the good rows)", source=source.source,
+    )
+
+
+def _print_import(outcome: Outcome, bad: list[tuple[ErpRow, LedgerError]], reject_path: Path, *, as_json: bool) -> None:
+    """What the import recorded, skipped and rejected (and where the rejected rows went)."""
     if as_json:
         _print_json({
             "recorded": [str(e.id) for e in outcome.recorded],

@@ -424,8 +424,8 @@ def explanation(claim: Claim, currency: str) -> dict[str, Any]:
                 "limit_decision": {"event": line.limit_event, "date": line.limit_date.isoformat(),
                                    "limit": money(line.limit)} if line.limit_event and line.limit_date else None,
                 "cap": money(line.cap), "not_insured": line.not_insured, "cover_lost": line.cover_lost,
-                "cap_rule": (f"min(amount {money(line.amount)}, limit {money(line.entry[0])} + top-up "
-                             f"{money(line.entry[1])} - insured outstanding {money(line.entry[2])} at entry)")
+                "cap_rule": (f"min(amount {money(line.amount)}, limit {money(line.entry.limit)} + top-up "
+                             f"{money(line.entry.top_up)} - insured outstanding {money(line.entry.insured_outstanding)} at entry)")
                 if line.not_insured is None else "",
                 "credit_notes": [{"event": e, "amount": money(a)} for e, a in line.credit_notes],
                 "payments": [{"event": e, "amount": money(a)} for e, a in line.payments],

@@ -18,11 +18,18 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_type_hints
 import msgspec
 
 from ledger.vocabulary.errors import LedgerError
-from ledger.vocabulary.money import MAX_AMOUNT_MINOR, format_minor, minor_units, parse_decimal, round_half_up, to_minor
+from ledger.vocabulary.money import (
+    MAX_AMOUNT_MINOR,
+    Minor,
+    format_minor,
+    minor_units,
+    parse_decimal,
+    round_half_up,
+    to_minor,
+)
 from ledger.vocabulary.terms import CURRENCY_CODE, PLAIN_TEXT, PolicyTerms, check_day, parse_policy, terms_to_table
 
 # Identifiers that users type: no control characters, bounded length.
-_PLAIN_TEXT = PLAIN_TEXT
 _COUNTRY = r"^[A-Z]{2}\Z"
 _PERIOD = r"^(19|2\d)\d\d(-Q[1-4]|-(0[1-9]|1[0-2]))?\Z"  # years 1900 to 2999, as every date
 # The types bound the length; their patterns are checked by parse_event, the one way in, and
@@ -32,10 +39,10 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Country = Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
 Period = Annotated[str, msgspec.Meta(min_length=4, max_length=7)]
-_TEXT_PATTERNS = ((Name, _PLAIN_TEXT), (Ident, _PLAIN_TEXT), (Country, _COUNTRY), (Period, _PERIOD))
+_TEXT_PATTERNS = ((Name, PLAIN_TEXT), (Ident, PLAIN_TEXT), (Country, _COUNTRY), (Period, _PERIOD))
 # What each pattern means, for refusals a person can read.
 _PATTERN_WORDS = {
-    _PLAIN_TEXT: "text without control characters or line breaks",
+    PLAIN_TEXT: "text without control characters or line breaks",
     _COUNTRY: "an ISO 3166 alpha-2 country code such as GB",
     _PERIOD: "a declaration period such as 2025, 2025-Q1 or 2025-03 (years 1900 to 2999)",
 }
@@ -82,18 +89,18 @@ class BuyerRegistered(BuyerEvent, frozen=True, kw_only=True, tag="buyer_register
 
 
 class LimitRequested(BuyerEvent, frozen=True, kw_only=True, tag="limit_requested"):
-    amount: int
+    amount: Minor
 
 
 class LimitGranted(BuyerEvent, frozen=True, kw_only=True, tag="limit_granted"):
-    amount: int
+    amount: Minor
     basis: LimitBasis = "underwriter"
     criterion: Criterion | None = None
     non_cancellable: bool = False
 
 
 class LimitReduced(BuyerEvent, frozen=True, kw_only=True, tag="limit_reduced"):
-    amount: int
+    amount: Minor
 
 
 class LimitCancelled(BuyerEvent, frozen=True, kw_only=True, tag="limit_cancelled"):
@@ -105,22 +112,22 @@ class InvoiceIssued(BuyerEvent, frozen=True, kw_only=True, tag="invoice_issued")
     amount in `foreign_amount` (minor units of `currency`), converted once."""
 
     invoice: Ident
-    amount: int
+    amount: Minor
     due: datetime.date
     delivered: datetime.date
     prepaid: bool = False
     currency: str | None = None
     fx_rate: Decimal | None = None
-    foreign_amount: int | None = None
+    foreign_amount: Minor | None = None  # minor units of `currency`
 
 
 class CreditNoteIssued(BuyerEvent, frozen=True, kw_only=True, tag="credit_note_issued"):
     invoice: Ident
-    amount: int
+    amount: Minor
 
 
 class PaymentReceived(BuyerEvent, frozen=True, kw_only=True, tag="payment_received"):
-    amount: int
+    amount: Minor
     invoice: Ident | None = None
 
 
@@ -155,17 +162,17 @@ class ClaimFiled(BuyerEvent, frozen=True, kw_only=True, tag="claim_filed"):
 
 
 class IndemnityPaid(BuyerEvent, frozen=True, kw_only=True, tag="indemnity_paid"):
-    amount: int
+    amount: Minor
 
 
 class RecoveryReceived(BuyerEvent, frozen=True, kw_only=True, tag="recovery_received"):
-    amount: int
+    amount: Minor
 
 
 class TurnoverDeclared(Event, frozen=True, kw_only=True, tag="turnover_declared"):
     period: Period
     country: Country
-    amount: int
+    amount: Minor
 
 
 class TopUpPurchased(BuyerEvent, frozen=True, kw_only=True, tag="top_up_purchased"):

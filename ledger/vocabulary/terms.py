@@ -17,7 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from ledger.vocabulary.errors import UNSAFE_TEXT, LedgerError
-from ledger.vocabulary.money import parse_decimal, to_minor
+from ledger.vocabulary.money import Minor, format_minor, parse_decimal, to_minor
 
 Structure = Literal["whole_turnover", "selected_risk"]
 Cover = Literal["proportional", "excess_of_loss"]
@@ -46,9 +46,9 @@ class PremiumTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """SPEC 7.2. `rates` always holds a `default`; a single `rate` becomes it."""
 
     rates: dict[str, Decimal]
-    minimum: int | None = None
+    minimum: Minor | None = None
     minimum_pct: Decimal | None = None
-    estimated_turnover: int | None = None
+    estimated_turnover: Minor | None = None
     declarations: Declarations = "quarterly"
     declaration_days: int = 30
     invoicing: Invoicing = "declared"
@@ -59,19 +59,19 @@ class FeeTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """SPEC 7.4: countries to risk zones, and each zone's fee in minor units."""
 
     zones: dict[str, str]
-    investigation: dict[str, int] = {}
-    monitoring: dict[str, int] = {}
+    investigation: dict[str, Minor] = {}
+    monitoring: dict[str, Minor] = {}
     taxable: bool = False
 
 
 class TopUpTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """SPEC 6.4: the optional top-up layer."""
 
-    cap: int
-    min_cover: int = 0
+    cap: Minor
+    min_cover: Minor = 0
     rate: Decimal
     months: int
-    admin_fee: int = 0
+    admin_fee: Minor = 0
 
 
 class PolicyTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -87,13 +87,13 @@ class PolicyTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     selected_countries: tuple[str, ...] = ()
     cover: Cover
     indemnity_pct: Decimal
-    excess: int = 0
-    non_qualifying_loss: int = 0
-    per_loss_deductible: int = 0
-    annual_aggregate_deductible: int = 0
-    max_liability: int | None = None
+    excess: Minor = 0
+    non_qualifying_loss: Minor = 0
+    per_loss_deductible: Minor = 0
+    annual_aggregate_deductible: Minor = 0
+    max_liability: Minor | None = None
     max_liability_multiple: Decimal | None = None
-    discretionary_limit_max: int = 0
+    discretionary_limit_max: Minor = 0
     max_credit_days: int = 120
     on_stop_days: int = 60
     notify_days: int = 60
@@ -109,6 +109,15 @@ class PolicyTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     def covers_country(self, country: str) -> bool:
         """True when buyers in `country` can be insured under these terms."""
         return self.countries is None or country in self.countries
+
+    def beyond_max_credit(self, delivered: datetime.date, due: datetime.date) -> str | None:
+        """The max_credit_days rule, the one place it is checked (an invoice's term at issue,
+        and a due date extended): why a due date this long after delivery is not insured,
+        in words, or None when it is within the term."""
+        days = (due - delivered).days
+        if days <= self.max_credit_days:
+            return None
+        return f"due {days} days after delivery, beyond max_credit_days {self.max_credit_days}"
 
 
 # ---------------------------------------------------------------- parsing
@@ -163,7 +172,7 @@ class _Reader:
                 raise LedgerError(f"{value!r} is not a valid date", field=self.name(term)) from None
         return check_day(value, self.name(term))
 
-    def money(self, term: str) -> int | None:
+    def money(self, term: str) -> Minor | None:
         value = self.take(term)
         return None if value is None else to_minor(value, self.currency, field=self.name(term))
 
@@ -299,7 +308,7 @@ def _fees(table: Mapping[str, Any], currency: str) -> FeeTerms:
             raise LedgerError(f"{zone!r} is not a zone name", field=f"policy.fees.zones.{country}")
         zones[str(country)] = zone
 
-    def fee(value: Any, field: str) -> int:
+    def fee(value: Any, field: str) -> Minor:
         return to_minor(value, currency, field=field)
 
     investigation = r.mapping("investigation", fee)
@@ -353,10 +362,7 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     structure = r.choice("structure", ("whole_turnover", "selected_risk"), "whole_turnover")
     selected_buyers = r.codes("selected_buyers", _PLAIN_ID, "a buyer id (1 to 100 characters, no control characters)") or ()
     selected_countries = r.codes("selected_countries", COUNTRY_CODE, "an ISO 3166 alpha-2 country code") or ()
-    if structure == "selected_risk" and not (selected_buyers or selected_countries):
-        raise LedgerError("selected_risk needs selected_buyers or selected_countries", field="policy.structure")
-    if structure == "whole_turnover" and (selected_buyers or selected_countries):
-        raise LedgerError("selections are for a selected_risk policy", field="policy.structure")
+    _check_selection(structure, selected_buyers or selected_countries)
     cover = r.choice("cover", ("proportional", "excess_of_loss"), "proportional")
     proportional = cover == "proportional"
     indemnity_pct = r.decimal("indemnity_pct", Decimal(0), Decimal(100), low_open=True)
@@ -366,12 +372,8 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     non_qualifying_loss = r.money("non_qualifying_loss") or 0
     per_loss = r.money("per_loss_deductible") or 0
     aggregate = r.money("annual_aggregate_deductible") or 0
-    if proportional and (per_loss or aggregate):
-        field = "per_loss_deductible" if per_loss else "annual_aggregate_deductible"
-        raise LedgerError("deductibles are for an excess_of_loss policy, not a proportional one", field=f"policy.{field}")
-    if not proportional and (excess or non_qualifying_loss):
-        field = "excess" if excess else "non_qualifying_loss"
-        raise LedgerError("is refused on an excess_of_loss policy (use the deductibles)", field=f"policy.{field}")
+    _check_loss_sharing(proportional, excess=excess, non_qualifying_loss=non_qualifying_loss,
+                        per_loss_deductible=per_loss, annual_aggregate_deductible=aggregate)
     max_liability = r.money("max_liability")
     multiple = r.decimal("max_liability_multiple", Decimal(0), Decimal(1000), low_open=True)
     if max_liability is not None and multiple is not None:
@@ -408,6 +410,28 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     )
 
 
+def _check_selection(structure: str, selected: tuple[str, ...]) -> None:
+    """Selections go with a selected_risk policy, and it needs some."""
+    if structure == "selected_risk" and not selected:
+        raise LedgerError("selected_risk needs selected_buyers or selected_countries", field="policy.structure")
+    if structure == "whole_turnover" and selected:
+        raise LedgerError("selections are for a selected_risk policy", field="policy.structure")
+
+
+def _check_loss_sharing(
+    proportional: bool, *, excess: Minor, non_qualifying_loss: Minor, per_loss_deductible: Minor,
+    annual_aggregate_deductible: Minor,
+) -> None:
+    """A proportional policy shares losses by excess and non-qualifying loss, an excess_of_loss
+    one by deductibles; the other kind's terms are refused (the first one given is named)."""
+    if proportional and (per_loss_deductible or annual_aggregate_deductible):
+        field = "per_loss_deductible" if per_loss_deductible else "annual_aggregate_deductible"
+        raise LedgerError("deductibles are for an excess_of_loss policy, not a proportional one", field=f"policy.{field}")
+    if not proportional and (excess or non_qualifying_loss):
+        field = "excess" if excess else "non_qualifying_loss"
+        raise LedgerError("is refused on an excess_of_loss policy (use the deductibles)", field=f"policy.{field}")
+
+
 def amend_policy(terms: PolicyTerms, changes: Mapping[str, Any]) -> PolicyTerms:
     """New terms with `changes` applied, validated as a whole."""
     table = terms_to_table(terms)
@@ -417,11 +441,9 @@ def amend_policy(terms: PolicyTerms, changes: Mapping[str, Any]) -> PolicyTerms:
 
 def terms_to_table(terms: PolicyTerms) -> dict[str, Any]:
     """The terms as a `[policy]` table with decimal strings, as a user writes it."""
-    from ledger.vocabulary.money import format_minor
-
     currency = terms.currency
 
-    def money(value: int) -> str:
+    def money(value: Minor) -> str:
         return format_minor(value, currency)
 
     table: dict[str, Any] = {

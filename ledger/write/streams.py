@@ -32,10 +32,10 @@ from ledger.vocabulary.events import (
     TopUpPurchased,
     TurnoverDeclared,
 )
-from ledger.vocabulary.money import format_minor
+from ledger.vocabulary.money import Minor, format_minor
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.terms import PolicyTerms
-from projections.balances import BuyerBook
+from projections.balances import BuyerBook, InvoiceBalance
 from projections.terms import TermsTimeline
 
 TermsAt = Callable[[datetime.date], PolicyTerms]
@@ -43,64 +43,25 @@ TermsAt = Callable[[datetime.date], PolicyTerms]
 
 def check_buyer_event(book: BuyerBook, event: BuyerEvent, terms: PolicyTerms) -> list[str]:
     """Refuse `event` if it breaks a rule given `book`; return its warnings."""
-    def money(amount: int) -> str:
-        return format_minor(amount, terms.currency)
-
     if book.registered is None and not isinstance(event, BuyerRegistered):
         raise LedgerError(f"{event.buyer} is not a registered buyer on {event.effective}", field="buyer")
     match event:
         case BuyerRegistered():
-            if book.registered is not None:
-                raise LedgerError(f"{event.buyer} is already registered", field="buyer")
-            if terms.fees and event.country not in terms.fees.zones:
-                raise LedgerError(
-                    f"{event.country} has no risk zone in policy.fees.zones; with fees configured every buyer's country needs one",
-                    field="country",
-                )
-        case LimitGranted():
-            if event.basis == "discretionary":
-                if event.criterion is None:
-                    raise LedgerError("a discretionary limit needs a criterion", field="criterion")
-                if event.amount > terms.discretionary_limit_max:
-                    raise LedgerError(
-                        f"{money(event.amount)} is above discretionary_limit_max {money(terms.discretionary_limit_max)}",
-                        field="amount",
-                    )
-                if book.discretionary_withdrawn:
-                    raise LedgerError(
-                        f"the limit of {event.buyer} was cancelled; only an underwriter can grant a new one",
-                        field="basis",
-                    )
-            elif event.criterion is not None:
-                raise LedgerError("a criterion is for discretionary limits only", field="criterion")
-        case LimitReduced():
-            if book.limit_non_cancellable:
-                raise LedgerError("the limit in force is non_cancellable; it cannot be reduced", field="buyer")
-            if event.amount >= book.limit:
-                raise LedgerError(
-                    f"{money(event.amount)} is not lower than the limit in force {money(book.limit)}",
-                    field="amount",
-                )
-        case LimitCancelled():
-            if book.limit_non_cancellable:
-                raise LedgerError("the limit in force is non_cancellable; it cannot be cancelled", field="buyer")
+            _check_registration(book, event, terms)
+        case LimitGranted() | LimitReduced() | LimitCancelled():
+            _check_limit(book, event, terms)
         case InvoiceIssued():
             if event.invoice in book.invoices:
                 raise LedgerError(f"{event.invoice} is already an invoice of {event.buyer}", field="invoice")
-            days = (event.due - event.delivered).days
-            if days > terms.max_credit_days:
-                return [
-                    f"invoice {event.invoice}: due {days} days after delivery, beyond max_credit_days "
-                    f"{terms.max_credit_days}; recorded but not insured"
-                ]
+            beyond = terms.beyond_max_credit(event.delivered, event.due)
+            if beyond is not None:
+                return [f"invoice {event.invoice}: {beyond}; recorded but not insured"]
         case CreditNoteIssued() | PaymentReceived() if event.invoice is not None:
-            invoice = book.invoices.get(event.invoice)
-            if invoice is None:
-                raise LedgerError(f"{event.buyer} has no invoice {event.invoice} on {event.effective}", field="invoice")
+            invoice = _invoice_of(book, event, event.invoice)
             if event.amount > invoice.balance:
                 raise LedgerError(
-                    f"{money(event.amount)} is more than the {money(invoice.balance)} open on invoice {event.invoice}",
-                    field="amount",
+                    f"{_money(terms, event.amount)} is more than the {_money(terms, invoice.balance)} open on "
+                    f"invoice {event.invoice}", field="amount",
                 )
         case PaymentReversed():
             record = book.find_payment(event.payment)
@@ -109,40 +70,97 @@ def check_buyer_event(book: BuyerBook, event: BuyerEvent, terms: PolicyTerms) ->
             if record.reversed:
                 raise LedgerError(f"payment {event.payment} is already reversed", field="payment")
         case DueDateExtended():
-            invoice = book.invoices.get(event.invoice)
-            if invoice is None:
-                raise LedgerError(f"{event.buyer} has no invoice {event.invoice} on {event.effective}", field="invoice")
-            if event.due <= invoice.due:
-                raise LedgerError(f"{event.due} is not later than the current due date {invoice.due}", field="due")
-            days = (event.due - invoice.delivered).days
-            if days > terms.max_credit_days:
-                return [
-                    f"invoice {event.invoice}: new due date {days} days after delivery, beyond max_credit_days "
-                    f"{terms.max_credit_days}; not insured from now on"
-                ]
+            return _check_due_date(book, event, terms)
         case TopUpPurchased():
-            if terms.top_up is None:
-                raise LedgerError("the policy has no top_up terms", field="type")
-            if book.reduction_base is None or book.limit == 0:
-                raise LedgerError("a top-up needs a primary limit that was reduced (not cancelled)", field="buyer")
-            if book.top_up_bought:
-                raise LedgerError(f"{event.buyer} already has a top-up on this limit", field="buyer")
-            assert book.first_reduction is not None
-            window_end = min(add_months(book.first_reduction, terms.top_up.months), terms.end + ONE_DAY)
-            if event.effective >= window_end:
-                raise LedgerError(
-                    f"the top-up window ended on {window_end} ({terms.top_up.months} months after the first "
-                    f"reduction, or the policy end)", field="effective",
-                )
-            amount = book.top_up_for(book.limit, terms.top_up.cap)
-            if amount < terms.top_up.min_cover:
-                raise LedgerError(
-                    f"the top-up would be {money(amount)}, below min_cover {money(terms.top_up.min_cover)}",
-                    field="buyer",
-                )
+            _check_top_up(book, event, terms)
         case _:
             pass
     return []
+
+
+def _money(terms: PolicyTerms, amount: Minor) -> str:
+    return format_minor(amount, terms.currency)
+
+
+def _invoice_of(book: BuyerBook, event: BuyerEvent, invoice: str) -> InvoiceBalance:
+    """The invoice `event` names, or a refusal: the buyer has none by that name yet."""
+    found = book.invoices.get(invoice)
+    if found is None:
+        raise LedgerError(f"{event.buyer} has no invoice {invoice} on {event.effective}", field="invoice")
+    return found
+
+
+def _check_registration(book: BuyerBook, event: BuyerRegistered, terms: PolicyTerms) -> None:
+    if book.registered is not None:
+        raise LedgerError(f"{event.buyer} is already registered", field="buyer")
+    if terms.fees and event.country not in terms.fees.zones:
+        raise LedgerError(
+            f"{event.country} has no risk zone in policy.fees.zones; with fees configured every buyer's country needs one",
+            field="country",
+        )
+
+
+def _check_limit(book: BuyerBook, event: LimitGranted | LimitReduced | LimitCancelled, terms: PolicyTerms) -> None:
+    """A discretionary grant within its rules; no cut of a non-cancellable limit; a reduction reduces."""
+    match event:
+        case LimitGranted(basis="discretionary"):
+            if event.criterion is None:
+                raise LedgerError("a discretionary limit needs a criterion", field="criterion")
+            if event.amount > terms.discretionary_limit_max:
+                raise LedgerError(
+                    f"{_money(terms, event.amount)} is above discretionary_limit_max "
+                    f"{_money(terms, terms.discretionary_limit_max)}", field="amount",
+                )
+            if book.discretionary_withdrawn:
+                raise LedgerError(
+                    f"the limit of {event.buyer} was cancelled; only an underwriter can grant a new one",
+                    field="basis",
+                )
+        case LimitGranted():
+            if event.criterion is not None:
+                raise LedgerError("a criterion is for discretionary limits only", field="criterion")
+        case LimitReduced():
+            if book.limit_non_cancellable:
+                raise LedgerError("the limit in force is non_cancellable; it cannot be reduced", field="buyer")
+            if event.amount >= book.limit:
+                raise LedgerError(
+                    f"{_money(terms, event.amount)} is not lower than the limit in force {_money(terms, book.limit)}",
+                    field="amount",
+                )
+        case LimitCancelled():
+            if book.limit_non_cancellable:
+                raise LedgerError("the limit in force is non_cancellable; it cannot be cancelled", field="buyer")
+
+
+def _check_due_date(book: BuyerBook, event: DueDateExtended, terms: PolicyTerms) -> list[str]:
+    invoice = _invoice_of(book, event, event.invoice)
+    if event.due <= invoice.due:
+        raise LedgerError(f"{event.due} is not later than the current due date {invoice.due}", field="due")
+    beyond = terms.beyond_max_credit(invoice.delivered, event.due)
+    return [] if beyond is None else [f"invoice {event.invoice}: {beyond}; not insured from now on"]
+
+
+def _check_top_up(book: BuyerBook, event: TopUpPurchased, terms: PolicyTerms) -> None:
+    """SPEC 6.4: a top-up on a reduced (not cancelled) limit, once, within its window, above min_cover."""
+    if terms.top_up is None:
+        raise LedgerError("the policy has no top_up terms", field="type")
+    if book.reduction_base is None or book.limit == 0:
+        raise LedgerError("a top-up needs a primary limit that was reduced (not cancelled)", field="buyer")
+    if book.top_up_bought:
+        raise LedgerError(f"{event.buyer} already has a top-up on this limit", field="buyer")
+    assert book.first_reduction is not None
+    window_end = min(add_months(book.first_reduction, terms.top_up.months), terms.end + ONE_DAY)
+    if event.effective >= window_end:
+        raise LedgerError(
+            f"the top-up window ended on {window_end} ({terms.top_up.months} months after the first "
+            f"reduction, or the policy end)", field="effective",
+        )
+    amount = book.top_up_for(book.limit, terms.top_up.cap)
+    if amount < terms.top_up.min_cover:
+        raise LedgerError(
+            f"the top-up would be {_money(terms, amount)}, below min_cover {_money(terms, terms.top_up.min_cover)}",
+            field="buyer",
+        )
 
 
 @dataclass
