@@ -28,7 +28,7 @@ import psycopg
 from run import machine, percentile  # bench/run.py: this folder is on the path when run as a script
 
 from ledger.operations import copy as copying
-from ledger.queries import exposure_query
+from ledger.queries.exposure import exposure_query
 from ledger.service import Ledger
 from ledger.tools import samplebook
 from ledger.vocabulary.terms import parse_policy

@@ -33,7 +33,9 @@ from typing import Any
 
 import peers  # bench/peers.py, beside this file
 
-from ledger.queries import claim_query, claims_of, exposure_query, premium_query
+from ledger.queries.claims import claim_query, claims_of
+from ledger.queries.exposure import exposure_query
+from ledger.queries.premium import premium_query
 from ledger.service import Ledger
 from ledger.tools import samplebook
 from ledger.vocabulary.terms import parse_policy

@@ -14,7 +14,7 @@ from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db
 
 from ledger.adapters import charts
 from ledger.cli import main
-from ledger.queries import exposure_query
+from ledger.queries.exposure import exposure_query
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.money import format_minor
@@ -135,7 +135,7 @@ def test_series_equals_the_exposure_query(db: str, buyer: str | None):
             answer = exposure_query(ledger, {"buyer": buyer, "as_of": point.day})
             shown = {name: format_minor(getattr(point, name), "GBP")
                      for name in ("outstanding", "insured", "limit", "top_up")}
-            assert shown == {name: answer[name] for name in shown}
+            assert shown == {name: getattr(answer, name) for name in shown}
     assert [p.outstanding for p in points][-1] > 0
 
 

@@ -11,7 +11,7 @@ from helpers import record_book
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.queries import claims_of
+from ledger.queries.claims import claims_of
 from ledger.service import Ledger
 from ledger.vocabulary.events import to_public
 

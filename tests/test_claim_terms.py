@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from ledger.queries import claim_query
+from ledger.queries.claims import claim_query
 from ledger.service import Ledger
 from ledger.vocabulary.terms import amend_policy, parse_policy
 
@@ -29,5 +29,5 @@ def test_a_later_amendment_does_not_revive_a_missed_filing():
         ledger.load_policy(amend_policy(terms, {"claim_filing_days": 60, "excess": "100"}),
                            effective=datetime.date(2025, 6, 15))
         after = claim_query(ledger, {"buyer": "B1", "as_of": "2025-07-31"})
-        assert before["status"] == after["status"] == "filing_missed"
-        assert before["indemnity"] == after["indemnity"] == "0.00"
+        assert before.status == after.status == "filing_missed"
+        assert before.indemnity == after.indemnity == "0.00"

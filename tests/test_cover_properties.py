@@ -35,7 +35,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.adapters.policyfile import load_policy_file
-from ledger.queries import exposure_query, exposure_values, obligations_query
+from ledger.queries.exposure import exposure_answer, exposure_query
+from ledger.queries.obligations import obligations_query
 from ledger.service import Draft, Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import (
@@ -401,7 +402,7 @@ def test_the_queries_show_the_fold(data: st.DataObject):
         as_of, known_at = data.draw(as_of_dates), data.draw(known_at_choices(book))
         arguments = {"as_of": as_of, "known_at": known_at}
         answer = exposure_query(book.ledger, arguments)
-        rows = {row["buyer"]: row for row in answer["buyers"]}
+        rows = {row.buyer: row for row in answer.buyers}
         # The book holds the buyers registered by as_of, as known at known_at.
         in_book = [
             b for b in book.buyers
@@ -410,13 +411,13 @@ def test_the_queries_show_the_fold(data: st.DataObject):
         assert sorted(rows) == sorted(in_book)
         for buyer in in_book:
             cover = buyer_cover(buyer, book.ledger.buyer_events(buyer), book.ledger.policy_events(), as_of, known_at)
-            expected = {"buyer": buyer, **exposure_values(Exposure.of(cover), CURRENCY)}
+            expected = exposure_answer(buyer, Exposure.of(cover), CURRENCY)
             assert exposure_query(book.ledger, {**arguments, "buyer": buyer}) == expected
             assert rows[buyer] == expected
         for name in EXPOSURE_FIGURES:
             total = sum(getattr(Exposure.of(buyer_cover(b, book.ledger.buyer_events(b), book.ledger.policy_events(),
                                                         as_of, known_at)), name) for b in in_book)
-            assert answer[name] == format_minor(total, CURRENCY), name
+            assert getattr(answer, name) == format_minor(total, CURRENCY), name
 
 
 @RUNS

@@ -25,7 +25,8 @@ from crash_worker import append_rows
 
 from ledger.adapters.policyfile import load_policy_file
 from ledger.operations.verify import verify
-from ledger.queries import exposure_query, premium_query
+from ledger.queries.exposure import exposure_query
+from ledger.queries.premium import premium_query
 from ledger.service import Ledger
 from ledger.tools import samplebook
 from ledger.vocabulary.events import to_public

@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from helpers import (
     POSTGRES_SERVER,
@@ -32,7 +33,11 @@ from helpers import (
 )
 
 from ledger.adapters import export
-from ledger.queries import claim_query, exposure_query, obligations_query, premium_query, turnover_query
+from ledger.queries.claims import claim_query
+from ledger.queries.exposure import exposure_query
+from ledger.queries.obligations import obligations_query
+from ledger.queries.premium import premium_query
+from ledger.queries.turnover import turnover_query
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.terms import PolicyTerms
@@ -181,8 +186,8 @@ def test_metadata_says_what_the_export_is(book: Ledger, tmp_path: Path) -> None:
     assert row["ledger"] == book.location
     assert row["events_known"] == len(BOOK) + 2  # the policy and the late payment
     assert row["events_exported"] == db.execute("SELECT count(*) FROM events").fetchone()[0] == len(BOOK) + 2
-    assert row["minimum_premium"] == premium_query(book, {"as_of": AS_OF})["minimum"]
-    assert row["max_liability"] == premium_query(book, {"as_of": AS_OF})["max_liability"]
+    assert row["minimum_premium"] == premium_query(book, {"as_of": AS_OF}).minimum
+    assert row["max_liability"] == premium_query(book, {"as_of": AS_OF}).max_liability
     # A clock behind the latest stamp (moved back, another machine) still misses nothing.
     with Ledger(book.location, clock=Clock(FIRST_WRITES)) as behind:
         assert export.build_report(behind, AS_OF, None).known_at == LATE
@@ -199,14 +204,14 @@ def test_exposure_per_buyer_equals_the_query(book: Ledger, tmp_path: Path) -> No
     answer = exposure_query(book, {"as_of": AS_OF})
     table = {row["buyer"]: row for row in rows(db, "SELECT * FROM exposure")}
     assert set(table) == {"B1", "B2", "B3"}
-    for expected in answer["buyers"]:
-        row = table[expected["buyer"]]
-        for name, value in expected.items():
-            assert row[name] == value, (expected["buyer"], name)
+    for expected in answer.buyers:
+        row = table[expected.buyer]
+        for name, value in msgspec.structs.asdict(expected).items():
+            assert row[name] == value, (expected.buyer, name)
             if name not in ("buyer", "status"):
                 assert row[f"{name}_minor"] == int(Decimal(value) * 100)
     # The book's figures are the sums; invoices add up to each buyer's figures.
-    assert db.execute("SELECT sum(insured_minor) FROM exposure").fetchone()[0] == int(Decimal(answer["insured"]) * 100)
+    assert db.execute("SELECT sum(insured_minor) FROM exposure").fetchone()[0] == int(Decimal(answer.insured) * 100)
     by_buyer = rows(db, "SELECT buyer, sum(balance_minor) AS balance, sum(insured_minor) AS insured FROM invoices "
                         "GROUP BY buyer")
     for row in by_buyer:
@@ -237,12 +242,12 @@ def test_premium_lines_sum_to_the_account(book: Ledger, tmp_path: Path) -> None:
     sums = {row["account"]: row["amount"] for row in rows(
         db, "SELECT account, sum(amount_minor) AS amount FROM premium_lines GROUP BY account")}
     for name in ("premium", "adjustment", "investigation_fees", "monitoring_fees", "top_up"):
-        assert sums.get(name, 0) == int(Decimal(account[name]) * 100), name
+        assert sums.get(name, 0) == int(Decimal(getattr(account, name)) * 100), name
     assert sums["top_up"] != 0 and sums["investigation_fees"] != 0  # the book has both
     tax, total = db.execute("SELECT sum(tax_minor), sum(total_minor) FROM premium_lines").fetchone()
-    assert tax == int(Decimal(account["tax"]) * 100)
-    assert total == int(Decimal(account["total"]) * 100)
-    listed = [(line["date"], line["kind"], line["amount"], line["tax"]) for line in account["lines"]]
+    assert tax == int(Decimal(account.tax) * 100)
+    assert total == int(Decimal(account.total) * 100)
+    listed = [(line.date, line.kind, line.amount, line.tax) for line in account.lines]
     assert [(r["date"], r["kind"], r["amount"], r["tax"]) for r in rows(db, "SELECT * FROM premium_lines ORDER BY id")] == listed
 
 
@@ -254,34 +259,34 @@ def test_claims_and_their_explanation_equal_the_query(book: Ledger, tmp_path: Pa
     row = claims["B2"]
     for name in ("loss_date", "cause", "insured_loss", "indemnity", "retained", "recovered", "insurer_recovery",
                  "insured_recovery", "indemnity_paid", "insurer_net_loss", "insured_net_loss", "status"):
-        assert row[name] == expected[name], name
-    assert row["loss_event_id"] == expected["loss_event"]
+        assert row[name] == getattr(expected, name), name
+    assert row["loss_event_id"] == expected.loss_event
     assert row["insured_loss"] == "15000.00" and row["status"] == "paid"
     steps = rows(db, "SELECT * FROM claim_steps WHERE buyer = 'B2' ORDER BY step")
     assert [(s["name"], s["before"], s["after"]) for s in steps] == [
-        (s["step"], s["before"], s["after"]) for s in expected["steps"]]
+        (s.step, s.before, s.after) for s in expected.steps]
     assert steps[-1]["after"] == row["indemnity"]
     assert db.execute("SELECT sum(insured_minor) FROM claim_invoices WHERE buyer = 'B2'").fetchone()[0] == 1500000
     shares = rows(db, "SELECT * FROM claim_recovery_shares")
     assert [(s["amount"], s["insurer"], s["insured"]) for s in shares] == [
-        (s["amount"], s["insurer"], s["insured"]) for s in expected["recovery_shares"]]
+        (s.amount, s.insurer, s.insured) for s in expected.recovery_shares]
     assert shares[0]["insurer_minor"] + shares[0]["insured_minor"] == shares[0]["amount_minor"]
 
 
 def test_obligations_and_turnover_equal_the_queries(book: Ledger, tmp_path: Path) -> None:
     db = exported(book, tmp_path / "reports.db")
-    duties = obligations_query(book, {"as_of": AS_OF})["obligations"]
+    duties = obligations_query(book, {"as_of": AS_OF}).obligations
     table = rows(db, "SELECT kind, buyer, due, status FROM obligations ORDER BY id")
-    assert [{k: v for k, v in row.items() if v is not None} for row in table] == duties
-    assert any(d["kind"] == "declare_turnover" for d in duties)
+    assert [{k: v for k, v in row.items() if v is not None} for row in table] == msgspec.to_builtins(duties)
+    assert any(d.kind == "declare_turnover" for d in duties)
     quarter = turnover_query(book, {"period": "2025-Q1"})
     first = rows(db, "SELECT sum(insurable_minor) AS insurable, sum(declared_minor) AS declared FROM turnover "
                      "WHERE period = '2025-Q1'")[0]
-    assert first["insurable"] == int(Decimal(quarter["insurable"]) * 100)
-    assert first["declared"] == int(Decimal(quarter["declared"]) * 100)
+    assert first["insurable"] == int(Decimal(quarter.insurable) * 100)
+    assert first["declared"] == int(Decimal(quarter.declared) * 100)
     gb = turnover_query(book, {"period": "2025-Q1", "country": "GB"})
     row = rows(db, "SELECT * FROM turnover WHERE period = '2025-Q1' AND country = 'GB'")[0]
-    assert (row["insurable"], row["declared"], row["complete"]) == (gb["insurable"], gb["declared"], 1)
+    assert (row["insurable"], row["declared"], row["complete"]) == (gb.insurable, gb.declared, 1)
     assert row["difference"] == "-30700.00"  # declared 40000.00; computed 40000 + 30000 + 800 - 100 (credit note)
     excluded = rows(db, "SELECT period, country, reason, amount FROM turnover_excluded")
     assert excluded == [{"period": "2025-Q1", "country": "US", "reason": "private_individual", "amount": "500.00"}]
@@ -313,9 +318,10 @@ def test_an_earlier_known_at_gives_the_earlier_figures(book: Ledger, tmp_path: P
     then = exported(book, tmp_path / "then.db", known_at=BEFORE_LATE)
     earlier = exposure_query(book, {"buyer": "B1", "as_of": AS_OF, "known_at": BEFORE_LATE})
     later = exposure_query(book, {"buyer": "B1", "as_of": AS_OF})
-    assert earlier["outstanding"] != later["outstanding"]  # the late payment matters
-    for db, expected in ((then, earlier), (now, later)):
+    assert earlier.outstanding != later.outstanding  # the late payment matters
+    for db, answer in ((then, earlier), (now, later)):
         row = rows(db, "SELECT * FROM exposure WHERE buyer = 'B1'")[0]
+        expected = msgspec.structs.asdict(answer)
         assert {name: row[name] for name in expected if name != "buyer"} == {
             name: value for name, value in expected.items() if name != "buyer"}
     assert rows(then, "SELECT count(*) AS n FROM events WHERE key = 'PAY-LATE'")[0]["n"] == 0
@@ -407,7 +413,7 @@ def test_a_postgresql_export_holds_no_password(tmp_path: Path, policy_terms: Pol
     assert all(b"Pw-n0t-shown" not in path.read_bytes() for path in files)
     db = sqlite3.connect(tmp_path / "pg.db")
     assert db.execute("SELECT ledger FROM metadata").fetchone()[0] == f"postgresql://postgres:***@127.0.0.1:5432/test?schema={schema}"
-    assert db.execute("SELECT sum(insured_minor) FROM exposure").fetchone()[0] == int(Decimal(expected["insured"]) * 100)
+    assert db.execute("SELECT sum(insured_minor) FROM exposure").fetchone()[0] == int(Decimal(expected.insured) * 100)
 
 
 # ---------------------------------------------------------------- refusals and failures
@@ -512,4 +518,4 @@ def test_the_example_queries_of_the_docs_run(book: Ledger, tmp_path: Path) -> No
     account = premium_query(book, {"as_of": AS_OF})
     premium_example = next(query for query in queries if "printf" in query)
     for heading, amount, *_ in db.execute(premium_example):
-        assert amount == account[heading], heading
+        assert amount == getattr(account, heading), heading

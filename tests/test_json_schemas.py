@@ -1,4 +1,4 @@
-"""Every command's `--json` against its one schema (`ledger/schemas.py`, documented in docs/json.md).
+"""Every command's `--json` against its one schema (`ledger/queries/answers.py`, documented in docs/json.md).
 
 The ledger is a small book imported with fixed `recorded` stamps, so that a
 late payment makes `exposure --diff` show a change. Each output is decoded
@@ -21,6 +21,7 @@ from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db
 
 from ledger.cli import app
 from ledger.queries import answers as schemas
+from ledger.queries.registry import run_query
 from ledger.service import Ledger
 from ledger.vocabulary.events import parse_event, to_public
 from ledger.vocabulary.terms import parse_policy
@@ -142,7 +143,7 @@ def test_exposure_diff(db: str):
     assert diff.known_at == ("2025-03-15T23:59:59.999999Z", "2025-06-01T23:59:59.999999Z")
     assert [change.buyer for change in diff.changes] == ["B1"]
     assert diff.changes[0].changed["outstanding"] == schemas.FieldChange("18000.00", "17000.00")
-    assert [event.type for event in diff.changes[0].because] == ["payment_received"]
+    assert [event["type"] for event in diff.changes[0].because] == ["payment_received"]
 
 
 def test_obligations(db: str):
@@ -251,6 +252,32 @@ def test_copy(db: str, tmp_path: Path):
     report = decoded("copy", result.stdout)
     with Ledger(db) as source:
         assert report.verified and report.differences == [] and report.copied == source.count()
+
+
+def test_the_json_is_the_encoded_answer(db: str):
+    """`--json` prints the query's typed answer, encoded: the very object the library returns."""
+    asked = [
+        (["summary"], "summary", {}),
+        (["exposure", "--as-of", "2025-03-31"], "exposure", {"as_of": "2025-03-31"}),
+        (["exposure", "--diff", "--as-of", "2025-03-31", "--known-at", "2025-06-01", "--known-at", "2025-03-15"],
+         "exposure_diff", {"as_of": "2025-03-31", "known_at": ["2025-06-01", "2025-03-15"]}),
+        (["turnover", "--period", "2025-Q1", "--country", "GB"], "turnover", {"period": "2025-Q1", "country": "GB"}),
+        (["premium", "--as-of", "2025-12-31", "--lines"], "premium", {"as_of": "2025-12-31"}),
+        (["claim", "B2", "--as-of", "2025-12-31", "--explain"], "claim",
+         {"buyer": "B2", "as_of": "2025-12-31", "explain": True}),
+    ]
+    for command, query, arguments in asked:
+        printed = cli(*command, "--json", "--db", db).stdout
+        with Ledger(db) as ledger:
+            answer = run_query(query, ledger, arguments)
+        assert printed == msgspec.json.encode(answer).decode() + "\n", command
+    lists = [(["obligations", "--as-of", "2025-12-31"], "obligations", "obligations"),
+             (["claims", "--as-of", "2025-12-31"], "claims", "claims")]
+    for command, query, field in lists:  # these two print the answer's one list
+        printed = cli(*command, "--json", "--db", db).stdout
+        with Ledger(db) as ledger:
+            answer = run_query(query, ledger, {"as_of": "2025-12-31"})
+        assert printed == msgspec.json.encode(getattr(answer, field)).decode() + "\n", command
 
 
 # ---------------------------------------------------------------- the schemas themselves

@@ -11,7 +11,7 @@ from helpers import record_book
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.queries import premium_account, premium_query
+from ledger.queries.premium import premium_account, premium_query
 from projections.premium import PREMIUM_KINDS, minimum_premium, summarise
 
 COUNTRIES = ("GB", "DE", "US")
@@ -79,7 +79,7 @@ def test_lines_add_up_to_the_account_in_whole_minor_units(book: tuple[dict[str, 
             pct = terms.premium.tax_pct
             assert line.tax == int((Decimal(line.amount) * pct / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
         answer = premium_query(ledger, {"as_of": as_of})
-        assert Decimal(answer["total"]) * 100 == totals["total"]
+        assert Decimal(answer.total) * 100 == totals["total"]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from ledger.operations.verify import verify
-from ledger.queries import book_covers, book_exposures, buyer_exposure
+from ledger.queries.book import book_covers
+from ledger.queries.exposure import book_exposures, buyer_exposure
 from ledger.readmodels import exposure as readmodels
 from ledger.readmodels.exposure import NAME, cache_location
 from ledger.service import Ledger

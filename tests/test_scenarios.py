@@ -1,8 +1,8 @@
-"""Scenario files (SPEC 10) as tests, through the library and the CLI.
+"""Scenario files as tests, through the library and the CLI.
 
 Every file under scenarios/ (and the fixed examples under tests/data/scenarios)
-is run; the only failures allowed are queries that later issues implement
-("is not implemented yet"). New scenario files are picked up by the glob.
+is run and must pass whole: any failure fails the test (a query dropped from the
+registry too). New scenario files are picked up by the glob.
 """
 
 from __future__ import annotations
@@ -19,19 +19,15 @@ from ledger.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = Path(__file__).resolve().parent / "data" / "scenarios"
-NOT_YET = "is not implemented yet"
 SCENARIOS = sorted((ROOT / "scenarios").rglob("*.toml")) + sorted(EXAMPLES.glob("*.toml"))
 CLOSING = re.compile(r"^(\d+) passed, (\d+) failed$")
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_scenario_fails_only_on_queries_not_implemented_yet(path: Path):
+def test_scenario_passes(path: Path):
     result = run_scenario(path)
-    other = [line for line in result.failures if NOT_YET not in line]
-    assert other == [], "\n".join(other)
-    assert result.passed + len(result.failures) > 0, "a scenario must check something"
-    for line in result.failures:
-        assert line.startswith(f"{path}:"), line
+    assert result.failures == [], "\n".join(result.failures)
+    assert result.passed > 0, "a scenario must check something"
 
 
 def test_the_examples_are_found():
@@ -198,10 +194,8 @@ def test_scenario_run_cli_over_the_project_scenarios():
         pytest.fail("the project has no scenarios/ folder")
     result = cli_run(ROOT / "scenarios", EXAMPLES)
     passed, failed = closing(result.stdout)
-    failures = result.stdout.strip().splitlines()[:-1]
-    assert len(failures) == failed
-    assert all(NOT_YET in line for line in failures), "\n".join(line for line in failures if NOT_YET not in line)
-    assert result.exit_code == (1 if failed else 0)
+    assert (failed, result.exit_code) == (0, 0), result.stdout
+    assert result.stdout.strip().splitlines() == [f"{passed} passed, 0 failed"]
     assert passed > 0
 
 
@@ -211,3 +205,10 @@ def test_toml_lines_name_the_header_even_after_blank_lines(tmp_path: Path):
     headers = [n for n, line in enumerate(path.read_text().splitlines(), 1) if line == "[[events]]"]
     first = run_scenario(path).failures[0]
     assert first.startswith(f"{path}:{headers[2]}: "), (first, headers)
+
+
+def test_a_query_not_in_the_registry_fails_its_scenario(tmp_path: Path):
+    path = scenario(tmp_path, "unknown", "Unknown query", '\n[[expect]]\nquery = "forecast"\nas_of = 2025-03-31\n')
+    result = run_scenario(path)
+    assert result.passed == 0 and len(result.failures) == 1
+    assert "'forecast' is not a query (one of summary, exposure, exposure_diff, " in result.failures[0]

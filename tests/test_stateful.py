@@ -32,7 +32,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +50,10 @@ from hypothesis.stateful import (
 )
 
 from ledger.adapters.policyfile import load_policy_file
-from ledger.queries import book_covers, book_exposures, exposure_query, obligations_query
+from ledger.queries.answers import Obligations
+from ledger.queries.book import book_covers
+from ledger.queries.exposure import ExposureAnswer, book_exposures, exposure_query
+from ledger.queries.obligations import obligations_query
 from ledger.readmodels.exposure import ExposureModel
 from ledger.service import Ledger, Outcome
 from ledger.vocabulary.errors import LedgerError
@@ -204,7 +207,7 @@ class ModelBuyer:
 class Snapshot:
     as_of: datetime.date
     known_at: datetime.datetime
-    answer: Mapping[str, Any]
+    answer: ExposureAnswer
 
 
 def near(bound: int) -> st.SearchStrategy[int]:
@@ -236,7 +239,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.keys: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (event id, what was sent)
         self.serial = 0
         self.snapshots: list[Snapshot] = []
-        self._answer: Mapping[str, Any] | None = None
+        self._answer: ExposureAnswer | None = None
         TOTALS["examples"] += 1
 
     def make_location(self) -> str:
@@ -248,7 +251,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ helpers
 
-    def answer(self) -> Mapping[str, Any]:
+    def answer(self) -> ExposureAnswer:
         """The book's exposure at today, as known now; asked once between writes."""
         if self._answer is None:
             self._answer = exposure_query(self.ledger, {"as_of": self.today})
@@ -274,7 +277,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.refused(caught.value, expected)
         assert self.obligations() == before
 
-    def obligations(self) -> Mapping[str, Any]:
+    def obligations(self) -> Obligations:
         return obligations_query(self.ledger, {"as_of": self.today})
 
     def recorded(self, outcome: Outcome, raw: dict[str, Any]) -> None:
@@ -527,7 +530,7 @@ class LedgerMachine(RuleBasedStateMachine):
         """Per buyer: invoiced - credit notes - allocated = outstanding, in the
         model and in the exposure query; the book total is the sum."""
         answer = self.answer()
-        rows = {row["buyer"]: row for row in answer["buyers"]}
+        rows = {row.buyer: row for row in answer.buyers}
         assert sorted(rows) == sorted(self.buyers)
         total = 0
         for name, buyer in self.buyers.items():
@@ -539,11 +542,11 @@ class LedgerMachine(RuleBasedStateMachine):
                     sum(e.amount for e in stored if isinstance(e, PaymentReceived))) == (
                 state.invoiced, state.credited, state.paid), "the stored money events are the model's"
             assert state.credit == 0 or state.outstanding == 0, "credit waits only while nothing is open"
-            assert rows[name]["outstanding"] == money(state.outstanding), (name, rows[name], state)
+            assert rows[name].outstanding == money(state.outstanding), (name, rows[name], state)
             # Which invoices a payment naming none went to shows in what is overdue.
-            assert rows[name]["overdue"] == money(state.overdue(self.today)), (name, rows[name], state)
+            assert rows[name].overdue == money(state.overdue(self.today)), (name, rows[name], state)
             total += state.outstanding
-        assert answer["outstanding"] == money(total)
+        assert answer.outstanding == money(total)
 
     @invariant()
     def earlier_known_at_answers_the_same(self) -> None:

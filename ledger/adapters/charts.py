@@ -1,7 +1,7 @@
 """Exposure charts as PNG files (issue 7), drawn with matplotlib's Agg canvas.
 
 The figures come from the `exposure` query's own functions
-(`ledger.queries.buyer_exposure`, `book_exposures`): known now, each sample is
+(`ledger.queries.exposure.buyer_exposure`, `book_exposures`): known now, each sample is
 a look-up per buyer in the exposure read model (ledger/readmodels.py); known
 at an earlier time, the buyers with later news are folded, each stream read
 once for the whole series. Money stays in integer minor units
@@ -89,7 +89,7 @@ def exposure_series(
     is a look-up in the exposure read model, not a fold. A buyer not yet registered on a day counts
     0 that day (as the book query leaves it out). An unknown buyer is refused.
     """
-    from ledger.queries import book_exposures
+    from ledger.queries.exposure import book_exposures
 
     if buyer is not None and buyer not in ledger.buyers():
         raise LedgerError(f"{buyer} is not a registered buyer", field="buyer")
@@ -115,7 +115,7 @@ def _buyer_on(
     ledger: Ledger, buyer: str, day: datetime.date, known_at: datetime.datetime | None
 ) -> Exposure | None:
     """The buyer's exposure on `day`, or None before its registration (the query refuses, naming the buyer)."""
-    from ledger.queries import buyer_exposure
+    from ledger.queries.exposure import buyer_exposure
 
     try:
         return buyer_exposure(ledger, buyer, day, known_at)
@@ -131,7 +131,7 @@ def largest_exposures(
     """The `top` buyers with the most outstanding at `as_of`, largest first (ties by buyer)."""
     if not 1 <= top <= MAX_TOP:
         raise LedgerError(f"{top} is not between 1 and {MAX_TOP}", field="top")
-    from ledger.queries import book_exposures
+    from ledger.queries.exposure import book_exposures
 
     rows = [row for row in book_exposures(ledger, as_of, known_at) if row[1].outstanding > 0]
     rows.sort(key=lambda row: (-row[1].outstanding, row[0]))

@@ -35,7 +35,7 @@ import msgspec
 import sqlite_utils
 
 from ledger.adapters.csvsafe import safe_row
-from ledger.queries import account_lines, book_events, book_sales
+from ledger.queries.book import NoPolicy, fold_book
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import (
@@ -55,12 +55,11 @@ from ledger.vocabulary.money import format_minor, minor_units
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms, terms_to_table
-from projections.claims import Claim, claims_register
-from projections.cover import BuyerCover, buyer_cover
+from projections.claims import Claim
+from projections.cover import BuyerCover
 from projections.exposure import Exposure, declaration_duties, declaration_periods
 from projections.lines import PremiumLine
-from projections.premium import maximum_liability, minimum_premium
-from projections.terms import TermsTimeline
+from projections.premium import minimum_premium
 from projections.turnover import BuyerSales, declarations, turnover_by_country
 
 Progress = Callable[[int], None]
@@ -549,36 +548,21 @@ def build_report(
     exported_at = ledger.clock().astimezone(datetime.UTC)
     as_of = as_of or exported_at.date()
     known_at = known_at.astimezone(datetime.UTC) if known_at else default_known_at(ledger, exported_at)
-    policy = ledger.policy_events()
-    timeline = TermsTimeline(recorded_by(policy, known_at))
-    if not timeline:
-        raise LedgerError("the ledger has no policy (as known at that time); nothing to export", field="known_at")
-    terms = timeline.at(as_of)
-    _, buyers = book_events(ledger)  # one pass over the log
-    covers: dict[str, BuyerCover] = {}
-    for buyer, events in buyers.items():
-        cover = buyer_cover(buyer, events, policy, as_of, known_at)
-        if cover.registered is not None:  # registered later (or recorded later): not in the book yet
-            covers[buyer] = cover
-        if progress:
-            progress(1)
-    sales = book_sales(buyers, timeline, known_at)
-    lines = account_lines(terms, sales, policy, buyers, known_at, lambda buyer, _: covers.get(buyer))
-    cap = maximum_liability(terms, lines, as_of)
-    causes = [str(c.loss_event.id) for c in covers.values() if c.loss_event is not None]
-    positions = ledger.positions(causes) if causes else {}
-    register = claims_register(covers.values(), timeline, cap, as_of, positions)
-    report = Report(ledger, as_of, known_at, exported_at, terms, {}, cap, progress=progress)
-    tables = _Tables(report, covers, known_at)
+    try:
+        book = fold_book(ledger, as_of, known_at, progress=progress)
+    except NoPolicy:
+        raise LedgerError("the ledger has no policy (as known at that time); nothing to export", field="known_at") from None
+    report = Report(ledger, as_of, known_at, exported_at, book.terms, {}, book.max_liability, progress=progress)
+    tables = _Tables(report, book.covers, known_at)
     report.tables = {
         "buyers": tables.buyers(),
-        "limits": tables.limits(buyers),
-        "invoices": tables.invoices(buyers),
+        "limits": tables.limits(book.buyers),
+        "invoices": tables.invoices(book.buyers),
         "exposure": tables.exposure(),
-        "obligations": tables.obligations(policy),
-        **tables.turnover(sales, policy),
-        "premium_lines": tables.premium_lines(lines),
-        **tables.claims(register),
+        "obligations": tables.obligations(book.policy),
+        **tables.turnover(book.sales, book.policy),
+        "premium_lines": tables.premium_lines(book.lines),
+        **tables.claims(book.claims),
     }
     return report
 

@@ -14,16 +14,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ledger.adapters.eventfiles import read_text, read_toml, term_line
-from ledger.queries import run_query
+from ledger.queries.registry import run_query
 from ledger.service import Draft, Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import UNRECORDED, Event, parse_event
 from ledger.vocabulary.terms import parse_policy
 
 QUERY_ARGUMENTS = ("buyer", "as_of", "known_at", "period", "country")
-NEEDS_AS_OF = ("exposure", "claim", "premium")
+NEEDS_AS_OF = ("exposure", "exposure_diff", "claim", "claims", "premium")
 END_OF_DAY = datetime.time(23, 59, 59, tzinfo=datetime.UTC)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One [[events]] entry, in the order the ledger learns it: its recorded stamp, then its place
+    in the file; the event, or why it could not be read; and the refusal it expects, if any."""
+
+    recorded: datetime.datetime
+    order: int
+    line: int
+    event: Event | None
+    refused: str | None
+    parse_problem: LedgerError | None
 
 
 @dataclass
@@ -66,7 +81,7 @@ def run_scenario(path: Path) -> ScenarioResult:
     except LedgerError as problem:
         result.fail(term_line(text, problem.field) if problem.field else None, f"policy refused: {problem}")
         return result
-    steps: list[tuple[datetime.datetime, int, int, Event | None, str | None, LedgerError | None]] = []
+    steps: list[_Step] = []
     for order, (line, raw) in enumerate(document.events):
         if not isinstance(raw, dict):
             result.fail(line, "each [[events]] entry must be a table")
@@ -76,19 +91,19 @@ def run_scenario(path: Path) -> ScenarioResult:
         try:
             event = parse_event(raw, terms.currency)
         except LedgerError as problem:
-            steps.append((_default_recorded(raw), order, line, None, refused, problem))
+            steps.append(_Step(_default_recorded(raw), order, line, None, refused, problem))
             continue
         recorded = event.recorded
         if recorded == UNRECORDED:
             recorded = datetime.datetime.combine(event.effective, END_OF_DAY)
             event = _restamp(event, recorded)
-        steps.append((recorded, order, line, event, refused, None))
-    steps.sort(key=lambda step: (step[0], step[1]))  # recorded order, file order breaking ties
-    stamped = [Draft(step[3]) for step in steps if step[3] is not None]
+        steps.append(_Step(recorded, order, line, event, refused, None))
+    steps.sort(key=lambda step: (step.recorded, step.order))  # recorded order, file order breaking ties
+    stamped = [Draft(step.event) for step in steps if step.event is not None]
     with Ledger("memory") as ledger:
         ledger.record([Ledger.starting_draft(terms, stamped)], keep_recorded=bool(stamped))
-        for _, _, line, step_event, refused, parse_problem in steps:
-            _apply(ledger, result, line, step_event, refused, parse_problem, str(path))
+        for step in steps:
+            _apply(ledger, result, step, str(path))
         for line, expectation in document.expectations:
             if not isinstance(expectation, dict):
                 result.fail(line, "each [[expect]] entry must be a table")
@@ -105,21 +120,12 @@ def _default_recorded(raw: Mapping[str, Any]) -> datetime.datetime:
 
 
 def _restamp(event: Any, recorded: datetime.datetime) -> Any:
-    import msgspec
-
     return msgspec.structs.replace(event, recorded=recorded)
 
 
-def _apply(
-    ledger: Ledger,
-    result: ScenarioResult,
-    line: int,
-    event: Event | None,
-    refused: str | None,
-    parse_problem: LedgerError | None,
-    source: str,
-) -> None:
-    problem = parse_problem
+def _apply(ledger: Ledger, result: ScenarioResult, step: _Step, source: str) -> None:
+    """Record one event, and check it was refused when the scenario says so."""
+    line, event, refused, problem = step.line, step.event, step.refused, step.parse_problem
     if event is not None:
         before = ledger.count()
         try:
@@ -149,7 +155,7 @@ def _check(ledger: Ledger, result: ScenarioResult, line: int, expectation: dict[
         result.fail(line, f"{query}: as_of is required in a scenario")
         return
     try:
-        answer = run_query(query, ledger, arguments)
+        answer = msgspec.to_builtins(run_query(query, ledger, arguments))  # absent fields left out
     except LedgerError as problem:
         result.fail(line, f"{query or '(no query)'}: {problem}")
         return

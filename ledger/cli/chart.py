@@ -13,7 +13,7 @@ import typer
 
 from ledger.cli.common import DbOption, app, caught_up, open_ledger, shown_location
 from ledger.cli.common import out as console
-from ledger.queries import as_of_argument, day_argument, known_at_argument
+from ledger.queries.arguments import as_of_argument, day_argument, known_at_argument
 
 chart_app = typer.Typer(help="Draw exposure charts as PNG files.", no_args_is_help=True)
 app.add_typer(chart_app, name="chart")

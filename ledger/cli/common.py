@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ledger.queries import day_argument
+from ledger.queries.arguments import day_argument
 from ledger.service import Ledger, Outcome, ledger_exists
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location

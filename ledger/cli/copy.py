@@ -47,7 +47,7 @@ def copy(
     from ledger.cli.common import progress_bar as _progress
     from ledger.cli.common import shown_location as _shown
     from ledger.operations import copy as copying
-    from ledger.queries import day_argument
+    from ledger.queries.arguments import day_argument
     from ledger.service import Ledger, ledger_exists
 
     dates: list[datetime.date] = sorted({day_argument(value, "as_of") for value in as_of or []})

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ledger.cli.common import app, open_ledger, out, progress_bar
-from ledger.queries import as_of_argument, known_at_argument
+from ledger.queries.arguments import as_of_argument, known_at_argument
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import format_recorded
 

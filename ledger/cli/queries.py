@@ -1,11 +1,16 @@
-"""The query commands: `summary`, `exposure`, `obligations`, `turnover`, `premium`, `declare`, `claim` and `claims`."""
+"""The query commands: `summary`, `exposure`, `obligations`, `turnover`, `premium`, `declare`, `claim` and `claims`.
+
+Each asks its query (`ledger.queries`) and renders the typed answer: a table from its
+attributes, or with `--json` the answer itself, encoded.
+"""
 
 from __future__ import annotations
 
+import datetime
 import sys
-from collections import Counter
-from typing import Annotated, Any
+from typing import Annotated
 
+import msgspec
 import typer
 from rich.table import Table
 
@@ -19,53 +24,43 @@ from ledger.cli.common import (
     print_json,
 )
 from ledger.cli.common import open_ledger as _open
-from ledger.queries import known_at_argument
-from ledger.service import Ledger
+from ledger.queries import answers
+from ledger.queries.arguments import as_of_argument, known_at_argument, period_argument
+from ledger.queries.claims import claim_query, claims_query
+from ledger.queries.exposure import exposure_diff_query, exposure_query, rows_of
+from ledger.queries.obligations import obligations_query
+from ledger.queries.premium import premium_query
+from ledger.queries.summary import summary_query
+from ledger.queries.turnover import declaration_rows, turnover_query
 from ledger.vocabulary.errors import LedgerError
-from ledger.vocabulary.events import format_recorded, to_public
 from ledger.vocabulary.money import format_minor
+
+
+def _shown(value: str | msgspec.UnsetType) -> str:
+    """An optional field as a table shows it: blank when absent."""
+    return "" if value is msgspec.UNSET else value
 
 
 @app.command()
 def summary(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """Counts and totals of the whole ledger: events by type, buyers, money in and out."""
     with _open(db) as ledger:
-        terms = ledger.terms()
-        counts: Counter[str] = Counter()
-        totals: Counter[str] = Counter()
-        countries: Counter[str] = Counter()
-        first = last = None
-        for event in ledger.events():
-            counts[event.type] += 1
-            amount = getattr(event, "amount", None)
-            if isinstance(amount, int):
-                totals[event.type] += amount
-            if event.type == "buyer_registered":
-                countries[event.country] += 1  # type: ignore[attr-defined]
-            first = event.recorded if first is None else first
-            last = event.recorded
-    money = {name: format_minor(value, terms.currency) for name, value in sorted(totals.items())}
-    data: dict[str, Any] = {
-        "policy": terms.id, "insured": terms.insured, "currency": terms.currency,
-        "period": [terms.start.isoformat(), terms.end.isoformat()],
-        "events": sum(counts.values()), "by_type": dict(sorted(counts.items())),
-        "buyers_by_country": dict(sorted(countries.items())), "amounts": money,
-        "recorded_from": format_recorded(first) if first else None,
-        "recorded_to": format_recorded(last) if last else None,
-    }
+        answer = summary_query(ledger, {})
     if as_json:
-        print_json(data)
+        print_json(answer)
         return
-    out.print(f"[bold]{terms.id}[/] {terms.insured} ({terms.currency}), {terms.start} to {terms.end}")
-    out.print(f"{data['events']} events; buyers by country: "
-              + ", ".join(f"{c} {n}" for c, n in data["buyers_by_country"].items()))
-    table = Table("event type", "count", f"amount ({terms.currency})")
-    for name, count in data["by_type"].items():
-        table.add_row(name, str(count), money.get(name, ""))
+    start, end = answer.period
+    out.print(f"[bold]{answer.policy}[/] {answer.insured} ({answer.currency}), {start} to {end}")
+    out.print(f"{answer.events} events; buyers by country: "
+              + ", ".join(f"{c} {n}" for c, n in answer.buyers_by_country.items()))
+    table = Table("event type", "count", f"amount ({answer.currency})")
+    for name, count in answer.by_type.items():
+        table.add_row(name, str(count), answer.amounts.get(name, ""))
     out.print(table)
 
 
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="The effective date (default today).")]
+EXPOSURE_COLUMNS = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
 
 
 @app.command()
@@ -80,78 +75,50 @@ def exposure(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Exposure per buyer and for the book (SPEC 6.5): outstanding, insured, limit, headroom, status."""
-    from ledger.queries import exposure_query
-
+    """Exposure per buyer and for the book: outstanding, insured, limit, headroom, status."""
     moments = known_at or []
     with _open(db) as ledger:
         caught_up(ledger)
         if diff:
             if len(moments) != 2:
                 raise LedgerError("--diff needs two --known-at", field="known_at")
-            _exposure_diff(ledger, buyer, as_of, moments, as_json)
-            return
-        if len(moments) > 1:
-            raise LedgerError("give one --known-at (two only with --diff)", field="known_at")
-        arguments = {"buyer": buyer, "as_of": as_of, "known_at": moments[0] if moments else None}
-        answer = exposure_query(ledger, arguments)
+            changes = exposure_diff_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": moments})
+        else:
+            if len(moments) > 1:
+                raise LedgerError("give one --known-at (two only with --diff)", field="known_at")
+            answer = exposure_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": moments[0] if moments else None})
+    if diff:
+        _print_diff(changes, as_json)
+        return
     if as_json:
         print_json(answer)
         return
-    rows = [answer] if buyer else answer["buyers"]
     table = Table("buyer", title=f"Exposure as of {as_of or 'today'}")
     for name in EXPOSURE_COLUMNS:
         table.add_column(name, justify="right")
     table.add_column("status")
-    for row in rows:
-        table.add_row(row["buyer"], *(row[name] for name in EXPOSURE_COLUMNS), row["status"])
-    if not buyer:
+    for row in rows_of(answer):
+        table.add_row(row.buyer, *(getattr(row, name) for name in EXPOSURE_COLUMNS), row.status)
+    if isinstance(answer, answers.BookExposure):
         table.add_section()
-        table.add_row("[bold]book[/]", *(answer[name] for name in EXPOSURE_COLUMNS), "")
+        table.add_row("[bold]book[/]", *(getattr(answer, name) for name in EXPOSURE_COLUMNS), "")
     out.print(table)
 
 
-EXPOSURE_COLUMNS = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
-
-
-def _exposure_diff(ledger: Ledger, buyer: str | None, as_of: str | None, moments: list[str], as_json: bool) -> None:
+def _print_diff(answer: answers.ExposureDiff, as_json: bool) -> None:
     """The same as_of seen at two recorded times: changed figures, and the late events behind them."""
-    from ledger.queries import as_of_argument, exposure_query, known_at_argument
-
-    day = as_of_argument({"as_of": as_of}, ledger.clock().date())
-    early, late = sorted(known_at_argument({"known_at": m}) for m in moments)  # type: ignore[type-var]
-    assert early is not None and late is not None
-    before = exposure_query(ledger, {"buyer": buyer, "as_of": day, "known_at": early})
-    after = exposure_query(ledger, {"buyer": buyer, "as_of": day, "known_at": late})
-    rows_before = {r["buyer"]: r for r in ([before] if buyer else before["buyers"])}
-    rows_after = {r["buyer"]: r for r in ([after] if buyer else after["buyers"])}
-    currency = ledger.terms().currency
-    late_events = [
-        e for e in ledger.log(buyer=buyer, effective_to=day, known_at=late)
-        if e.recorded > early
-    ]
-    changes = []
-    for name in sorted(set(rows_before) | set(rows_after)):
-        old, new = rows_before.get(name, {}), rows_after.get(name, {})
-        changed = {
-            field: {"before": old.get(field), "after": new.get(field)}
-            for field in (*EXPOSURE_COLUMNS, "status") if old.get(field) != new.get(field)
-        }
-        if changed:
-            because = [to_public(e, currency) for e in late_events if getattr(e, "buyer", None) == name]
-            changes.append({"buyer": name, "changed": changed, "because": because})
-    data = {"as_of": day.isoformat(), "known_at": [format_recorded(early), format_recorded(late)], "changes": changes,
-            "late_events": len(late_events)}
     if as_json:
-        print_json(data)
+        print_json(answer)
         return
-    out.print(f"Exposure as of {day}: known at {early.isoformat()} vs {late.isoformat()}")
-    out.print(f"{len(late_events)} events effective by {day} were recorded in between; {len(changes)} buyers changed")
-    for change in changes:
-        out.print(f"[bold]{change['buyer']}[/]")
-        for field, values in change["changed"].items():
-            out.print(f"  {field}: {values['before']} -> {values['after']}")
-        for event in change["because"]:
+    early, late = (datetime.datetime.fromisoformat(moment).isoformat() for moment in answer.known_at)
+    out.print(f"Exposure as of {answer.as_of}: known at {early} vs {late}")
+    out.print(f"{answer.late_events} events effective by {answer.as_of} were recorded in between; "
+              f"{len(answer.changes)} buyers changed")
+    for change in answer.changes:
+        out.print(f"[bold]{change.buyer}[/]")
+        for field, values in change.changed.items():
+            out.print(f"  {field}: {values.before} -> {values.after}")
+        for event in change.because:
             out.print(f"  because: {event['type']} effective {event['effective']} recorded {event['recorded']}"
                       + (f" key {event['key']}" if event.get("key") else ""))
 
@@ -165,20 +132,18 @@ def obligations(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Duties with deadlines (SPEC 6.3): report_overdue, file_claim, declare_turnover; pending, met or missed."""
-    from ledger.queries import obligations_query
-
+    """Duties with deadlines: report_overdue, file_claim, declare_turnover; pending, met or missed."""
     with _open(db) as ledger:
-        duties = obligations_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": known_at})["obligations"]
+        duties = obligations_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": known_at}).obligations
     if open_only:
-        duties = [d for d in duties if d["status"] == "pending"]
+        duties = [d for d in duties if d.status == "pending"]
     if as_json:
         print_json(duties)
         return
     table = Table("due", "kind", "buyer", "status", title=f"Obligations as of {as_of or 'today'}")
     for duty in duties:
-        colour = {"missed": "red", "pending": "yellow"}.get(duty["status"], "green")
-        table.add_row(duty["due"], duty["kind"], duty.get("buyer", ""), f"[{colour}]{duty['status']}[/]")
+        colour = {"missed": "red", "pending": "yellow"}.get(duty.status, "green")
+        table.add_row(duty.due, duty.kind, _shown(duty.buyer), f"[{colour}]{duty.status}[/]")
     out.print(table)
 
 
@@ -194,9 +159,7 @@ def turnover(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Insurable turnover of a period (SPEC 7.1), the declared figure, and every exclusion by reason."""
-    from ledger.queries import turnover_query
-
+    """Insurable turnover of a period, the declared figure, and every exclusion by reason."""
     with _open(db) as ledger:
         answer = turnover_query(ledger, {"period": period, "country": country, "known_at": known_at})
     if as_json:
@@ -205,14 +168,17 @@ def turnover(
     where = f" {country}" if country else ", all countries"
     table = Table("", "amount", title=f"Turnover {period}{where}")
     table.columns[1].justify = "right"
-    table.add_row("[bold]insurable[/]", answer["insurable"])
-    table.add_row("declared", answer["declared"] or "(none)")
+    table.add_row("[bold]insurable[/]", answer.insurable)
+    table.add_row("declared", answer.declared or "(none)")
     table.add_section()
-    for reason, amount in answer["excluded"].items():
+    for reason, amount in answer.excluded.items():
         table.add_row(f"excluded: {reason.replace('_', ' ')}", amount)
     out.print(table)
-    if "finding" in answer:
-        out.print(f"[yellow]audit finding:[/] {answer['finding']}")
+    if answer.finding is not msgspec.UNSET:
+        out.print(f"[yellow]audit finding:[/] {answer.finding}")
+
+
+PREMIUM_ROWS = ("premium", "adjustment", "investigation_fees", "monitoring_fees", "top_up", "tax")
 
 
 @app.command()
@@ -223,32 +189,30 @@ def premium(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """The premium account (SPEC 7.2 to 7.4): premium, adjustment, fees, top-up and tax invoiced up to --as-of."""
-    from ledger.queries import premium_query
-
+    """The premium account: premium, adjustment, fees, top-up and tax invoiced up to --as-of."""
     with _open(db) as ledger:
-        answer = dict(premium_query(ledger, {"as_of": as_of, "known_at": known_at}))
+        answer = premium_query(ledger, {"as_of": as_of, "known_at": known_at})
     if not lines:
-        answer.pop("lines")
+        answer = msgspec.structs.replace(answer, lines=msgspec.UNSET)
     if as_json:
         print_json(answer)
         return
-    if lines:
+    if answer.lines is not msgspec.UNSET:
         table = Table("date", "kind", "period", "country", "buyer", "basis", "rate", "amount", "tax")
         for column in table.columns[5:]:
             column.justify = "right"
-        for line in answer["lines"]:
-            table.add_row(line["date"], line["kind"], line.get("period", ""), line.get("country", ""),
-                          line.get("buyer", ""), line.get("basis", ""), line.get("rate", ""), line["amount"], line["tax"])
+        for line in answer.lines:
+            table.add_row(line.date, line.kind, _shown(line.period), _shown(line.country), _shown(line.buyer),
+                          _shown(line.basis), _shown(line.rate), line.amount, line.tax)
         out.print(table)
     summary_table = Table("", "amount", title=f"Premium account as of {as_of or 'today'}")
     summary_table.columns[1].justify = "right"
-    for name in ("premium", "adjustment", "investigation_fees", "monitoring_fees", "top_up", "tax"):
-        summary_table.add_row(name.replace("_", " "), answer[name])
+    for name in PREMIUM_ROWS:
+        summary_table.add_row(name.replace("_", " "), getattr(answer, name))
     summary_table.add_section()
-    summary_table.add_row("[bold]total[/]", answer["total"])
-    summary_table.add_row("minimum premium", answer["minimum"])
-    summary_table.add_row("maximum liability", answer["max_liability"] or "(none)")
+    summary_table.add_row("[bold]total[/]", answer.total)
+    summary_table.add_row("minimum premium", answer.minimum)
+    summary_table.add_row("maximum liability", answer.max_liability or "(none)")
     out.print(summary_table)
 
 
@@ -262,7 +226,6 @@ def declare(
     import csv
 
     from ledger.adapters.csvsafe import safe_cell
-    from ledger.queries import declaration_rows, period_argument
 
     with _open(db) as ledger:
         rows = declaration_rows(ledger, period_argument(period), known_at_argument({"known_at": known_at}))
@@ -283,67 +246,70 @@ def claim(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """A buyer's claim (SPEC 8): loss, insured loss, indemnity, recoveries; --explain shows every step."""
-    from ledger.queries import claim_query
-
+    """A buyer's claim: loss, insured loss, indemnity, recoveries; --explain shows every step."""
     with _open(db) as ledger:
         answer = claim_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": known_at, "explain": explain})
     if as_json:
         print_json(answer)
         return
-    if explain:
-        _print_explanation(dict(answer))
+    if isinstance(answer, answers.ClaimExplained):
+        _print_explanation(answer)
         return
     table = Table("", "", title=f"Claim of {buyer} as of {as_of or 'today'}", show_header=False)
-    for name, value in answer.items():
-        table.add_row(name.replace("_", " "), str(value))
+    for name in answer.__struct_fields__:
+        table.add_row(name.replace("_", " "), str(getattr(answer, name)))
     out.print(table)
 
 
-def _print_explanation(claim: dict[str, Any]) -> None:
+def _print_explanation(claim: answers.ClaimExplained) -> None:
     """The explanation as text: invoices, deadlines, then each step with its amounts and events."""
-    out.print(f"[bold]Claim of {claim['buyer']}[/]: status {claim['status']}")
-    if not claim["loss_date"]:
+    out.print(f"[bold]Claim of {claim.buyer}[/]: status {claim.status}")
+    if not claim.loss_date:
         out.print("no loss: nothing is claimable")
         return
-    out.print(f"loss: {claim['cause']} on {claim['loss_date']} (event {claim['loss_event']})")
-    if claim["filing_due"]:
-        filed = claim["filed"] or "not filed"
-        out.print(f"claim filing: due {claim['filing_due']}, filed: {filed}")
-    shown = [line for line in claim["invoices"] if line["balance"] != "0.00" and not line["balance"].startswith("-")]
-    settled = len(claim["invoices"]) - len(shown)
+    out.print(f"loss: {claim.cause} on {claim.loss_date} (event {claim.loss_event})")
+    if claim.filing_due:
+        filed = claim.filed or "not filed"
+        out.print(f"claim filing: due {claim.filing_due}, filed: {filed}")
+    shown = [line for line in claim.invoices if line.balance != "0.00" and not line.balance.startswith("-")]
+    settled = len(claim.invoices) - len(shown)
     out.print(f"[bold]invoices open at the loss[/] ({settled} issued before it were settled: see --json)")
     for line in shown:
-        decision = line["limit_decision"]
-        under = (f"limit {decision['limit']} decided {decision['date']} (event {decision['event']})"
-                 if decision else "no limit decision")
-        out.print(f"  {line['invoice']} (event {line['event']}): amount {line['amount']}, issued {line['issued']}, "
-                  f"delivered {line['delivered']}, due {line['due']}")
-        out.print(f"    insured under {under}; cap {line['cap']}"
-                  + (f" = {line['cap_rule']}" if line["cap_rule"] else "")
-                  + (f"; not insured: {line['not_insured']}" if line["not_insured"] else "")
-                  + (f"; cover lost: {line['cover_lost']}" if line["cover_lost"] else ""))
-        for kind, label in (("credit_notes", "credit note"), ("payments", "payment"), ("recoveries", "recovery")):
-            for part in line[kind]:
-                out.print(f"    {label}: {part['amount']} (event {part['event']})")
-        for part in line["after_first_indemnity"]:
-            out.print(f"    after the first indemnity, not in the insured loss: {part['amount']} (event {part['event']})")
-        out.print(f"    balance {line['balance']}, insured part min(cap, balance) = {line['insured']}")
-    if claim["deadlines"]:
+        _print_invoice(line)
+    if claim.deadlines:
         out.print("[bold]deadlines[/]")
-        for deadline in claim["deadlines"]:
-            out.print(f"  {deadline['kind']} due {deadline['due']}: {deadline['status']}")
+        for deadline in claim.deadlines:
+            out.print(f"  {deadline.kind} due {deadline.due}: {deadline.status}")
     out.print("[bold]from insured loss to indemnity[/]")
-    for step in claim["steps"]:
-        events = f" (events: {', '.join(step['events'])})" if step["events"] else ""
-        out.print(f"  {step['step']}: {step['before']} -> {step['after']}: {step['rule']}{events}", markup=False)
-    out.print(f"[bold]indemnity {claim['indemnity']}[/], retained by the insured {claim['retained']}, "
-              f"paid so far {claim['indemnity_paid']}")
-    for share in claim["recovery_shares"]:
-        out.print(f"  recovery {share['amount']} on {share['date']} (event {share['event']}): "
-                  f"insurer {share['insurer']}, insured {share['insured']}")
-    if claim["recovery_shares"]:
-        out.print(f"net loss: insurer {claim['insurer_net_loss']}, insured {claim['insured_net_loss']}")
+    for step in claim.steps:
+        events = f" (events: {', '.join(step.events)})" if step.events else ""
+        out.print(f"  {step.step}: {step.before} -> {step.after}: {step.rule}{events}", markup=False)
+    out.print(f"[bold]indemnity {claim.indemnity}[/], retained by the insured {claim.retained}, "
+              f"paid so far {claim.indemnity_paid}")
+    for share in claim.recovery_shares:
+        out.print(f"  recovery {share.amount} on {share.date} (event {share.event}): "
+                  f"insurer {share.insurer}, insured {share.insured}")
+    if claim.recovery_shares:
+        out.print(f"net loss: insurer {claim.insurer_net_loss}, insured {claim.insured_net_loss}")
+
+
+def _print_invoice(line: answers.ClaimInvoice) -> None:
+    """One invoice open at the loss: its cap and why, and every amount on it."""
+    decision = line.limit_decision
+    under = (f"limit {decision.limit} decided {decision.date} (event {decision.event})"
+             if decision else "no limit decision")
+    out.print(f"  {line.invoice} (event {line.event}): amount {line.amount}, issued {line.issued}, "
+              f"delivered {line.delivered}, due {line.due}")
+    out.print(f"    insured under {under}; cap {line.cap}"
+              + (f" = {line.cap_rule}" if line.cap_rule else "")
+              + (f"; not insured: {line.not_insured}" if line.not_insured else "")
+              + (f"; cover lost: {line.cover_lost}" if line.cover_lost else ""))
+    for parts, label in ((line.credit_notes, "credit note"), (line.payments, "payment"), (line.recoveries, "recovery")):
+        for part in parts:
+            out.print(f"    {label}: {part.amount} (event {part.event})")
+    for part in line.after_first_indemnity:
+        out.print(f"    after the first indemnity, not in the insured loss: {part.amount} (event {part.event})")
+    out.print(f"    balance {line.balance}, insured part min(cap, balance) = {line.insured}")
 
 
 @app.command()
@@ -354,21 +320,17 @@ def claims(
     as_json: JsonOption = False,
 ) -> None:
     """The claims register of the book: every loss in loss-date order, with its indemnity."""
-    from ledger.queries import as_of_argument, claim_values, claims_of
-
     with _open(db) as ledger:
         day = as_of_argument({"as_of": as_of}, ledger.clock().date())
-        register = claims_of(ledger, day, known_at_argument({"known_at": known_at}))
-        currency = ledger.terms().currency
-    rows = [claim_values(c, currency) for c in register if c.loss_date is not None]
+        register = claims_query(ledger, {"as_of": day, "known_at": known_at}).claims
     if as_json:
-        print_json(rows)
+        print_json(register)
         return
     table = Table("buyer", "loss date", "cause", "insured loss", "indemnity", "retained", "paid", "status",
                   title=f"Claims register as of {day}")
     for column in table.columns[3:7]:
         column.justify = "right"
-    for row in rows:
-        table.add_row(row["buyer"], row["loss_date"], row["cause"], row["insured_loss"], row["indemnity"],
-                      row["retained"], row["indemnity_paid"], row["status"])
+    for row in register:
+        table.add_row(row.buyer, row.loss_date, row.cause, row.insured_loss, row.indemnity,
+                      row.retained, row.indemnity_paid, row.status)
     out.print(table)

@@ -24,7 +24,7 @@ from ledger.cli.common import (
 )
 from ledger.cli.common import open_ledger as _open
 from ledger.cli.common import progress_bar as _progress
-from ledger.queries import known_at_argument
+from ledger.queries.arguments import known_at_argument
 from ledger.service import Ledger, ledger_exists
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import EVENT_TYPES, to_public

@@ -24,14 +24,12 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
 
-from ledger.queries import (
-    claim_values,
-    claims_of,
-    exposure_query,
-    obligations_query,
-    premium_query,
-    turnover_query,
-)
+from ledger.queries.claims import claim_answer, claims_of
+from ledger.queries.exposure import exposure_query
+from ledger.queries.obligations import obligations_query
+from ledger.queries.premium import premium_query
+from ledger.queries.summary import summary_query
+from ledger.queries.turnover import turnover_query
 from ledger.service import Ledger
 from ledger.store import IndexRow
 from ledger.vocabulary.errors import LedgerError
@@ -192,11 +190,11 @@ def verification_dates(ledger: Ledger) -> list[datetime.date]:
 def query_checks(
     ledger: Ledger, dates: Sequence[datetime.date], middle: datetime.datetime | None
 ) -> list[Check]:
-    """Every query of the book: exposure (book and each buyer), obligations, premium and
+    """Every query of the book: the summary; exposure (book and each buyer), obligations, premium and
     claims at each date, turnover of each declaration period; the book's exposure once
     more as known at the middle of the log, which reads the recorded index."""
     buyers = ledger.store.index.buyers()
-    checks: list[Check] = []
+    checks: list[Check] = [Check("summary", _query(summary_query, {}))]
     for day in dates:
         on = {"as_of": day}
         checks.append(Check(f"exposure of the book at {day}", _query(exposure_query, on)))
@@ -216,13 +214,13 @@ def query_checks(
 
 
 def _query(query: Callable[[Ledger, Mapping[str, Any]], Any], arguments: Mapping[str, Any]) -> Callable[[Ledger], Any]:
-    return lambda ledger: query(ledger, arguments)
+    return lambda ledger: msgspec.to_builtins(query(ledger, arguments))  # compared field by field
 
 
 def _claims(day: datetime.date) -> Callable[[Ledger], Any]:
     def run(ledger: Ledger) -> Any:
         currency = ledger.terms().currency
-        return [claim_values(claim, currency) for claim in claims_of(ledger, day, None)]
+        return [msgspec.to_builtins(claim_answer(claim, currency)) for claim in claims_of(ledger, day, None)]
 
     return run
 

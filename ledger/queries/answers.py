@@ -1,6 +1,9 @@
-"""The JSON each command prints with `--json`, as msgspec Structs (documented in docs/json.md).
+"""The answers: what every query returns, and the JSON each command prints with `--json`, as
+frozen msgspec Structs (documented in docs/json.md).
 
-The code owns the schema so that downstream systems can decode with it
+A query builds its answer here and the CLI prints `msgspec.json.encode(answer)`,
+so the printed JSON is the answer itself. The code owns the schema so that
+downstream systems can decode with it
 (`msgspec.json.decode(text, type=SCHEMAS["exposure"])`) or export it as JSON
 Schema (`msgspec.json.schema(SCHEMAS["exposure"])`). Every Struct forbids
 unknown fields and has no defaults for the fields always printed, so a field
@@ -79,12 +82,15 @@ class LogEvent(msgspec.Struct, frozen=True):
 
 
 Log = list[LogEvent]
-PolicyTable = dict[str, Any]  # the [policy] table of SPEC 4 with defaults filled in; `policy load` reads it back
+PolicyTable = dict[str, Any]  # the [policy] table of a policy file, defaults filled in; `policy load` reads it back
+# An event as `log` prints it, for answers that quote events whole: its type's own fields as well
+# as those of LogEvent, money as decimal strings, dates as text, flags as booleans.
+PublicEvent = dict[str, str | bool]
 
 
 class Summary(Schema, frozen=True):
     policy: str
-    insured: str  # the insured's name (SPEC 4), not money
+    insured: str  # the insured's name, not money
     currency: str
     period: tuple[Day, Day]
     events: int
@@ -127,8 +133,8 @@ class FieldChange(Schema, frozen=True):
 
 class BuyerChange(Schema, frozen=True):
     buyer: str
-    changed: dict[str, FieldChange]
-    because: list[LogEvent]
+    changed: dict[str, FieldChange]  # by exposure figure or `status`
+    because: list[PublicEvent]
 
 
 class ExposureDiff(Schema, frozen=True):
@@ -145,6 +151,12 @@ class Obligation(Schema, frozen=True):
     due: Day
     status: DutyStatus
     buyer: str | UnsetType = UNSET  # absent for declare_turnover
+
+
+class Obligations(Schema, frozen=True):
+    """The `obligations` answer; the command prints the list alone."""
+
+    obligations: list[Obligation]
 
 
 class Turnover(Schema, frozen=True):
@@ -260,6 +272,12 @@ class ClaimExplained(Claim, frozen=True):
     deadlines: list[Deadline]
     steps: list[Step]
     recovery_shares: list[RecoveryShare]
+
+
+class ClaimsRegister(Schema, frozen=True):
+    """The `claims` answer: the buyers with a loss, in loss-date order; the command prints the list alone."""
+
+    claims: list[Claim]
 
 
 # ---------------------------------------------------------------- scenario run

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from ledger.readmodels.exposure import ExposureModel, LogReader
@@ -21,3 +21,13 @@ class LedgerReader(LogReader, Protocol):
     def terms(self) -> PolicyTerms: ...
     def events(self, known_at: datetime.datetime | None = None) -> Iterator[Event]: ...
     def positions(self, event_ids: Iterable[str]) -> dict[str, int]: ...
+    def log(
+        self,
+        *,
+        buyer: str | None = None,
+        types: Sequence[str] = (),
+        effective_from: datetime.date | None = None,
+        effective_to: datetime.date | None = None,
+        known_at: datetime.datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Event]: ...

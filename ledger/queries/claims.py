@@ -1,0 +1,119 @@
+"""`claim` (one buyer's, with `explain` the whole computation) and `claims` (the register)."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Mapping
+from typing import Any, cast
+
+from ledger.queries import answers
+from ledger.queries.arguments import as_of_argument, known_at_argument
+from ledger.queries.book import fold_book
+from ledger.queries.reading import LedgerReader
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.money import format_minor
+from projections.balances import EventPart
+from projections.claims import Claim, InsuredInvoice, claim_for
+
+
+def claims_of(ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None) -> list[Claim]:
+    """The claims register of the book at `as_of`: every buyer in the book, those with a loss
+    first, in loss-date order (the book read once, only the buyers that can lose folded whole)."""
+    return fold_book(ledger, as_of, known_at, every_cover=False).claims
+
+
+def claim_answer(claim: Claim, currency: str) -> answers.Claim:
+    """A claim's figures: money as decimal strings, empty loss_date and cause before a loss."""
+    return answers.Claim(**_claim_fields(claim, currency))
+
+
+def _claim_fields(claim: Claim, currency: str) -> dict[str, Any]:
+    money = functools.partial(format_minor, currency=currency)
+    return {
+        "buyer": claim.buyer,
+        "loss_date": claim.loss_date.isoformat() if claim.loss_date else "",
+        "cause": cast(answers.LossCause, claim.cause),
+        "insured_loss": money(claim.insured_loss), "indemnity": money(claim.indemnity),
+        "retained": money(claim.retained), "recovered": money(claim.recovered),
+        "insurer_recovery": money(claim.insurer_recovery), "insured_recovery": money(claim.insured_recovery),
+        "indemnity_paid": money(claim.indemnity_paid),
+        "insurer_net_loss": money(claim.insurer_net_loss), "insured_net_loss": money(claim.insured_net_loss),
+        "status": cast(answers.ClaimStatus, claim.status),
+    }
+
+
+def explanation(claim: Claim, currency: str) -> answers.ClaimExplained:
+    """The whole computation as data: invoices, deadlines, steps, recoveries, each naming its events."""
+    money = functools.partial(format_minor, currency=currency)
+    return answers.ClaimExplained(
+        **_claim_fields(claim, currency),
+        loss_event=claim.loss_event,
+        filing_due=claim.filing_due.isoformat() if claim.filing_due else "",
+        filed=claim.filed.isoformat() if claim.filed else "",
+        invoices=[_invoice(line, currency) for line in claim.invoices],
+        deadlines=[
+            answers.Deadline(kind=cast(answers.DutyKind, deadline.kind), due=deadline.due.isoformat(),
+                             status=cast(answers.DutyStatus, deadline.status))
+            for deadline in claim.deadlines
+        ],
+        steps=[
+            answers.Step(step=step.name, before=money(step.before), after=money(step.after), rule=step.rule,
+                         events=list(step.events))
+            for step in claim.steps
+        ],
+        recovery_shares=[
+            answers.RecoveryShare(event=share.event, date=share.day.isoformat(), amount=money(share.amount),
+                                  insurer=money(share.insurer), insured=money(share.insured))
+            for share in claim.recovery_shares
+        ],
+    )
+
+
+def _invoice(line: InsuredInvoice, currency: str) -> answers.ClaimInvoice:
+    """One invoice behind the loss: its cap and how it was locked, and every amount on it."""
+    money = functools.partial(format_minor, currency=currency)
+
+    def parts(pairs: tuple[EventPart, ...]) -> list[answers.EventAmount]:
+        return [answers.EventAmount(event=part.event, amount=money(part.amount)) for part in pairs]
+
+    entry = line.entry
+    return answers.ClaimInvoice(
+        invoice=line.invoice, event=line.event, issued=line.issued.isoformat(),
+        delivered=line.delivered.isoformat(), due=line.due.isoformat(), amount=money(line.amount),
+        limit_decision=answers.LimitDecision(event=line.limit_event, date=line.limit_date.isoformat(),
+                                             limit=money(line.limit))
+        if line.limit_event and line.limit_date else None,
+        cap=money(line.cap), not_insured=line.not_insured, cover_lost=line.cover_lost,
+        cap_rule=(f"min(amount {money(line.amount)}, limit {money(entry.limit)} + top-up "
+                  f"{money(entry.top_up)} - insured outstanding {money(entry.insured_outstanding)} at entry)")
+        if line.not_insured is None else "",
+        credit_notes=parts(line.credit_notes), payments=parts(line.payments), recoveries=parts(line.recoveries),
+        after_first_indemnity=parts(line.after_indemnity),
+        balance=money(line.balance), insured=money(line.insured),
+    )
+
+
+def claim_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers.Claim:
+    """`claim` for one buyer; with `explain`, the whole computation (an `answers.ClaimExplained`)."""
+    buyer = arguments.get("buyer")
+    if buyer is None:
+        raise LedgerError("the claim query needs a buyer", field="buyer")
+    as_of = as_of_argument(arguments, ledger.clock().date())
+    known_at = known_at_argument(arguments)
+    currency = ledger.terms().currency
+    register = claims_of(ledger, as_of, known_at)
+    claim = claim_for(register, str(buyer))
+    if claim.loss_date is None and not any(c.buyer == buyer for c in register):
+        raise LedgerError(f"{buyer} is not a registered buyer on {as_of}", field="buyer")
+    if arguments.get("explain"):
+        return explanation(claim, currency)
+    return claim_answer(claim, currency)
+
+
+def claims_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers.ClaimsRegister:
+    """`claims`: the register of the buyers with a loss, in loss-date order."""
+    as_of = as_of_argument(arguments, ledger.clock().date())
+    register = claims_of(ledger, as_of, known_at_argument(arguments))
+    currency = ledger.terms().currency
+    return answers.ClaimsRegister(claims=[claim_answer(c, currency) for c in register if c.loss_date is not None])

@@ -1,0 +1,143 @@
+"""`exposure` (one buyer, or the book) and `exposure_diff` (the same date known at two times)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from ledger.queries import answers
+from ledger.queries.arguments import as_of_argument, known_at_argument, moment_argument
+from ledger.queries.book import cover_of, not_registered
+from ledger.queries.reading import LedgerReader
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import Event, format_recorded, to_public
+from ledger.vocabulary.money import format_minor
+from projections.cover import buyer_cover
+from projections.exposure import EXPOSURE_FIGURES, Exposure, book_totals
+
+ExposureAnswer = answers.BuyerExposure | answers.BookExposure
+
+
+def buyer_exposure(ledger: LedgerReader, buyer: str, as_of: datetime.date, known_at: datetime.datetime | None) -> Exposure:
+    """One buyer's exposure: from the read model when nothing recorded after `known_at` reaches
+    back to `as_of`, else folded from the events known then."""
+    model = ledger.exposure_model
+    if known_at is None or model.unchanged_since(known_at, as_of)(buyer):
+        exposure = model.buyer_on(buyer, as_of)
+        if exposure is None:
+            raise not_registered(buyer, as_of, known_at)
+        return exposure
+    return Exposure.of(cover_of(ledger, buyer, as_of, known_at))
+
+
+def book_exposures(
+    ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None,
+    streams: Callable[[str], list[Event]] | None = None,
+) -> list[tuple[str, Exposure]]:
+    """Every registered buyer's exposure, in buyer order: the read model's, refolding only
+    the buyers with something recorded after `known_at` that reaches back to `as_of`.
+
+    `streams` reads a buyer's events for those refolds (default `ledger.buyer_events`): a
+    caller asking about many dates passes a cached reader, to read each stream once."""
+    model = ledger.exposure_model
+    known_now = model.book_on(as_of)
+    if known_at is None:
+        return known_now
+    unchanged = model.unchanged_since(known_at, as_of)
+    stored = dict(known_now)
+    policy = ledger.policy_events()
+    rows = []
+    for buyer in ledger.buyers():
+        if unchanged(buyer):
+            if buyer in stored:
+                rows.append((buyer, stored[buyer]))
+            continue
+        cover = buyer_cover(buyer, (streams or ledger.buyer_events)(buyer), policy, as_of, known_at)
+        if cover.registered is not None:
+            rows.append((buyer, Exposure.of(cover)))
+    return rows
+
+
+def exposure_answer(buyer: str, exposure: Exposure, currency: str) -> answers.BuyerExposure:
+    """One buyer's figures as decimal strings, and its status."""
+    figures = {name: format_minor(getattr(exposure, name), currency) for name in EXPOSURE_FIGURES}
+    return answers.BuyerExposure(buyer=buyer, **figures, status=cast(answers.ExposureStatus, exposure.status))
+
+
+def exposure_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> ExposureAnswer:
+    """`exposure` for one buyer, or for the book: totals plus one row per buyer."""
+    currency = ledger.terms().currency
+    as_of = as_of_argument(arguments, ledger.clock().date())
+    known_at = known_at_argument(arguments)
+    buyer = arguments.get("buyer")
+    if buyer is not None:
+        return exposure_answer(str(buyer), buyer_exposure(ledger, str(buyer), as_of, known_at), currency)
+    rows = book_exposures(ledger, as_of, known_at)
+    totals = book_totals(row for _, row in rows)
+    return answers.BookExposure(
+        **{name: format_minor(value, currency) for name, value in totals.items()},
+        buyers=[exposure_answer(name, row, currency) for name, row in rows],
+    )
+
+
+def rows_of(answer: ExposureAnswer) -> list[answers.BuyerExposure]:
+    """The buyers' rows of an exposure answer: the one buyer's, or the book's."""
+    return [answer] if isinstance(answer, answers.BuyerExposure) else answer.buyers
+
+
+# ---------------------------------------------------------------- exposure_diff
+
+DIFF_FIELDS = (*EXPOSURE_FIGURES, "status")
+
+
+def exposure_diff_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers.ExposureDiff:
+    """`exposure_diff`: the same `as_of` (for one buyer, or the book) known at two recorded
+    times (`known_at`, two of them, in either order): the figures that changed, by buyer,
+    and the late events behind them (recorded in between, effective by `as_of`)."""
+    moments = arguments.get("known_at")
+    if not isinstance(moments, (list, tuple)) or len(moments) != 2:
+        raise LedgerError("the exposure diff needs two known_at moments", field="known_at")
+    as_of = as_of_argument(arguments, ledger.clock().date())
+    early, late = sorted(moment_argument(moment, "known_at") for moment in moments)
+    buyer = arguments.get("buyer")
+    before = rows_of(exposure_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": early}))
+    after = rows_of(exposure_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": late}))
+    rows_before = {row.buyer: row for row in before}
+    rows_after = {row.buyer: row for row in after}
+    currency = ledger.terms().currency
+    late_events = [
+        e for e in ledger.log(buyer=None if buyer is None else str(buyer), effective_to=as_of, known_at=late)
+        if e.recorded > early
+    ]
+    changes = []
+    for name in sorted(set(rows_before) | set(rows_after)):
+        changed = _changed(rows_before.get(name), rows_after.get(name))
+        if changed:
+            because = [_public(e, currency) for e in late_events if getattr(e, "buyer", None) == name]
+            changes.append(answers.BuyerChange(buyer=name, changed=changed, because=because))
+    return answers.ExposureDiff(
+        as_of=as_of.isoformat(), known_at=(format_recorded(early), format_recorded(late)), changes=changes,
+        late_events=len(late_events),
+    )
+
+
+def _changed(
+    old: answers.BuyerExposure | None, new: answers.BuyerExposure | None
+) -> dict[str, answers.FieldChange]:
+    """Each figure (and the status) that differs; None: the buyer was not in the book then."""
+    changes = {}
+    for field in DIFF_FIELDS:
+        before = None if old is None else str(getattr(old, field))
+        after = None if new is None else str(getattr(new, field))
+        if before != after:
+            changes[field] = answers.FieldChange(before=before, after=after)
+    return changes
+
+
+def _public(event: Event, currency: str) -> answers.PublicEvent:
+    """The event as `log` prints it, its dates as text."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime.date) else value
+        for name, value in to_public(event, currency).items()
+    }
