@@ -1,9 +1,9 @@
-"""The scenario runner (SPEC 10): fold a TOML scenario on an in-memory ledger
-and check every expectation.
+"""The scenario runner: fold a TOML scenario on an in-memory ledger and check every
+expectation against the answer of its query (from the one registry), compared as text.
 
-One extension to the SPEC 10 format, for the refusal rules of SPEC 5: an
-event may carry `refused = "text"`; the check passes when the ledger refuses
-that event with a message containing the text (and nothing is recorded).
+For the ledger's refusal rules, an event may carry `refused = "text"`; the check
+passes when the ledger refuses that event with a message containing the text
+(and nothing is recorded).
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def _matches(expected: Any, got: Any) -> bool:
 
 
 def _text(value: Any) -> Any:
-    """Values compared exactly, as text (SPEC 10)."""
+    """Values compared exactly, as text."""
     if isinstance(value, Mapping):
         return {str(k): _text(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
