@@ -156,8 +156,10 @@ def fold_book(
     political = {e.country for e in policy if isinstance(e, PoliticalEvent)}
     covers: dict[str, BuyerCover] = {}
     for buyer, events in buyers.items():
-        whole = every_cover or _may_lose(events, political) or _bought_top_up(events)
-        cover = buyer_cover(buyer, events, policy, as_of, known_at) if whole else _registered(buyer, events, as_of, known_at)
+        if every_cover or _may_lose(events, political) or _bought_top_up(events):
+            cover = buyer_cover(buyer, events, policy, as_of, known_at)
+        else:
+            cover = _registered(buyer, events, as_of, known_at)
         if cover.registered is not None:  # registered later (or recorded later): not in the book yet
             covers[buyer] = cover
         if progress:
