@@ -506,6 +506,10 @@ def test_docs_describe_every_table_and_column() -> None:
     for table in export.TABLES:
         documented = re.findall(r"^\| `(\w+)` \|", sections[table.name], flags=re.MULTILINE)
         assert documented == table.column_names, table.name
+        # What the export writes into about_tables and about_columns is what the docs say.
+        assert table.meaning in sections[table.name], table.name
+        for column in table.columns:
+            assert column.meaning in sections[table.name], f"{table.name}.{column.name}"
 
 
 def test_the_example_queries_of_the_docs_run(book: Ledger, tmp_path: Path) -> None:

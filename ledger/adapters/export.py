@@ -162,7 +162,7 @@ TABLES: tuple[Table, ...] = (
         columns(
             text("id", "The event's id (a UUID)."),
             integer("position", "Place in recorded order among the events recorded by known_at (1 = first)."),
-            text("type", "The event type (SPEC 5), e.g. invoice_issued."),
+            text("type", "The event type (docs/rules.md, \"Events\"), e.g. invoice_issued."),
             date("effective", "When the fact happened."),
             text("recorded", "When the ledger learnt it.", TIMESTAMP),
             text("buyer", "The buyer whose stream holds the event; empty (NULL) for policy events."),
@@ -193,7 +193,7 @@ TABLES: tuple[Table, ...] = (
         indexes=(("buyer", "effective"), ("decision",)),
     ),
     Table(
-        "invoices", "Every invoice issued by as_of, with its balance and its insured cap (SPEC 6.2).",
+        "invoices", "Every invoice issued by as_of, with its balance and its insured cap (docs/rules.md, \"Which invoices are insured\").",
         columns(
             text("buyer", "The buyer."),
             text("invoice", "The invoice number (unique per buyer)."),
@@ -228,7 +228,7 @@ TABLES: tuple[Table, ...] = (
         unique=(("event_id",),), indexes=(("due",), ("issued",), ("overdue",)),
     ),
     Table(
-        "exposure", "Exposure per buyer at as_of (SPEC 6.5); the book's figures are the sums.",
+        "exposure", "Exposure per buyer at as_of (docs/rules.md, \"Exposure\"); the book's figures are the sums.",
         columns(
             text("buyer", "The buyer."),
             money("outstanding", "Sum of open balances"),
@@ -243,7 +243,7 @@ TABLES: tuple[Table, ...] = (
         pk=("buyer",), foreign_keys=(fk("buyer", "buyers", "buyer"),), indexes=(("status",),),
     ),
     Table(
-        "obligations", "Duties with deadlines at as_of (SPEC 6.3): by due date, then kind, then buyer.",
+        "obligations", "Duties with deadlines at as_of (docs/rules.md, \"Obligations\"): by due date, then kind, then buyer.",
         columns(
             integer("id", "Row number in that order (1 = first)."),
             text("kind", "report_overdue, file_claim or declare_turnover."),
@@ -254,7 +254,7 @@ TABLES: tuple[Table, ...] = (
         pk=("id",), foreign_keys=(fk("buyer", "buyers", "buyer"),), indexes=(("status",), ("due",), ("kind",)),
     ),
     Table(
-        "turnover", "Turnover by declaration period and buyer country (SPEC 7.1): periods begun by as_of, "
+        "turnover", "Turnover by declaration period and buyer country (docs/rules.md, \"Insurable turnover\"): periods begun by as_of, "
         "sales issued in the policy period up to as_of; one row per period and country with sales or a "
         "declaration.",
         columns(
@@ -283,7 +283,7 @@ TABLES: tuple[Table, ...] = (
         indexes=(("reason",),),
     ),
     Table(
-        "premium_lines", "The premium account's lines dated up to as_of (SPEC 7.2 to 7.4): premium, "
+        "premium_lines", "The premium account's lines dated up to as_of (docs/rules.md, \"Premium\" and \"Fees\"): premium, "
         "adjustment, fees, top-up; sum amount and tax for the account.",
         columns(
             integer("id", "Row number in the account's order (date, kind, buyer, period, country)."),
@@ -304,7 +304,7 @@ TABLES: tuple[Table, ...] = (
         pk=("id",), foreign_keys=(fk("buyer", "buyers", "buyer"),), indexes=(("date",), ("kind",), ("account",)),
     ),
     Table(
-        "claims", "The claims register at as_of (SPEC 8): every buyer with a loss, and buyers on watch "
+        "claims", "The claims register at as_of (docs/rules.md, \"Claims\"): every buyer with a loss, and buyers on watch "
         "(a protracted-default clock running).",
         columns(
             text("buyer", "The buyer."),
@@ -375,7 +375,7 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "claim_recovery_shares", "Explanation: each recovery after the first indemnity, shared between "
-        "insurer and insured (SPEC 8.4).",
+        "insurer and insured (docs/rules.md, \"Claims\").",
         columns(
             text("event_id", "The recovery_received event (events.id)."),
             text("buyer", "The buyer (claims.buyer)."),
