@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import POSTGRES_SERVER, Clock
+from helpers import POSTGRES_SERVER, POSTGRES_UNREACHABLE, Clock, drop_schema, postgres_available
 
 from ledger.adapters.eventfiles import read_event_file
 from ledger.service import Draft, Ledger
@@ -560,3 +560,21 @@ def test_concurrent_opens_of_an_existing_postgres_ledger_succeed(postgres_locati
 
 def test_concurrent_first_opens_of_a_postgres_ledger_succeed(postgres_location: str):
     assert open_concurrently(postgres_location, rounds=1) == []
+
+
+@pytest.mark.postgres
+def test_a_schema_named_after_our_tables_reads_and_writes(policy_terms: PolicyTerms) -> None:
+    """The index SQL is qualified in one pass: a schema called ledger_chain... once made
+    ledger_chain.ledger_chain.ledger_index of it."""
+    if not postgres_available():
+        pytest.skip(POSTGRES_UNREACHABLE)
+    schema = "ledger_chain_" + uuid.uuid4().hex[:8]
+    try:
+        with Ledger(f"{POSTGRES_SERVER}?schema={schema}") as ledger:
+            ledger.load_policy(policy_terms)
+            ledger.append({"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B1", "name": "Acme",
+                           "country": "GB", "key": "b1"})
+            assert ledger.buyers() == ["B1"]
+            assert ledger.log_position()[0] == ledger.count() == 2
+    finally:
+        drop_schema(schema)

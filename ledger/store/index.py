@@ -11,6 +11,7 @@ path rolls the transaction back).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,9 @@ class BulkInsert:
     write: BatchWriter
 
 
+_OUR_TABLES = re.compile(r"\b(?:ledger_index|ledger_chain)\b")
+
+
 class IndexQueries:
     """Queries over `ledger_index`, the same SQL for SQLite and PostgreSQL."""
 
@@ -80,8 +84,8 @@ class IndexQueries:
     def _sql(self, sql: str, schema: str = "") -> str:
         """Placeholders and (schema-qualified) table names for this backend."""
         prefix = f"{schema}." if schema else ""
-        sql = sql.replace("?", self.placeholder).replace("ledger_index", prefix + "ledger_index")
-        sql = sql.replace("ledger_chain", prefix + "ledger_chain")
+        # One pass: a schema may itself be called, or contain, ledger_chain.
+        sql = _OUR_TABLES.sub(lambda m: prefix + m.group(0), sql.replace("?", self.placeholder))
         return sql.replace("{events}", prefix + self.events_table_name)
 
     def last_recorded(self) -> str | None:
