@@ -51,3 +51,19 @@ def test_a_bad_url_is_refused_on_the_db_field(text: str) -> None:
     with pytest.raises(LedgerError) as refused:
         Location.parse(text)
     assert refused.value.field == "db"
+
+
+def test_redact_leaves_parameters_that_are_not_passwords() -> None:
+    location = Location.parse("postgresql://u:s3cret@h/db?schema=x&sslmode=require&connect_timeout=5")
+    message = "connection to port 5432 failed: SSL required (password s3cret)"
+    assert location.redact(message) == "connection to port 5432 failed: SSL required (password ***)"
+
+
+@pytest.mark.parametrize("text", ["postgresql://alice:pa/secret@h/db", "postgresql://alice:12/se#cret@h/db",
+                                  "postgresql://alice:x?y@z@h/db"])
+def test_a_password_that_is_not_percent_encoded_is_refused_without_being_quoted(text: str) -> None:
+    with pytest.raises(LedgerError) as refused:
+        Location.parse(text)
+    assert refused.value.field == "db"
+    assert "secret" not in str(refused.value) and "pa" not in str(refused.value).replace("password", "")
+    assert "percent-encode" in str(refused.value)

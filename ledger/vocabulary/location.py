@@ -9,8 +9,11 @@ into eventsourcing's settings, and whatever reads the disk does so itself.
 
 A location may hold a password (in the URL, or as a query parameter). `shown`
 is the one form that may be printed or written anywhere: the password and
-every query parameter but `schema` masked as `***`; `redact` masks the same
-secrets inside a message (a driver's words may quote them).
+every query parameter but `schema` masked as `***`; `redact` masks the password
+inside a message (a driver's words may quote it; other parameters such as
+`connect_timeout=5` are left alone there, or every "5" of the message would go).
+A password must be percent-encoded: an "@" after the host, or a URL that does
+not parse, is refused without quoting the URL (its password could be in it).
 """
 
 from __future__ import annotations
@@ -90,13 +93,14 @@ class Location:
         return str(path.with_name(path.name + "-readmodels"))
 
     def secrets(self) -> list[str]:
-        """What `shown` masks, as written and as decoded, longest first."""
+        """The passwords of the URL (in its user part, or a parameter such as `password`
+        or `sslpassword`), as written and as decoded, longest first."""
         if self.kind != "postgres":
             return []
         parts = urlsplit(self.text)
         userinfo = parts.netloc.rpartition("@")[0]
         found = [userinfo.partition(":")[2]]
-        found += [value for name, value in parse_qsl(parts.query, keep_blank_values=True) if name != "schema"]
+        found += [value for name, value in parse_qsl(parts.query, keep_blank_values=True) if "password" in name]
         found += [unquote(value) for value in found]
         return sorted({value for value in found if value}, key=len, reverse=True)
 
@@ -112,8 +116,14 @@ def _server(url: str) -> Server:
     try:
         parsed = urlparse(url)
         port = parsed.port
-    except ValueError as e:
-        raise LedgerError(f"not a valid postgresql:// URL: {e}", field="db") from None
+    except ValueError:  # its words quote the URL's parts, the password among them
+        raise LedgerError(
+            "not a valid postgresql:// URL (is the port a number, and is a password with : / ? # @ percent-encoded?)",
+            field="db",
+        ) from None
+    if "@" in url.partition("://")[2].partition(parsed.netloc)[2]:
+        raise LedgerError("a postgresql:// URL with an @ after its host: percent-encode the password (@ is %40)",
+                          field="db")
     schema = parse_qs(parsed.query).get("schema", ["public"])[0]
     if not SCHEMA_NAME.fullmatch(schema):
         raise LedgerError("schema must be a lower-case SQL identifier", field="db")
