@@ -109,7 +109,7 @@ class Ledger:
 
     @functools.cached_property
     def exposure_model(self) -> ExposureModel:
-        """The read model of every buyer's exposure timeline (ledger/readmodels.py)."""
+        """The read model of every buyer's exposure timeline (ledger/readmodels/exposure.py)."""
         return ExposureModel(self, cache_location(self.location))
 
     def fold_afresh(self) -> None:

@@ -71,6 +71,14 @@ def test_help_on_every_command(path: list[str]):
         command = command.commands[name]  # type: ignore[attr-defined]
     first_line = (command.help or "").strip().splitlines()[0]
     assert first_line and first_line[:40] in " ".join(result.stdout.split())
+    # A user has the clone, not the team's domain reference: help stands alone.
+    assert "SPEC" not in result.stdout
+
+
+def test_help_shows_brackets_as_written() -> None:
+    """Rich reads [policy] as markup and drops it unless escaped."""
+    assert "[[events]]" in cli("import", "--help").stdout
+    assert "[policy]" in cli("policy", "load", "--help").stdout
 
 
 def test_the_app_has_the_commands_of_the_contract():

@@ -1,4 +1,4 @@
-"""The exposure read model (ledger/readmodels.py): caught up from the log, exactly once, disposable.
+"""The exposure read model (ledger/readmodels/exposure.py): caught up from the log, exactly once, disposable.
 
 Every figure it gives is held to the fold (`book_covers`, `buyer_cover`) on a
 seeded sample book in a SQLite file: after a first build, after later

@@ -2,7 +2,7 @@
 
 The figures come from the `exposure` query's own functions
 (`ledger.queries.exposure.buyer_exposure`, `book_exposures`): known now, each sample is
-a look-up per buyer in the exposure read model (ledger/readmodels.py); known
+a look-up per buyer in the exposure read model (ledger/readmodels/exposure.py); known
 at an earlier time, the buyers with later news are folded, each stream read
 once for the whole series. Money stays in integer minor units
 until it is placed on an axis: a float is fine for a pixel position, never for

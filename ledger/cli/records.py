@@ -45,7 +45,7 @@ def init(db: DbOption = DEFAULT_DB) -> None:
 
 @policy_app.command("load")
 def policy_load(
-    file: Annotated[Path, typer.Argument(help="A policy document: TOML with a [policy] table (its terms: docs/rules.md).")],
+    file: Annotated[Path, typer.Argument(help="A policy document: TOML with a \\[policy] table (its terms: docs/rules.md).")],
     effective: Annotated[
         str | None, typer.Option(help="For an amendment: the date it takes effect (default today).")
     ] = None,
@@ -113,7 +113,7 @@ def append(
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="Events as TOML ([[events]] as in a scenario), JSON Lines or CSV.")],
+    file: Annotated[Path, typer.Argument(help="Events as TOML (\\[\\[events]] as in a scenario), JSON Lines or CSV.")],
     keep_recorded: Annotated[
         bool, typer.Option("--keep-recorded", help="Keep the file's recorded stamps (a historical ledger).")
     ] = False,

@@ -27,7 +27,7 @@ def verify(
 
     Walks the hash chain and names the first event changed, deleted, inserted
     or reordered in the database, checks the index against the stored events,
-    and folds exposure, premium and claims twice. Exit 0 when clean, 1 with
+    and compares the exposure read model with a fresh fold of every buyer. Exit 0 when clean, 1 with
     one line naming the event otherwise. Keep the printed head to pass as
     --expect-head later: it reveals events cut from the end.
     """

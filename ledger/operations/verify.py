@@ -183,7 +183,7 @@ def _check_head(ledger: Ledger, head: str) -> list[Finding]:
 # ---------------------------------------------------------------- the read models
 
 def check_read_models(ledger: Ledger, report: Report) -> list[Finding]:
-    """The exposure read model (ledger/readmodels.py), caught up, must equal a fresh fold
+    """The exposure read model (ledger/readmodels/exposure.py), caught up, must equal a fresh fold
     of the stored events: every buyer's timeline, entry by entry."""
     if not ledger.has_policy():
         return []

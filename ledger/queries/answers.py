@@ -69,7 +69,7 @@ class Outcome(Schema, frozen=True):
 # ---------------------------------------------------------------- log, summary, policy show
 
 class LogEvent(msgspec.Struct, frozen=True):
-    """The fields every event has; the rest are its type's (ledger/events.py), money as decimal strings.
+    """The fields every event has; the rest are its type's (ledger/vocabulary/events.py), money as decimal strings.
 
     Open on purpose: each event type adds its own fields. The test checks them
     by reading every printed event back with `parse_event`.

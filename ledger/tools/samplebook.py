@@ -620,7 +620,7 @@ def _toml_table(header: str, table: dict[str, Any]) -> list[str]:
 def write_toml(path: str | os.PathLike[str], policy_table: dict[str, Any], events: Iterable[dict[str, Any]]) -> None:
     """Write a scenario-style file: `[policy]` (with its sub-tables), then one `[[events]]` per event."""
     with open(path, "w", encoding="utf-8") as f:
-        f.write('title = "Sample book (ledger.samplebook)"\n\n')
+        f.write('title = "Sample book (ledger.tools.samplebook)"\n\n')
         f.write("\n".join(_toml_table("policy", policy_table)) + "\n")
         for event in events:
             body = "\n".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in event.items())
