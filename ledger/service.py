@@ -1,9 +1,9 @@
 """The application service: every write and read of a ledger goes through `Ledger`.
 
-A write is one pipeline, top to bottom (`_record_once`):
-  skip known keys and ids -> stamp (id, recorded) -> admit each event against
-  its stream (refusing with file, line, field and rule) -> save all of them
-  in one transaction.
+A write is one pipeline, top to bottom (`_record_once`; its pure steps are in
+ledger/write/pipeline.py): skip known keys and ids -> stamp (id, recorded) ->
+admit each event against its stream (refusing with file, line, field and
+rule) -> save all of them in one transaction.
 A conflict with another writer (a stream version taken, a key recorded, the
 recorded axis moved) re-runs the pipeline on fresh state, a bounded number
 of times, so concurrent writers never lose, duplicate or over-allocate.
@@ -16,12 +16,9 @@ import functools
 import random
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
 
 from ledger.readmodels.exposure import ExposureModel, cache_location
@@ -31,16 +28,15 @@ from ledger.store import (
     IndexRow,
     LedgerStore,
     buyer_stream,
-    ledger_exists,
     open_store,
     stream_of,
 )
+from ledger.store import ledger_exists as ledger_exists  # the CLI asks here: it may not open the store
 from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.errors import ConcurrencyConflict, LedgerError
 from ledger.vocabulary.events import (
     NIL_ID,
     UNRECORDED,
-    BuyerEvent,
     Event,
     PolicyAmended,
     PolicyStarted,
@@ -49,6 +45,17 @@ from ledger.vocabulary.events import (
     parse_recorded,
 )
 from ledger.vocabulary.terms import PolicyTerms
+from ledger.write.pipeline import (
+    Admitted,
+    Draft,
+    Outcome,
+    ProgressHook,
+    Trial,
+    admit,
+    keep_stamps,
+    skip_known,
+    stamp,
+)
 from ledger.write.streams import BuyerStream, PolicyStream
 
 Clock = Callable[[], datetime.datetime]
@@ -58,39 +65,6 @@ MAX_ATTEMPTS = 8
 def utc_now() -> datetime.datetime:
     """The wall clock, in UTC. Only the write side reads it."""
     return datetime.datetime.now(datetime.UTC)
-
-
-@dataclass(frozen=True)
-class Draft:
-    """An event read from input, not yet recorded, with where it came from."""
-
-    event: Event
-    source: str | None = None
-    line: int | None = None
-
-    def error(self, problem: LedgerError) -> LedgerError:
-        return problem.located(source=self.source, line=self.line)
-
-
-@dataclass
-class Outcome:
-    """What a write did: events recorded, events skipped as already known, warnings."""
-
-    recorded: list[Event] = field(default_factory=list)
-    skipped: list[tuple[Draft, str]] = field(default_factory=list)  # (draft, id of the earlier event)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Trial:
-    """A dry run: what would be recorded (`outcome`, and the drafts behind it) and what refused."""
-
-    outcome: Outcome
-    admitted: list[Draft] = field(default_factory=list)
-    refused: list[tuple[Draft, LedgerError]] = field(default_factory=list)
-
-
-ProgressHook = Callable[[int], None]
 
 
 class Ledger:
@@ -298,7 +272,7 @@ class Ledger:
         the later drafts are checked against, as if it had never been given.
         """
         outcome = Outcome()
-        fresh = self._stamp(self._skip_known(list(drafts), outcome), False, outcome)
+        fresh = self._stamp(self._skip_known(drafts, outcome), False, outcome)
         trial = Trial(outcome)
         self._admit(fresh, outcome, progress, trial)
         return trial
@@ -307,46 +281,22 @@ class Ledger:
         self, drafts: Sequence[Draft], *, keep_recorded: bool, progress: ProgressHook | None
     ) -> Outcome:
         outcome = Outcome()
-        fresh = self._stamp(self._skip_known(list(drafts), outcome), keep_recorded, outcome)
-        envelopes = self._admit(fresh, outcome, progress)
-        if envelopes:
-            self._save(envelopes)
+        fresh = self._stamp(self._skip_known(drafts, outcome), keep_recorded, outcome)
+        admitted = self._admit(fresh, outcome, progress)
+        if admitted:
+            self._save([Envelope(stream_of(a.event), a.version, a.event) for a in admitted])
         return outcome
 
     def _admit(
         self, fresh: Sequence[Draft], outcome: Outcome, progress: ProgressHook | None, trial: Trial | None = None
-    ) -> list[Envelope]:
-        """Check each draft against its stream; refuse at the first bad one, or (a trial) note it and go on."""
+    ) -> list[Admitted]:
+        """Each draft against its stream, each stream read once for the whole write."""
         policy = self.policy_stream()
         buyers: dict[str, BuyerStream] = {}
-        envelopes: list[Envelope] = []
-        for done, draft in enumerate(fresh, 1):
-            event = draft.event
-            try:
-                if isinstance(event, BuyerEvent):
-                    stream = self._buyer_stream(buyers, event.buyer)
-                    warnings = stream.admit(event, policy.terms_at)
-                    version = len(stream.events)
-                else:
-                    warnings = policy.admit(event)
-                    version = len(policy.events)
-                    if isinstance(event, PolicyAmended):
-                        self._recheck_buyers(buyers, policy)
-            except LedgerError as problem:
-                if trial is None:
-                    raise draft.error(problem) from None
-                trial.refused.append((draft, draft.error(problem)))
-                continue
-            outcome.warnings.extend(_where(draft) + w for w in warnings)
-            envelopes.append(Envelope(stream_of(event), version, event))
-            outcome.recorded.append(event)
-            if trial is not None:
-                trial.admitted.append(draft)
-            if progress and done % 1000 == 0:
-                progress(1000)
-        if progress:
-            progress(len(fresh) % 1000)
-        return envelopes
+        return admit(
+            fresh, policy, lambda buyer: self._buyer_stream(buyers, buyer),
+            lambda: self._recheck_buyers(buyers, policy), outcome, progress, trial,
+        )
 
     def _recheck_buyers(self, buyers: dict[str, BuyerStream], policy: PolicyStream) -> None:
         """An amendment may be back-dated: every buyer's events must still pass (SPEC 5).
@@ -364,75 +314,23 @@ class Ledger:
         return stream
 
     def _stamp(self, drafts: Sequence[Draft], keep_recorded: bool, outcome: Outcome) -> list[Draft]:
-        """Give each draft its id and recorded stamp (SPEC 2)."""
+        """Give each draft its id and recorded stamp, from the ledger's clock and last stamp."""
         last_text = self.store.index.last_recorded()
         last = parse_recorded(last_text) if last_text else None
         now = self.clock().astimezone(datetime.UTC)
-        if keep_recorded:
-            previous = last
-            for draft in drafts:
-                moment = draft.event.recorded
-                if moment == UNRECORDED:
-                    raise draft.error(LedgerError("--keep-recorded needs a recorded stamp on every event", field="recorded"))
-                if moment > now:
-                    raise draft.error(LedgerError(
-                        f"{format_recorded(moment)} is in the future; a recorded stamp says when the ledger "
-                        "learnt a fact", field="recorded",
-                    ))
-                if previous is not None and moment < previous:
-                    raise draft.error(LedgerError(
-                        f"{format_recorded(moment)} is before {format_recorded(previous)}, already in the ledger "
-                        "or earlier in the file; recorded time never goes backwards (a historical ledger imports "
-                        "into a new ledger, with its [policy] in the file)",
-                        field="recorded",
-                    ))
-                previous = moment
-            return [_with_id(d) for d in drafts]
-        if last is not None and now < last:
-            now = last
-        carried = sum(1 for d in drafts if d.event.recorded != UNRECORDED)
-        if carried:
-            outcome.warnings.append(
-                f"{carried} events carried recorded stamps; the ledger stamped them {format_recorded(now)} "
-                "(use --keep-recorded to keep the original stamps)"
-            )
-        return [
-            Draft(
-                msgspec.structs.replace(
-                    d.event, recorded=now, id=d.event.id if d.event.id != NIL_ID else uuid.uuid4()
-                ),
-                d.source,
-                d.line,
-            )
-            for d in drafts
-        ]
+        return keep_stamps(drafts, last, now) if keep_recorded else stamp(drafts, last, now, outcome)
 
-    def _skip_known(self, drafts: list[Draft], outcome: Outcome) -> list[Draft]:
-        """Drop drafts whose key (or given id) is already recorded: re-imports are no-ops.
+    def _skip_known(self, drafts: Sequence[Draft], outcome: Outcome) -> list[Draft]:
+        """Drop drafts whose key (or given id) is already recorded.
 
         Runs before stamping, so that re-running a --keep-recorded import skips
         its events instead of refusing their (old) stamps.
         """
         keys = [d.event.key for d in drafts if d.event.key]
-        known = self.store.index.find_keys(keys) if keys else {}
         given = [str(d.event.id) for d in drafts if d.event.id != NIL_ID]
-        ids = self.store.index.find_ids(given) if given else set()
-        fresh = []
-        for draft in drafts:
-            event = draft.event
-            event_id = str(event.id) if event.id != NIL_ID else None
-            earlier = known.get(event.key) if event.key else None
-            if earlier is None and event_id in ids:
-                earlier = event_id
-            if earlier is not None:
-                outcome.skipped.append((draft, earlier))
-                continue
-            if event.key:
-                known[event.key] = event_id or f"earlier in this input (line {draft.line})"
-            if event_id:
-                ids.add(event_id)
-            fresh.append(draft)
-        return fresh
+        known_keys = self.store.index.find_keys(keys) if keys else {}
+        known_ids = self.store.index.find_ids(given) if given else set()
+        return skip_known(drafts, known_keys, known_ids, outcome)
 
     def _save(self, envelopes: list[Envelope]) -> None:
         """Write in one transaction; another writer's commit becomes a ConcurrencyConflict."""
@@ -464,18 +362,3 @@ def _is_conflict(problem: Exception) -> bool:
     if isinstance(problem.__cause__ or problem, psycopg.errors.InvalidSqlStatementName):
         return True
     return isinstance(problem, (OperationalError, sqlite3.OperationalError)) and "locked" in str(problem)
-
-
-def _with_id(draft: Draft) -> Draft:
-    if draft.event.id != NIL_ID:
-        return draft
-    return Draft(msgspec.structs.replace(draft.event, id=uuid.uuid4()), draft.source, draft.line)
-
-
-def _where(draft: Draft) -> str:
-    if draft.source:
-        return f"{draft.source}:{draft.line}: " if draft.line else f"{draft.source}: "
-    return ""
-
-
-__all__ = ["Ledger", "Draft", "Outcome", "PolicyAmended", "Trial", "ledger_exists", "utc_now"]

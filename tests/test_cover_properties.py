@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from ledger.adapters.policyfile import load_policy_file
 from ledger.queries.exposure import exposure_answer, exposure_query
 from ledger.queries.obligations import obligations_query
-from ledger.service import Draft, Ledger
+from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import (
     BuyerEvent,
@@ -58,6 +58,7 @@ from ledger.vocabulary.events import (
 from ledger.vocabulary.money import format_minor
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.terms import PolicyTerms, parse_policy, terms_to_table
+from ledger.write.pipeline import Draft
 from projections.balances import BuyerBook
 from projections.cover import BuyerCover, buyer_cover
 from projections.exposure import EXPOSURE_FIGURES, Exposure

@@ -472,7 +472,7 @@ def test_the_ledger_api_trial_records_nothing_and_collects_every_refusal(tmp_pat
         drafts = ledger.parse(list(enumerate(raws, 1)), "t")
         trial = ledger.trial(drafts)
         assert [d.line for d in trial.admitted] == [1, 3]
-        assert [(d.line, problem.field) for d, problem in trial.refused] == [(2, "buyer"), (4, "amount")]
+        assert [(r.draft.line, r.problem.field) for r in trial.refused] == [(2, "buyer"), (4, "amount")]
         assert ledger.count() == 1
 
 

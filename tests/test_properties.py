@@ -15,12 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.adapters.policyfile import load_policy_file
-from ledger.service import Draft, Ledger
+from ledger.service import Ledger
 from ledger.store import Envelope, LedgerMapper, topic_of
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import EVENT_TYPES, NIL_ID, Event, PolicyStarted, parse_event, to_public
 from ledger.vocabulary.money import MAX_AMOUNT_MINOR, format_minor, minor_units, round_half_up, to_minor
 from ledger.vocabulary.terms import PolicyTerms, parse_policy, terms_to_table
+from ledger.write.pipeline import Draft
 
 SPEC_TERMS = load_policy_file(POLICY_FILE)
 CURRENCY = SPEC_TERMS.currency
@@ -273,7 +274,7 @@ def test_reimporting_the_same_events_is_a_no_op(rows: list[dict[str, Any]], spli
         clock.advance(hours=1)
         again = record(ledger, rows)
         assert again.recorded == []
-        assert [earlier for _, earlier in again.skipped] == [str(e.id) for e in first.recorded]
+        assert [s.earlier for s in again.skipped] == [str(e.id) for e in first.recorded]
         # A part of the file, re-imported on its own, is a no-op too.
         assert record(ledger, rows[split:]).recorded == []
         assert list(ledger.events()) == before

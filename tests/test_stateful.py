@@ -55,10 +55,11 @@ from ledger.queries.book import book_covers
 from ledger.queries.exposure import ExposureAnswer, book_exposures, exposure_query
 from ledger.queries.obligations import obligations_query
 from ledger.readmodels.exposure import ExposureModel
-from ledger.service import Ledger, Outcome
+from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import CreditNoteIssued, InvoiceIssued, PaymentReceived, format_recorded
 from ledger.vocabulary.money import format_minor
+from ledger.write.pipeline import Outcome
 from projections.exposure import Exposure
 
 SOAK = os.environ.get("CREDITLEDGER_SOAK") == "1"
@@ -500,7 +501,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.clock.advance(seconds=1)
         outcome = self.ledger.append(raw)
         assert outcome.recorded == []
-        assert [earlier for _, earlier in outcome.skipped] == [earlier_id]
+        assert [s.earlier for s in outcome.skipped] == [earlier_id]
         self.assert_unchanged()
         TOTALS["skipped"] += 1
         TOTALS["commands"] += 1

@@ -24,12 +24,13 @@ import pytest
 from helpers import POSTGRES_SERVER, POSTGRES_UNREACHABLE, Clock, drop_schema, postgres_available
 
 from ledger.adapters.eventfiles import read_event_file
-from ledger.service import Draft, Ledger
+from ledger.service import Ledger
 from ledger.store import REPLAY_PAGE as PAGE
 from ledger.store import Envelope, IndexRow, buyer_stream
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import NIL_ID, BuyerRegistered, Event, PaymentReceived, PolicyStarted, to_public
 from ledger.vocabulary.terms import PolicyTerms, amend_policy
+from ledger.write.pipeline import Draft
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "workers.py"
@@ -296,7 +297,7 @@ def test_an_event_whose_key_is_recorded_is_skipped_and_reported(ledger: Ledger, 
     # Same key, even with other fields: a no-op that names the earlier event.
     again = ledger.append(dict(raw, amount="7000", effective="2025-01-04"))
     assert again.recorded == []
-    assert [(draft.event.key, earlier) for draft, earlier in again.skipped] == [("REQ-1", str(first.id))]
+    assert [(s.draft.event.key, s.earlier) for s in again.skipped] == [("REQ-1", str(first.id))]
     assert ledger.count() == count
     # A batch repeating a key records the first and skips the second.
     batch = [
@@ -330,7 +331,7 @@ def test_running_the_same_import_twice_records_nothing_the_second_time(
     clock.advance(hours=1)
     second = record_file(ledger, path)
     assert second.recorded == []
-    assert sorted(earlier for _, earlier in second.skipped) == sorted(str(e.id) for e in first.recorded)
+    assert sorted(s.earlier for s in second.skipped) == sorted(str(e.id) for e in first.recorded)
     assert list(ledger.events()) == snapshot
 
 
@@ -513,7 +514,7 @@ def test_a_draft_with_a_recorded_id_is_skipped(ledger: Ledger, policy_terms: Pol
         {"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B1", "name": "A", "country": "GB"}
     ).recorded
     outcome = ledger.record([Draft(event)], keep_recorded=True)
-    assert outcome.recorded == [] and [earlier for _, earlier in outcome.skipped] == [str(event.id)]
+    assert outcome.recorded == [] and [s.earlier for s in outcome.skipped] == [str(event.id)]
     assert ledger.count() == 2
 
 

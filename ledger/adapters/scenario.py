@@ -18,10 +18,11 @@ import msgspec
 
 from ledger.adapters.eventfiles import read_text, read_toml, term_line
 from ledger.queries.registry import run_query
-from ledger.service import Draft, Ledger
+from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import UNRECORDED, Event, parse_event
 from ledger.vocabulary.terms import parse_policy
+from ledger.write.pipeline import Draft
 
 QUERY_ARGUMENTS = ("buyer", "as_of", "known_at", "period", "country")
 NEEDS_AS_OF = ("exposure", "exposure_diff", "claim", "claims", "premium")

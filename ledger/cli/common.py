@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.queries.arguments import day_argument
-from ledger.service import Ledger, Outcome, ledger_exists
+from ledger.service import Ledger, ledger_exists
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location
+from ledger.write.pipeline import Outcome
 
 DEFAULT_DB = "ledger.db"
 SHOW_SKIPPED = 10  # a re-import can skip a million events; list a few, count the rest
@@ -104,13 +105,14 @@ def report_outcome(outcome: Outcome, *, as_json: bool) -> None:
     if as_json:
         print_json({
             "recorded": [str(e.id) for e in outcome.recorded],
-            "skipped": [{"key": d.event.key, "earlier": earlier} for d, earlier in outcome.skipped],
+            "skipped": [{"key": s.draft.event.key, "earlier": s.earlier} for s in outcome.skipped],
             "warnings": outcome.warnings,
         })
         return
     for warning in outcome.warnings:
         err.print(f"[yellow]warning:[/] {warning}")
-    for draft, earlier in outcome.skipped[:SHOW_SKIPPED]:
+    for skipped in outcome.skipped[:SHOW_SKIPPED]:
+        draft, earlier = skipped.draft, skipped.earlier
         where = f"{draft.source}:{draft.line}: " if draft.source and draft.line else ""
         err.print(f"{where}skipped: key {draft.event.key or draft.event.id} is already recorded (event {earlier})")
     if len(outcome.skipped) > SHOW_SKIPPED:

@@ -23,9 +23,10 @@ from ledger.cli.common import open_ledger as _open
 from ledger.cli.common import print_json as _print_json
 from ledger.cli.common import progress_bar as _progress
 from ledger.cli.common import report_outcome as _report
-from ledger.service import Draft, Ledger, Outcome
+from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import to_public
+from ledger.write.pipeline import Draft, Outcome
 
 SHOW_REJECTED = 1000  # every rejected row is named, up to this many on the terminal; the reject file has all
 
@@ -67,7 +68,7 @@ def import_erp(
             drafts, bad = _drafts(ledger, source, currency)
             trial = ledger.trial(drafts, progress=advance)
         rows = {row.line: row for row in source.rows}
-        bad.extend((rows[draft.line or 0], problem) for draft, problem in trial.refused)
+        bad.extend((rows[r.draft.line or 0], r.problem) for r in trial.refused)
         bad = _explain_dependencies(sorted(bad, key=lambda b: b[0].line), source)
         if dry_run:
             _print_trial(trial.admitted, trial.outcome, bad, currency, as_json=as_json)
@@ -105,7 +106,7 @@ def _print_import(outcome: Outcome, bad: list[tuple[ErpRow, LedgerError]], rejec
     if as_json:
         _print_json({
             "recorded": [str(e.id) for e in outcome.recorded],
-            "skipped": [{"key": d.event.key, "earlier": earlier} for d, earlier in outcome.skipped],
+            "skipped": [{"key": s.draft.event.key, "earlier": s.earlier} for s in outcome.skipped],
             "warnings": outcome.warnings,
             "rejected": [_rejection(row, problem) for row, problem in bad],
             # Absent, not null, when nothing was rejected: docs/json.md's convention for optional fields.
@@ -194,7 +195,7 @@ def _print_trial(
     if as_json:
         _print_json({
             "would_record": [{"line": d.line, "event": to_public(d.event, currency)} for d in admitted],
-            "skipped": [{"line": d.line, "key": d.event.key, "earlier": earlier} for d, earlier in outcome.skipped],
+            "skipped": [{"line": s.draft.line, "key": s.draft.event.key, "earlier": s.earlier} for s in outcome.skipped],
             "warnings": outcome.warnings,
             "rejected": [_rejection(row, problem) for row, problem in bad],
         })
@@ -209,7 +210,8 @@ def _print_trial(
     out.print(table)
     for warning in outcome.warnings:
         err.print(f"warning: {warning}", markup=False)
-    for draft, earlier in outcome.skipped:
+    for skipped in outcome.skipped:
+        draft, earlier = skipped.draft, skipped.earlier
         err.print(f"{draft.source}:{draft.line}: would skip: key {draft.event.key} is already recorded "
                   f"(event {earlier})", markup=False)
     _print_rejected(bad)

@@ -1,0 +1,199 @@
+"""The record pipeline, its pure steps: skip what is known, stamp, admit.
+
+A write reads as `Ledger._record_once` (ledger/service.py) runs it:
+  skip known keys and ids -> stamp (id, recorded) -> admit each event against
+  its stream (refusing with file, line, field and rule) -> save.
+The steps here read nothing and write nothing: the service looks up the keys,
+ids and last recorded stamp, reads the streams, and saves what `admit` returns.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import NIL_ID, UNRECORDED, BuyerEvent, Event, PolicyAmended, format_recorded
+from ledger.write.streams import BuyerStream, PolicyStream
+
+ProgressHook = Callable[[int], None]
+PROGRESS_EVERY = 1000  # events between two progress reports
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event read from input, not yet recorded, with where it came from."""
+
+    event: Event
+    source: str | None = None
+    line: int | None = None
+
+    def error(self, problem: LedgerError) -> LedgerError:
+        return problem.located(source=self.source, line=self.line)
+
+    def where(self) -> str:
+        """`file:line: ` in front of a warning about this draft (empty for a draft of no file)."""
+        if self.source:
+            return f"{self.source}:{self.line}: " if self.line else f"{self.source}: "
+        return ""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A draft left out because its key or id is already recorded, and the earlier event's id."""
+
+    draft: Draft
+    earlier: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A draft a trial refused, and why (named with its file and line)."""
+
+    draft: Draft
+    problem: LedgerError
+
+
+@dataclass
+class Outcome:
+    """What a write did: events recorded, events skipped as already known, warnings."""
+
+    recorded: list[Event] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Trial:
+    """A dry run: what would be recorded (`outcome`, and the drafts behind it) and what refused."""
+
+    outcome: Outcome
+    admitted: list[Draft] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An event that passed its stream's rules, and the stream version it takes."""
+
+    event: Event
+    version: int
+
+
+def skip_known(drafts: Sequence[Draft], known_keys: dict[str, str], known_ids: set[str], outcome: Outcome) -> list[Draft]:
+    """Drop drafts whose key (or given id) is recorded, or came earlier in this input:
+    re-imports are no-ops. `known_keys` maps each recorded key to its event id."""
+    known, ids = dict(known_keys), set(known_ids)
+    fresh = []
+    for draft in drafts:
+        event = draft.event
+        event_id = str(event.id) if event.id != NIL_ID else None
+        earlier = known.get(event.key) if event.key else None
+        if earlier is None and event_id in ids:
+            earlier = event_id
+        if earlier is not None:
+            outcome.skipped.append(Skipped(draft, earlier))
+            continue
+        if event.key:
+            known[event.key] = event_id or f"earlier in this input (line {draft.line})"
+        if event_id:
+            ids.add(event_id)
+        fresh.append(draft)
+    return fresh
+
+
+def keep_stamps(drafts: Sequence[Draft], last: datetime.datetime | None, now: datetime.datetime) -> list[Draft]:
+    """A historical ledger's own recorded stamps, kept: each present, not in the future,
+    never going backwards (from the ledger's last stamp on)."""
+    previous = last
+    for draft in drafts:
+        moment = draft.event.recorded
+        if moment == UNRECORDED:
+            raise draft.error(LedgerError("--keep-recorded needs a recorded stamp on every event", field="recorded"))
+        if moment > now:
+            raise draft.error(LedgerError(
+                f"{format_recorded(moment)} is in the future; a recorded stamp says when the ledger "
+                "learnt a fact", field="recorded",
+            ))
+        if previous is not None and moment < previous:
+            raise draft.error(LedgerError(
+                f"{format_recorded(moment)} is before {format_recorded(previous)}, already in the ledger "
+                "or earlier in the file; recorded time never goes backwards (a historical ledger imports "
+                "into a new ledger, with its [policy] in the file)",
+                field="recorded",
+            ))
+        previous = moment
+    return [_with_id(d) for d in drafts]
+
+
+def stamp(drafts: Sequence[Draft], last: datetime.datetime | None, now: datetime.datetime, outcome: Outcome) -> list[Draft]:
+    """Give each draft an id and the recorded stamp `max(now, last)`: recorded time never
+    goes backwards. Stamps a file carried are replaced, with one warning."""
+    if last is not None and now < last:
+        now = last
+    carried = sum(1 for d in drafts if d.event.recorded != UNRECORDED)
+    if carried:
+        outcome.warnings.append(
+            f"{carried} events carried recorded stamps; the ledger stamped them {format_recorded(now)} "
+            "(use --keep-recorded to keep the original stamps)"
+        )
+    return [
+        Draft(
+            msgspec.structs.replace(d.event, recorded=now, id=d.event.id if d.event.id != NIL_ID else uuid.uuid4()),
+            d.source,
+            d.line,
+        )
+        for d in drafts
+    ]
+
+
+def admit(
+    fresh: Sequence[Draft],
+    policy: PolicyStream,
+    buyer_stream: Callable[[str], BuyerStream],
+    recheck_buyers: Callable[[], None],
+    outcome: Outcome,
+    progress: ProgressHook | None = None,
+    trial: Trial | None = None,
+) -> list[Admitted]:
+    """Check each draft against its stream; refuse at the first bad one, or (a trial) note
+    it and go on as if it had never been given. `buyer_stream` gives a buyer's stream, read
+    once per write; `recheck_buyers` re-checks every buyer after an amendment."""
+    admitted: list[Admitted] = []
+    for done, draft in enumerate(fresh, 1):
+        event = draft.event
+        try:
+            if isinstance(event, BuyerEvent):
+                stream = buyer_stream(event.buyer)
+                warnings = stream.admit(event, policy.terms_at)
+                version = len(stream.events)
+            else:
+                warnings = policy.admit(event)
+                version = len(policy.events)
+                if isinstance(event, PolicyAmended):
+                    recheck_buyers()
+        except LedgerError as problem:
+            if trial is None:
+                raise draft.error(problem) from None
+            trial.refused.append(Refused(draft, draft.error(problem)))
+            continue
+        outcome.warnings.extend(draft.where() + w for w in warnings)
+        admitted.append(Admitted(event, version))
+        outcome.recorded.append(event)
+        if trial is not None:
+            trial.admitted.append(draft)
+        if progress and done % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
+    if progress:
+        progress(len(fresh) % PROGRESS_EVERY)
+    return admitted
+
+
+def _with_id(draft: Draft) -> Draft:
+    if draft.event.id != NIL_ID:
+        return draft
+    return Draft(msgspec.structs.replace(draft.event, id=uuid.uuid4()), draft.source, draft.line)
