@@ -10,11 +10,14 @@ import-linter contract in pyproject.toml, run by `make test`):
     tools/        the seeded sample-book generator (for the demo, tests, benchmark)
     service.py    `Ledger`: the write pipeline and the reads, over one store
     queries/      each query's arguments and typed answer, one registry
-    write/        admission: the rules an event must pass against its stream
+    write/        admission: the rules an event must pass against its stream, and the
+                  pure steps of the record pipeline
     readmodels/   figures kept from the log so that a query never refolds
-    store/        eventsourcing's recorders, the index, the hash chain, one module per backend
+    store/        eventsourcing's recorders, the index, the hash chain, one module per backend;
+                  used only through its __init__
     ../projections/  pure folds of events into figures
-    vocabulary/   events, money, policy terms, errors, dates, fold order: imports nothing else of ours
+    vocabulary/   events, money, policy terms, errors, dates, fold order, the location of a
+                  ledger, the collector pause of bulk work: imports nothing else of ours
 
 Only the service and the operations open the store; queries and read models read
 a ledger through the protocols they declare (queries.reading, readmodels.exposure).
