@@ -406,8 +406,7 @@ class CoverFold:
             if name not in judged:
                 yield thresholds.deadline + ONE_DAY
         if s.latest_report is not None and s.loss_date is None:
-            terms = self.terms.at(s.latest_report)
-            yield s.latest_report + datetime.timedelta(days=terms.protracted_default_days)
+            yield self.terms.at(s.latest_report).protracted_default_on(s.latest_report)
         for loss in s.political_dates:
             yield loss.day
         if s.top_up is not None and not s.top_up.ended:
@@ -419,9 +418,7 @@ class CoverFold:
         thresholds = self._thresholds_of.get(name)
         if thresholds is None or thresholds.due != due:
             terms = self.terms.at(due)
-            thresholds = self._thresholds_of[name] = _Thresholds(
-                due, due + datetime.timedelta(days=terms.on_stop_days), due + datetime.timedelta(days=terms.notify_days)
-            )
+            thresholds = self._thresholds_of[name] = _Thresholds(due, terms.stop_day(due), terms.reporting_deadline(due))
         return thresholds
 
     def _change_on(self, day: datetime.date) -> None:
@@ -437,8 +434,8 @@ class CoverFold:
             if thresholds.deadline + ONE_DAY == day and name not in self._judged:
                 self._deadline_passed(name, thresholds.deadline, day)
         if s.latest_report is not None and s.loss_date is None:
-            terms = self.terms.at(s.latest_report)
-            if s.latest_report + datetime.timedelta(days=terms.protracted_default_days) == day and s.insured_on(day) > 0:
+            matures = self.terms.at(s.latest_report).protracted_default_on(s.latest_report)
+            if matures == day and s.insured_on(day) > 0:
                 self._loss(day, "protracted_default", s.latest_report_event)
         for loss in s.political_dates:
             if loss.day == day and s.loss_date is None and s.insured_on(day) > 0:
@@ -502,15 +499,14 @@ class CoverFold:
         for name, cover in s.invoices.items():
             if cover.balance.balance <= 0 or cover.balance.due >= s.as_of or name in self._judged:
                 continue
-            deadline = cover.balance.due + datetime.timedelta(days=self.terms.at(cover.balance.due).notify_days)
+            deadline = self._thresholds(name, cover).deadline
             if s.loss_date is not None and deadline > s.loss_date:
                 continue
             status = "met" if s.reported_since is not None else "pending"
             self._oblige("report_overdue", deadline, status)
         if s.loss_date is not None:
-            days = self.terms.at(s.loss_date).claim_filing_days
-            if days is not None:
-                due = s.loss_date + datetime.timedelta(days=days)
+            due = self.terms.at(s.loss_date).claim_filing_due(s.loss_date)
+            if due is not None:
                 if s.claim_filed is not None and s.claim_filed <= due:
                     status = "met"
                 elif due < s.as_of:
@@ -666,7 +662,7 @@ class CoverFold:
         first_reduction = s.book.first_reduction
         if terms.top_up is None or first_reduction is None or (s.top_up is not None and not s.top_up.ended):
             return  # refused at append (ledger.write.streams); nothing to fold
-        ends = min(add_months(first_reduction, terms.top_up.months), terms.end + ONE_DAY)
+        ends = terms.top_up_window_end(first_reduction)
         s.top_up = TopUp(
             purchased=event.effective, ends=ends, amount=self._top_up_formula(s.book.limit),
             month_start=event.effective, month_end=add_months(event.effective, 1),
@@ -807,5 +803,5 @@ def political_losses(
     for event in events:
         at = terms.at(event.effective)
         if event.country == country and at.political_risk:
-            losses.append(PoliticalLoss(event.effective + datetime.timedelta(days=at.protracted_default_days), event))
+            losses.append(PoliticalLoss(at.protracted_default_on(event.effective), event))
     return losses
