@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
 
 import msgspec
 
@@ -219,14 +221,15 @@ class CoverFigures:
 class BuyerCover(CoverFigures):
     """A buyer's cover state at the end of `as_of`; the exposure of SPEC 6.5 is read from it.
 
-    `book` is the fold's own book, handed over when the fold ends: nothing folds into it after.
+    Every value in it is frozen: tuples, read-only tables, and the fold's own book sealed
+    (`BuyerBook.sealed`) when the fold ends, with its invoices and payments.
     """
 
     buyer: str
     as_of: datetime.date
     registered: BuyerRegistered | None = None
-    book: BuyerBook = field(default_factory=BuyerBook)
-    invoices: Mapping[str, InvoiceCover] = field(default_factory=dict)
+    book: BuyerBook = field(default_factory=lambda: BuyerBook().sealed())
+    invoices: Mapping[str, InvoiceCover] = field(default_factory=lambda: MappingProxyType({}))
     decisions: tuple[LimitDecision, ...] = ()
     on_stop_since: datetime.date | None = None
     cleared_on: datetime.date | None = None
@@ -270,7 +273,7 @@ class _Working(CoverFigures):
     claim_filed: datetime.date | None = None
     indemnity_paid: Minor = 0
     first_indemnity: datetime.date | None = None
-    balances_at_indemnity: dict[str, Minor] | None = None
+    balances_at_indemnity: Mapping[str, Minor] | None = None  # a read-only table, taken once
     recoveries: list[Recovery] = field(default_factory=list)
     first_indemnity_event: Event | None = None
     claim_filed_event: Event | None = None
@@ -287,19 +290,25 @@ class _Working(CoverFigures):
     political_dates: list[PoliticalLoss] = field(default_factory=list)
 
     def frozen(self) -> BuyerCover:
-        return BuyerCover(
-            buyer=self.buyer, as_of=self.as_of, registered=self.registered, book=self.book,
-            invoices=dict(self.invoices), decisions=tuple(self.decisions), on_stop_since=self.on_stop_since,
-            cleared_on=self.cleared_on, reported_since=self.reported_since, insolvent_since=self.insolvent_since,
-            claim_filed=self.claim_filed, indemnity_paid=self.indemnity_paid, first_indemnity=self.first_indemnity,
-            balances_at_indemnity=self.balances_at_indemnity, recoveries=tuple(self.recoveries),
-            first_indemnity_event=self.first_indemnity_event, claim_filed_event=self.claim_filed_event,
-            payments_before_indemnity=self.payments_before_indemnity, latest_report_event=self.latest_report_event,
-            loss_date=self.loss_date, loss_cause=self.loss_cause, loss_event=self.loss_event,
-            past_stops=tuple(self.past_stops), latest_report=self.latest_report, top_up=self.top_up,
-            obligations=tuple(self.obligations), premium_lines=tuple(self.premium_lines),
-            political_dates=tuple(self.political_dates),
-        )
+        """The facts as a `BuyerCover`, field by field: lists become tuples, the invoices a
+        read-only table, the book sealed (the fold ends: nothing of it is written again)."""
+        return BuyerCover(**{name: _frozen(getattr(self, name)) for name in _FACTS})
+
+
+_FACTS = tuple(f.name for f in fields(BuyerCover))
+# The working state holds BuyerCover's facts, one for one: a fact added to one and not the other fails here.
+assert tuple(f.name for f in fields(_Working)) == _FACTS, "_Working and BuyerCover must declare the same facts"
+
+
+def _frozen(value: Any) -> Any:
+    """A fact of the working state as the frozen `BuyerCover` holds it."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return MappingProxyType(dict(value))
+    if isinstance(value, BuyerBook):
+        return value.sealed()
+    return value
 
 
 class CoverFold:
@@ -571,7 +580,7 @@ class CoverFold:
                     s.claim_filed, s.claim_filed_event = event.effective, event
             case IndemnityPaid():
                 if s.balances_at_indemnity is None:
-                    s.balances_at_indemnity = {name: c.balance.balance for name, c in s.invoices.items()}
+                    s.balances_at_indemnity = MappingProxyType({name: c.balance.balance for name, c in s.invoices.items()})
                     s.first_indemnity, s.first_indemnity_event = event.effective, event
                     s.payments_before_indemnity = frozenset(str(p) for p in s.book.payments)
                 s.indemnity_paid += event.amount
