@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
+import msgspec
+
 from ledger.vocabulary.money import Minor, format_minor, round_half_up
 from ledger.vocabulary.terms import PolicyTerms
 from projections.balances import EventPart
@@ -22,7 +24,7 @@ from projections.cover import BuyerCover, CapEntry, InvoiceCover
 from projections.terms import TermsTimeline
 
 
-class Deadline(NamedTuple):
+class Deadline(msgspec.Struct, frozen=True):
     """A duty of the claim's buyer: its kind, due date and status."""
 
     kind: str
