@@ -5,14 +5,19 @@ fold builds on it. `BuyerBook.apply` assumes the event was already accepted;
 it never refuses. Allocation (SPEC 6.2, 11): a payment naming an invoice goes
 to it; others go to open invoices by due date, then issue date, then recorded
 order; what is left is unallocated credit, used by later invoices as issued.
+
+A book is mutable while it folds, for speed; `BuyerBook.sealed()` ends that: the book,
+its invoices and its payments refuse every write from then on, and their tables are
+read-only views. The cover fold seals its book when it hands out the `BuyerCover`.
 """
 
 from __future__ import annotations
 
 import datetime
 import uuid
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import FrozenInstanceError, dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeVar
 
 from ledger.vocabulary.events import (
     BuyerRegistered,
@@ -38,6 +43,29 @@ class EventPart(NamedTuple):
     amount: Minor
 
 
+class _Sealed:
+    """Mixed into the sealed twin of a mutable class: every write raises, as on a frozen dataclass.
+    (No __slots__ here or in the twins: the twin must keep its class's layout to be swapped in.)"""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: the fold that made it has ended")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}: the fold that made it has ended")
+
+
+_Value = TypeVar("_Value")
+
+
+def _seal(value: _Value, sealed_class: type[_Value], **views: object) -> _Value:
+    """`value`, its tables replaced by `views`, made read-only in place by turning it into its
+    sealed twin (no copy: a fold hands out thousands of these, and this costs nothing while it runs)."""
+    for name, view in views.items():
+        object.__setattr__(value, name, view)
+    value.__class__ = sealed_class
+    return value
+
+
 @dataclass
 class InvoiceBalance:
     """One invoice: what was billed, credited and paid, in minor units."""
@@ -51,12 +79,16 @@ class InvoiceBalance:
     credited: Minor = 0
     paid: Minor = 0
     event_id: str = ""
-    credit_notes: list[EventPart] = field(default_factory=list)
+    credit_notes: tuple[EventPart, ...] = ()  # a tuple: rare, and then handed out as it is
 
     @property
     def balance(self) -> Minor:
         """What is still open on the invoice."""
         return self.amount - self.credited - self.paid
+
+
+class _SealedInvoiceBalance(_Sealed, InvoiceBalance):
+    """A sealed InvoiceBalance: see `BuyerBook.sealed`."""
 
 
 @dataclass
@@ -75,6 +107,10 @@ class PaymentRecord:
     @property
     def is_recovery(self) -> bool:
         return isinstance(self.event, RecoveryReceived)
+
+
+class _SealedPaymentRecord(_Sealed, PaymentRecord):
+    """A sealed PaymentRecord: see `BuyerBook.sealed`."""
 
 
 @dataclass
@@ -101,6 +137,17 @@ class BuyerBook:
     reduction_base: Minor | None = None
     first_reduction: datetime.date | None = None
     top_up_bought: bool = False
+
+    def sealed(self) -> BuyerBook:
+        """This book, read-only from now on: nothing folds into it after (see the module's docstring)."""
+        for invoice in self.invoices.values():  # inline, not _seal: thousands of them per fold
+            invoice.__class__ = _SealedInvoiceBalance
+        for record in self.payments.values():
+            object.__setattr__(record, "parts", MappingProxyType(record.parts))
+            record.__class__ = _SealedPaymentRecord
+        return _seal(self, _SealedBuyerBook, invoices=MappingProxyType(self.invoices),
+                     payments=MappingProxyType(self.payments), payment_keys=MappingProxyType(self.payment_keys),
+                     open_ids=MappingProxyType(self.open_ids), credit_ids=MappingProxyType(self.credit_ids))
 
     @property
     def unallocated(self) -> Minor:
@@ -178,7 +225,7 @@ class BuyerBook:
                 self._use_credit()
             case CreditNoteIssued():
                 self.invoices[event.invoice].credited += event.amount
-                self.invoices[event.invoice].credit_notes.append(EventPart(str(event.id), event.amount))
+                self.invoices[event.invoice].credit_notes += (EventPart(str(event.id), event.amount),)
                 self._touch(self.invoices[event.invoice])
             case PaymentReceived() | RecoveryReceived():
                 self._receive(event)
@@ -244,3 +291,7 @@ class BuyerBook:
         for record_ in self._credit():
             self._allocate(record_)
         self.credit_ids = {r.event.id: None for r in self._credit() if r.unallocated}
+
+
+class _SealedBuyerBook(_Sealed, BuyerBook):
+    """A sealed BuyerBook: see `BuyerBook.sealed`."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
+import msgspec
+
 from ledger.vocabulary.money import Minor, format_minor, round_half_up
 from ledger.vocabulary.terms import PolicyTerms
 from projections.balances import EventPart
@@ -22,7 +24,7 @@ from projections.cover import BuyerCover, CapEntry, InvoiceCover
 from projections.terms import TermsTimeline
 
 
-class Deadline(NamedTuple):
+class Deadline(msgspec.Struct, frozen=True):
     """A duty of the claim's buyer: its kind, due date and status."""
 
     kind: str
@@ -193,8 +195,7 @@ def _watching(cover: BuyerCover, terms: TermsTimeline, as_of: datetime.date) -> 
     """A protracted-default clock runs: a report in force whose waiting period has not ended."""
     if cover.latest_report is None:
         return False
-    waiting = terms.at(cover.latest_report).protracted_default_days
-    return as_of < cover.latest_report + datetime.timedelta(days=waiting)
+    return as_of < terms.at(cover.latest_report).protracted_default_on(cover.latest_report)
 
 
 def _claim(cover: BuyerCover, terms: PolicyTerms, period: _Period, as_of: datetime.date) -> Claim:
@@ -271,16 +272,16 @@ def _deductible_steps(steps: list[Step], terms: PolicyTerms, period: _Period, lo
 
 def _filing_step(steps: list[Step], claim: Claim, cover: BuyerCover, terms: PolicyTerms, as_of: datetime.date) -> None:
     """No claim filed within claim_filing_days of the loss, once that has passed: nothing payable."""
-    if terms.claim_filing_days is None:
-        return
     assert claim.loss_date is not None
+    filing_due = claim.filing_due = terms.claim_filing_due(claim.loss_date)
+    if filing_due is None:
+        return
     amount = steps[-1].after
-    claim.filing_due = claim.loss_date + datetime.timedelta(days=terms.claim_filing_days)
-    filed_in_time = cover.claim_filed is not None and cover.claim_filed <= claim.filing_due
-    if not filed_in_time and claim.filing_due < as_of:
+    filed_in_time = cover.claim_filed is not None and cover.claim_filed <= filing_due
+    if not filed_in_time and filing_due < as_of:
         filed = (str(cover.claim_filed_event.id),) if cover.claim_filed_event else ()
         steps.append(Step("claim filing", amount, 0,
-                          f"no claim_filed by {claim.filing_due} (loss date + claim_filing_days "
+                          f"no claim_filed by {filing_due} (loss date + claim_filing_days "
                           f"{terms.claim_filing_days}): not payable", filed))
         claim.status = "filing_missed"
 

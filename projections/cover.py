@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
 
 import msgspec
 
@@ -219,14 +221,15 @@ class CoverFigures:
 class BuyerCover(CoverFigures):
     """A buyer's cover state at the end of `as_of`; the exposure of SPEC 6.5 is read from it.
 
-    `book` is the fold's own book, handed over when the fold ends: nothing folds into it after.
+    Every value in it is frozen: tuples, read-only tables, and the fold's own book sealed
+    (`BuyerBook.sealed`) when the fold ends, with its invoices and payments.
     """
 
     buyer: str
     as_of: datetime.date
     registered: BuyerRegistered | None = None
-    book: BuyerBook = field(default_factory=BuyerBook)
-    invoices: Mapping[str, InvoiceCover] = field(default_factory=dict)
+    book: BuyerBook = field(default_factory=lambda: BuyerBook().sealed())
+    invoices: Mapping[str, InvoiceCover] = field(default_factory=lambda: MappingProxyType({}))
     decisions: tuple[LimitDecision, ...] = ()
     on_stop_since: datetime.date | None = None
     cleared_on: datetime.date | None = None
@@ -270,7 +273,7 @@ class _Working(CoverFigures):
     claim_filed: datetime.date | None = None
     indemnity_paid: Minor = 0
     first_indemnity: datetime.date | None = None
-    balances_at_indemnity: dict[str, Minor] | None = None
+    balances_at_indemnity: Mapping[str, Minor] | None = None  # a read-only table, taken once
     recoveries: list[Recovery] = field(default_factory=list)
     first_indemnity_event: Event | None = None
     claim_filed_event: Event | None = None
@@ -287,19 +290,25 @@ class _Working(CoverFigures):
     political_dates: list[PoliticalLoss] = field(default_factory=list)
 
     def frozen(self) -> BuyerCover:
-        return BuyerCover(
-            buyer=self.buyer, as_of=self.as_of, registered=self.registered, book=self.book,
-            invoices=dict(self.invoices), decisions=tuple(self.decisions), on_stop_since=self.on_stop_since,
-            cleared_on=self.cleared_on, reported_since=self.reported_since, insolvent_since=self.insolvent_since,
-            claim_filed=self.claim_filed, indemnity_paid=self.indemnity_paid, first_indemnity=self.first_indemnity,
-            balances_at_indemnity=self.balances_at_indemnity, recoveries=tuple(self.recoveries),
-            first_indemnity_event=self.first_indemnity_event, claim_filed_event=self.claim_filed_event,
-            payments_before_indemnity=self.payments_before_indemnity, latest_report_event=self.latest_report_event,
-            loss_date=self.loss_date, loss_cause=self.loss_cause, loss_event=self.loss_event,
-            past_stops=tuple(self.past_stops), latest_report=self.latest_report, top_up=self.top_up,
-            obligations=tuple(self.obligations), premium_lines=tuple(self.premium_lines),
-            political_dates=tuple(self.political_dates),
-        )
+        """The facts as a `BuyerCover`, field by field: lists become tuples, the invoices a
+        read-only table, the book sealed (the fold ends: nothing of it is written again)."""
+        return BuyerCover(**{name: _frozen(getattr(self, name)) for name in _FACTS})
+
+
+_FACTS = tuple(f.name for f in fields(BuyerCover))
+# The working state holds BuyerCover's facts, one for one: a fact added to one and not the other fails here.
+assert tuple(f.name for f in fields(_Working)) == _FACTS, "_Working and BuyerCover must declare the same facts"
+
+
+def _frozen(value: Any) -> Any:
+    """A fact of the working state as the frozen `BuyerCover` holds it."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return MappingProxyType(dict(value))
+    if isinstance(value, BuyerBook):
+        return value.sealed()
+    return value
 
 
 class CoverFold:
@@ -406,8 +415,7 @@ class CoverFold:
             if name not in judged:
                 yield thresholds.deadline + ONE_DAY
         if s.latest_report is not None and s.loss_date is None:
-            terms = self.terms.at(s.latest_report)
-            yield s.latest_report + datetime.timedelta(days=terms.protracted_default_days)
+            yield self.terms.at(s.latest_report).protracted_default_on(s.latest_report)
         for loss in s.political_dates:
             yield loss.day
         if s.top_up is not None and not s.top_up.ended:
@@ -419,9 +427,7 @@ class CoverFold:
         thresholds = self._thresholds_of.get(name)
         if thresholds is None or thresholds.due != due:
             terms = self.terms.at(due)
-            thresholds = self._thresholds_of[name] = _Thresholds(
-                due, due + datetime.timedelta(days=terms.on_stop_days), due + datetime.timedelta(days=terms.notify_days)
-            )
+            thresholds = self._thresholds_of[name] = _Thresholds(due, terms.stop_day(due), terms.reporting_deadline(due))
         return thresholds
 
     def _change_on(self, day: datetime.date) -> None:
@@ -437,8 +443,8 @@ class CoverFold:
             if thresholds.deadline + ONE_DAY == day and name not in self._judged:
                 self._deadline_passed(name, thresholds.deadline, day)
         if s.latest_report is not None and s.loss_date is None:
-            terms = self.terms.at(s.latest_report)
-            if s.latest_report + datetime.timedelta(days=terms.protracted_default_days) == day and s.insured_on(day) > 0:
+            matures = self.terms.at(s.latest_report).protracted_default_on(s.latest_report)
+            if matures == day and s.insured_on(day) > 0:
                 self._loss(day, "protracted_default", s.latest_report_event)
         for loss in s.political_dates:
             if loss.day == day and s.loss_date is None and s.insured_on(day) > 0:
@@ -502,15 +508,14 @@ class CoverFold:
         for name, cover in s.invoices.items():
             if cover.balance.balance <= 0 or cover.balance.due >= s.as_of or name in self._judged:
                 continue
-            deadline = cover.balance.due + datetime.timedelta(days=self.terms.at(cover.balance.due).notify_days)
+            deadline = self._thresholds(name, cover).deadline
             if s.loss_date is not None and deadline > s.loss_date:
                 continue
             status = "met" if s.reported_since is not None else "pending"
             self._oblige("report_overdue", deadline, status)
         if s.loss_date is not None:
-            days = self.terms.at(s.loss_date).claim_filing_days
-            if days is not None:
-                due = s.loss_date + datetime.timedelta(days=days)
+            due = self.terms.at(s.loss_date).claim_filing_due(s.loss_date)
+            if due is not None:
                 if s.claim_filed is not None and s.claim_filed <= due:
                     status = "met"
                 elif due < s.as_of:
@@ -575,7 +580,7 @@ class CoverFold:
                     s.claim_filed, s.claim_filed_event = event.effective, event
             case IndemnityPaid():
                 if s.balances_at_indemnity is None:
-                    s.balances_at_indemnity = {name: c.balance.balance for name, c in s.invoices.items()}
+                    s.balances_at_indemnity = MappingProxyType({name: c.balance.balance for name, c in s.invoices.items()})
                     s.first_indemnity, s.first_indemnity_event = event.effective, event
                     s.payments_before_indemnity = frozenset(str(p) for p in s.book.payments)
                 s.indemnity_paid += event.amount
@@ -666,7 +671,7 @@ class CoverFold:
         first_reduction = s.book.first_reduction
         if terms.top_up is None or first_reduction is None or (s.top_up is not None and not s.top_up.ended):
             return  # refused at append (ledger.write.streams); nothing to fold
-        ends = min(add_months(first_reduction, terms.top_up.months), terms.end + ONE_DAY)
+        ends = terms.top_up_window_end(first_reduction)
         s.top_up = TopUp(
             purchased=event.effective, ends=ends, amount=self._top_up_formula(s.book.limit),
             month_start=event.effective, month_end=add_months(event.effective, 1),
@@ -807,5 +812,5 @@ def political_losses(
     for event in events:
         at = terms.at(event.effective)
         if event.country == country and at.political_risk:
-            losses.append(PoliticalLoss(event.effective + datetime.timedelta(days=at.protracted_default_days), event))
+            losses.append(PoliticalLoss(at.protracted_default_on(event.effective), event))
     return losses

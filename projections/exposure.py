@@ -11,9 +11,11 @@ from ledger.vocabulary.dates import ONE_DAY, add_months
 from ledger.vocabulary.events import Event, TurnoverDeclared
 from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import known_at as recorded_by
+from ledger.vocabulary.terms import PERIOD_MONTHS, PolicyTerms
 from projections.cover import CoverFigures, Obligation
 from projections.terms import TermsTimeline
 
+QUARTER_MONTHS = PERIOD_MONTHS["quarterly"]
 EXPOSURE_FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
 
 
@@ -77,12 +79,11 @@ def declaration_duties(
     for event in known:
         if isinstance(event, TurnoverDeclared) and event.effective <= as_of:
             declared[event.period] = min(declared.get(event.period, event.effective), event.effective)
-    months = {"monthly": 1, "quarterly": 3, "annual": 12}[terms.premium.declarations]
     duties = []
-    for name, _first, last in declaration_periods(terms.start, terms.end, months):
+    for name, _first, last in policy_periods(terms):
         if last > as_of:  # a period has ended by the end of its last day
             break
-        due = last + datetime.timedelta(days=terms.premium.declaration_days)
+        due = terms.premium.declaration_due(last)
         made = declared.get(name)
         if made is not None and made <= due:
             status = "met"
@@ -100,6 +101,12 @@ class DeclarationPeriod(NamedTuple):
     name: str
     first: datetime.date
     last: datetime.date
+
+
+def policy_periods(terms: PolicyTerms) -> list[DeclarationPeriod]:
+    """The declaration periods of the policy period: its premium's kind, or quarters without premium terms."""
+    months = terms.premium.period_months if terms.premium is not None else QUARTER_MONTHS
+    return declaration_periods(terms.start, terms.end, months)
 
 
 def declaration_periods(start: datetime.date, end: datetime.date, months: int) -> list[DeclarationPeriod]:

@@ -23,11 +23,10 @@ from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms
 from projections.cover import limit_decisions
-from projections.exposure import declaration_periods
+from projections.exposure import policy_periods
 from projections.lines import PremiumLine
 from projections.turnover import BuyerSales, turnover_by_country
 
-PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "annual": 12}
 PREMIUM_KINDS = ("premium", "adjustment")
 SUMMARY = ("premium", "adjustment", "investigation_fees", "monitoring_fees", "top_up", "tax", "total")
 
@@ -67,14 +66,13 @@ def premium_lines(
     premium = terms.premium
     if premium is None:
         return []
-    months = PERIOD_MONTHS[premium.declarations]
-    periods = declaration_periods(terms.start, terms.end, months)
+    periods = policy_periods(terms)
     minimum = minimum_premium(terms)
-    adjustment_day = terms.end + datetime.timedelta(days=premium.declaration_days)
+    adjustment_day = premium.declaration_due(terms.end)
     lines: list[PremiumLine] = []
     period_charges: list[PremiumLine] = []  # basis x rate per period and country, as bases change
     for index, (name, first, last) in enumerate(periods):
-        due = last + datetime.timedelta(days=premium.declaration_days)
+        due = premium.declaration_due(last)
         computed = turnover_by_country(sales, first, last)
         countries = sorted(set(computed) | {c for (p, c) in declared if p == name})
         period_lines: list[PremiumLine] = []

@@ -5,7 +5,7 @@ exposure at the end of each day on which a figure can change: an event's day,
 a day the calendar changes something (on stop, a deadline, a loss, a top-up
 month), a delivery day, and the day after each due date (the balance becomes
 overdue). Between those days nothing moves, so the timeline keeps one entry per
-change: `(since, Exposure)`, in force from `since` until the next entry.
+change: an `ExposureStep`, in force from its `since` until the next one's.
 
 It answers `Exposure.of(buyer_cover(..., as_of=day))` for every day, without a
 fold per question: the read model behind the book's exposure stores it.
@@ -17,13 +17,23 @@ import datetime
 from collections.abc import Sequence
 from itertools import groupby
 
+import msgspec
+
 from ledger.vocabulary.events import Event, PoliticalEvent
 from ledger.vocabulary.order import in_fold_order
 from projections.cover import CoverFold, limit_decisions
 from projections.exposure import Exposure
 from projections.terms import TermsTimeline
 
-Timeline = list[tuple[datetime.date, Exposure]]
+
+class ExposureStep(msgspec.Struct, frozen=True):
+    """The exposure in force from the end of day `since` until the next step."""
+
+    since: datetime.date
+    exposure: Exposure
+
+
+Timeline = list[ExposureStep]
 
 
 def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: Sequence[Event]) -> Timeline:
@@ -52,8 +62,8 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
         reading = fold.reading_on(day)
         if reading.registered is not None:
             exposure = Exposure.of(reading)
-            if not timeline or timeline[-1][1] != exposure:
-                timeline.append((day, exposure))
+            if not timeline or timeline[-1].exposure != exposure:
+                timeline.append(ExposureStep(day, exposure))
         following = _next_day(fold, day, by_day[position][0] if position < len(by_day) else None)
         if following is None:
             return timeline
@@ -69,8 +79,8 @@ def _next_day(fold: CoverFold, day: datetime.date, next_event: datetime.date | N
 def exposure_on(timeline: Timeline, day: datetime.date) -> Exposure | None:
     """The entry in force on `day` (None before the buyer's registration)."""
     found = None
-    for since, exposure in timeline:
-        if since > day:
+    for step in timeline:
+        if step.since > day:
             break
-        found = exposure
+        found = step.exposure
     return found

@@ -140,7 +140,7 @@ def period_turnover(
 
 def declared_amount(
     found: Mapping[tuple[str, str], list[TurnoverDeclared]], period: str, country: str | None
-) -> int | None:
+) -> Minor | None:
     """The declared turnover in force for the period (all countries summed), or None."""
     amounts = [events[-1].amount for (p, c), events in found.items() if p == period and country in (None, c)]
     return sum(amounts) if amounts else None

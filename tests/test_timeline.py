@@ -30,7 +30,7 @@ def test_the_timeline_gives_the_folds_exposure_on_any_day(data: st.DataObject):
     for buyer in book.buyers:
         events = book.buyer_events(buyer)
         timeline = exposure_timeline(buyer, events, policy)
-        assert [since for since, _ in timeline] == sorted({since for since, _ in timeline})
+        assert [step.since for step in timeline] == sorted({step.since for step in timeline})
         for day in data.draw(st.lists(DAYS, min_size=20, max_size=20)):
             cover = buyer_cover(buyer, events, policy, day)
             expected = Exposure.of(cover) if cover.registered is not None else None

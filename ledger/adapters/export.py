@@ -57,7 +57,7 @@ from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms, terms_to_table
 from projections.claims import Claim
 from projections.cover import BuyerCover
-from projections.exposure import Exposure, declaration_duties, declaration_periods
+from projections.exposure import Exposure, declaration_duties, policy_periods
 from projections.lines import PremiumLine
 from projections.premium import minimum_premium
 from projections.turnover import BuyerSales, declarations, turnover_by_country
@@ -679,11 +679,10 @@ class _Tables:
 
     def turnover(self, sales: list[BuyerSales], policy: list[Event]) -> dict[str, list[Row]]:
         terms = self.report.terms
-        months = {"monthly": 1, "quarterly": 3, "annual": 12}[terms.premium.declarations if terms.premium else "quarterly"]
         found = declarations([e for e in policy if e.effective <= self.as_of], self.known_at)
         rows: list[Row] = []
         excluded: list[Row] = []
-        for period, first, last in declaration_periods(terms.start, terms.end, months):
+        for period, first, last in policy_periods(terms):
             if first > self.as_of:
                 break
             counted_to = min(last, self.as_of)

@@ -34,7 +34,7 @@ from ledger.service import Ledger
 from ledger.store import IndexRow
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import format_recorded
-from projections.exposure import declaration_periods
+from projections.exposure import policy_periods
 
 BATCH = 5000
 SHOW_DIFFERENCES = 20  # a broken copy can differ everywhere; the first few say enough
@@ -183,7 +183,7 @@ def verification_dates(ledger: Ledger) -> list[datetime.date]:
     days = (terms.end - terms.start).days
     dates = [terms.start + datetime.timedelta(days=days // 2), terms.end]
     if terms.premium is not None:
-        dates.append(terms.end + datetime.timedelta(days=terms.premium.declaration_days))
+        dates.append(terms.premium.declaration_due(terms.end))
     return sorted(set(dates))
 
 
@@ -203,8 +203,7 @@ def query_checks(
         checks.append(Check(f"premium at {day}", _query(premium_query, on)))
         checks.append(Check(f"claims at {day}", _claims(day)))
     terms = ledger.terms()
-    months = {"monthly": 1, "quarterly": 3, "annual": 12}[terms.premium.declarations if terms.premium else "quarterly"]
-    for period, _first, _last in declaration_periods(terms.start, terms.end, months):
+    for period, _first, _last in policy_periods(terms):
         checks.append(Check(f"turnover of {period}", _query(turnover_query, {"period": period})))
     if middle is not None and dates:
         known = {"as_of": dates[-1], "known_at": middle}

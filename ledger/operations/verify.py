@@ -194,9 +194,9 @@ def check_read_models(ledger: Ledger, report: Report) -> list[Finding]:
         fresh = exposure_timeline(buyer, ledger.buyer_events(buyer), policy)
         kept = stored.get(buyer, [])
         if kept != fresh:
-            since = next((a[0] for a, b in zip(kept, fresh, strict=False) if a != b), None)
+            since = next((a.since for a, b in zip(kept, fresh, strict=False) if a != b), None)
             if since is None:
-                since = (kept or fresh)[min(len(kept), len(fresh))][0]
+                since = (kept or fresh)[min(len(kept), len(fresh))].since
             findings.append(Finding(
                 "read_models", "read_model",
                 f"the exposure read model of buyer {buyer} differs from a fresh fold from {since}"

@@ -29,7 +29,7 @@ from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.events import Event, format_recorded
 from ledger.vocabulary.location import Location
 from projections.exposure import EXPOSURE_FIGURES, Exposure
-from projections.timeline import Timeline, exposure_timeline
+from projections.timeline import ExposureStep, Timeline, exposure_timeline
 
 
 class LogReader(Protocol):
@@ -154,7 +154,8 @@ class ExposureModel:
         self.catch_up()
         timelines: dict[str, Timeline] = {}
         for row in self.db.execute(f"SELECT buyer, since, {_FIGURES}, status FROM exposure_timeline ORDER BY buyer, since"):  # noqa: S608 (constant names)
-            timelines.setdefault(row[0], []).append((datetime.date.fromisoformat(row[1]), _exposure((row[0], *row[2:]))))
+            timelines.setdefault(row[0], []).append(
+                ExposureStep(datetime.date.fromisoformat(row[1]), _exposure((row[0], *row[2:]))))
         return timelines
 
 
@@ -170,8 +171,9 @@ def _open_cache(location: str) -> sqlite3.Connection:
 
 
 def _rows(buyer: str, timeline: Timeline) -> Iterable[tuple[object, ...]]:
-    for since, exposure in timeline:
-        yield (buyer, since.isoformat(), *(getattr(exposure, name) for name in EXPOSURE_FIGURES), exposure.status)
+    for step in timeline:
+        exposure = step.exposure
+        yield (buyer, step.since.isoformat(), *(getattr(exposure, name) for name in EXPOSURE_FIGURES), exposure.status)
 
 
 def _exposure(row: tuple[object, ...]) -> Exposure:

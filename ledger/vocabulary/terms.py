@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from ledger.vocabulary.dates import ONE_DAY, add_months
 from ledger.vocabulary.errors import UNSAFE_TEXT, LedgerError
 from ledger.vocabulary.money import Minor, format_minor, parse_decimal, to_minor
 
@@ -23,6 +24,7 @@ Structure = Literal["whole_turnover", "selected_risk"]
 Cover = Literal["proportional", "excess_of_loss"]
 Declarations = Literal["monthly", "quarterly", "annual"]
 Invoicing = Literal["declared", "advance"]
+PERIOD_MONTHS: dict[str, int] = {"monthly": 1, "quarterly": 3, "annual": 12}
 
 COUNTRY_CODE = re.compile(r"^[A-Z]{2}\Z")
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}\Z")
@@ -53,6 +55,16 @@ class PremiumTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     declaration_days: int = 30
     invoicing: Invoicing = "declared"
     tax_pct: Decimal = Decimal("0")
+
+    @property
+    def period_months(self) -> int:
+        """The length of a declaration period in months."""
+        return PERIOD_MONTHS[self.declarations]
+
+    def declaration_due(self, last: datetime.date) -> datetime.date:
+        """The day the declaration of a period ending on `last` falls due (SPEC 6.3, 11); the
+        adjustment after the policy period is invoiced on the day due for its end (SPEC 7.2)."""
+        return last + datetime.timedelta(days=self.declaration_days)
 
 
 class FeeTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -118,6 +130,34 @@ class PolicyTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         if days <= self.max_credit_days:
             return None
         return f"due {days} days after delivery, beyond max_credit_days {self.max_credit_days}"
+
+    # The deadlines of the rules (SPEC 6.3, 6.4, 8.1, 11), each computed here only. Which terms
+    # apply is the caller's: those in force on the day the clock starts (the due date, the loss
+    # date, the report, the political event, the top-up purchase).
+
+    def stop_day(self, due: datetime.date) -> datetime.date:
+        """The day a buyer goes on stop if an invoice due on `due` is still unpaid."""
+        return due + datetime.timedelta(days=self.on_stop_days)
+
+    def reporting_deadline(self, due: datetime.date) -> datetime.date:
+        """The last day to report an invoice due on `due` as overdue and keep its cover."""
+        return due + datetime.timedelta(days=self.notify_days)
+
+    def protracted_default_on(self, since: datetime.date) -> datetime.date:
+        """The loss date of a protracted default (or a political loss) whose waiting period runs from `since`."""
+        return since + datetime.timedelta(days=self.protracted_default_days)
+
+    def claim_filing_due(self, loss_date: datetime.date) -> datetime.date | None:
+        """The last day to file the claim for a loss on `loss_date` (None: no filing term)."""
+        if self.claim_filing_days is None:
+            return None
+        return loss_date + datetime.timedelta(days=self.claim_filing_days)
+
+    def top_up_window_end(self, first_reduction: datetime.date) -> datetime.date:
+        """The first day without top-up cover (and on which none can be bought): `top_up.months`
+        after the first reduction of the limit, or the day after the policy ends if sooner."""
+        assert self.top_up is not None
+        return min(add_months(first_reduction, self.top_up.months), self.end + ONE_DAY)
 
 
 # ---------------------------------------------------------------- parsing

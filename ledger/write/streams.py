@@ -13,7 +13,7 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ledger.vocabulary.dates import ONE_DAY, add_months, period_bounds
+from ledger.vocabulary.dates import period_bounds
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import (
     BuyerEvent,
@@ -149,7 +149,7 @@ def _check_top_up(book: BuyerBook, event: TopUpPurchased, terms: PolicyTerms) ->
     if book.top_up_bought:
         raise LedgerError(f"{event.buyer} already has a top-up on this limit", field="buyer")
     assert book.first_reduction is not None
-    window_end = min(add_months(book.first_reduction, terms.top_up.months), terms.end + ONE_DAY)
+    window_end = terms.top_up_window_end(book.first_reduction)
     if event.effective >= window_end:
         raise LedgerError(
             f"the top-up window ended on {window_end} ({terms.top_up.months} months after the first "
