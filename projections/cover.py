@@ -556,7 +556,7 @@ class CoverFold:
                 beyond = self.terms.at(event.effective).beyond_max_credit(s.invoices[event.invoice].balance.delivered,
                                                                           event.due)
                 if beyond is not None:
-                    self._lose(event.invoice, event.effective, beyond)
+                    self._lose(event.invoice, event.effective, f"due date extended: {beyond}")
                 return
             case OverdueReported():
                 if s.reported_since is None:

@@ -549,3 +549,21 @@ def test_a_line_separator_at_a_csv_cells_end_is_refused_not_trimmed(tmp_path: Pa
     with pytest.raises(LedgerError) as refused:
         parse_event(rows[0][1], "GBP")
     assert refused.value.field == "buyer"
+
+
+def test_max_credit_days_has_one_wording_that_names_its_cause(book: Ledger) -> None:
+    """An invoice due too long after delivery, and an extension that goes past the term, are
+    worded by one rule (`PolicyTerms.beyond_max_credit`); the extension says it is one."""
+    from projections.cover import buyer_cover
+
+    long_term = book.append({"type": "invoice_issued", "effective": "2025-02-01", "buyer": "B1", "invoice": "I2",
+                             "amount": "100.00", "due": "2025-07-01"})
+    assert long_term.warnings == ["invoice I2: due 150 days after delivery, beyond max_credit_days 120; "
+                                  "recorded but not insured"]
+    extended = book.append({"type": "due_date_extended", "effective": "2025-02-01", "buyer": "B1", "invoice": "I1",
+                            "due": "2025-05-20"})
+    assert extended.warnings == ["invoice I1: due date extended: due 130 days after delivery, beyond "
+                                 "max_credit_days 120; not insured from now on"]
+    cover = buyer_cover("B1", book.buyer_events("B1"), book.policy_events(), datetime.date(2025, 3, 1))
+    assert cover.invoices["I2"].not_insured == "due 150 days after delivery, beyond max_credit_days 120"
+    assert cover.invoices["I1"].lost_reason == "due date extended: due 130 days after delivery, beyond max_credit_days 120"
