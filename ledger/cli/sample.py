@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.common import (
-    app,
-    out,
-)
+from ledger.cli.common import app, out
 from ledger.vocabulary.errors import LedgerError
 
 sample_app = typer.Typer(help="Generate a seeded sample book.", no_args_is_help=True)

@@ -7,12 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.common import (
-    JsonOption,
-    app,
-    out,
-    print_json,
-)
+from ledger.cli.common import JsonOption, app, out, print_json
 from ledger.vocabulary.errors import LedgerError
 
 scenario_app = typer.Typer(help="Run scenario files.", no_args_is_help=True)
