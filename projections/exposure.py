@@ -12,7 +12,7 @@ from ledger.vocabulary.events import Event, TurnoverDeclared
 from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PERIOD_MONTHS, PolicyTerms
-from projections.cover import CoverFigures, Obligation
+from projections.cover import BuyerCover, CoverFigures, Obligation
 from projections.terms import TermsTimeline
 
 QUARTER_MONTHS = PERIOD_MONTHS["quarterly"]
@@ -124,3 +124,16 @@ def declaration_periods(start: datetime.date, end: datetime.date, months: int) -
         periods.append(DeclarationPeriod(name, max(first, start), min(last, end)))
         first = last + ONE_DAY
     return periods
+
+
+def book_obligations(
+    covers: Iterable[BuyerCover], policy_events: Sequence[Event], as_of: datetime.date,
+    known_at: datetime.datetime | None = None,
+) -> list[Obligation]:
+    """The duties of these buyers and of the policy (`declare_turnover`, from `policy_events`;
+    none when empty) by due date, then kind, then buyer: the `obligations` query and the
+    export's table."""
+    duties = [duty for cover in covers for duty in cover.obligations]
+    duties += declaration_duties(policy_events, as_of, known_at)
+    duties.sort(key=lambda d: (d.due, d.kind, d.buyer or ""))
+    return duties

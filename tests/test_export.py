@@ -277,7 +277,7 @@ def test_obligations_and_turnover_equal_the_queries(book: Ledger, tmp_path: Path
     db = exported(book, tmp_path / "reports.db")
     duties = obligations_query(book, {"as_of": AS_OF}).obligations
     table = rows(db, "SELECT kind, buyer, due, status FROM obligations ORDER BY id")
-    assert [{k: v for k, v in row.items() if v is not None} for row in table] == msgspec.to_builtins(duties)
+    assert [{k: v for k, v in row.items() if v is not None} for row in table] == list(msgspec.to_builtins(duties))
     assert any(d.kind == "declare_turnover" for d in duties)
     quarter = turnover_query(book, {"period": "2025-Q1"})
     first = rows(db, "SELECT sum(insurable_minor) AS insurable, sum(declared_minor) AS declared FROM turnover "

@@ -269,5 +269,5 @@ def test_the_cover_scenarios_are_found():
 @pytest.mark.parametrize("path", COVER_SCENARIOS, ids=lambda p: p.stem)
 def test_cover_scenario_passes(path: Path):
     result = run_scenario(path)
-    assert result.failures == [], "\n".join(result.failures)
+    assert result.failures == (), "\n".join(result.failures)
     assert result.passed > 0, "a scenario must check something"

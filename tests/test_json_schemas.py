@@ -93,7 +93,7 @@ def test_policy_load(tmp_path: Path):
     path = str(tmp_path / "fresh.db")
     cli("init", "--db", path)
     outcome = run(path, "policy load", str(POLICY_FILE))
-    assert len(outcome.recorded) == 1 and outcome.skipped == [] and outcome.warnings == []
+    assert len(outcome.recorded) == 1 and outcome.skipped == () and outcome.warnings == ()
 
 
 def test_append_with_a_warning(db: str):
@@ -106,7 +106,7 @@ def test_import_again_is_skipped_with_the_earlier_id(db: str, tmp_path: Path):
     again = tmp_path / "again.jsonl"
     again.write_text(json.dumps(EVENTS[4]) + "\n")
     outcome = run(db, "import", str(again))
-    assert outcome.recorded == [] and [s.key for s in outcome.skipped] == ["ERP-I1"]
+    assert outcome.recorded == () and [s.key for s in outcome.skipped] == ["ERP-I1"]
 
 
 def test_policy_show_reads_back_as_the_same_terms(db: str):
@@ -178,7 +178,7 @@ def test_claim_claims_and_the_explanation(db: str):
 
 def test_scenario_run():
     results = decoded("scenario run", cli("scenario", "run", str(ROOT / "tests/data/scenarios"), "--json").stdout)
-    assert results and all(result.failures == [] for result in results)
+    assert results and all(result.failures == () for result in results)
 
 
 def erp_ledger(folder: Path) -> str:
@@ -197,18 +197,18 @@ def import_erp(db: str, name: str, csv_file: Path, *args: str, ok: bool = True) 
 def test_import_erp_dry_run_import_and_again(tmp_path: Path):
     db = erp_ledger(tmp_path)
     trial = import_erp(db, "import-erp --dry-run", ERP / "invoices.csv", "--dry-run")
-    assert [row.line for row in trial.would_record] == [2, 3, 4, 5] and trial.skipped == trial.rejected == []
+    assert [row.line for row in trial.would_record] == [2, 3, 4, 5] and trial.skipped == trial.rejected == ()
     printed = json.loads(cli("import-erp", str(ERP / "invoices.csv"), "--mapping", str(ERP / "mapping.toml"),
                              "--dry-run", "--json", "--db", db).stdout)
     for row in printed["would_record"]:  # each event as log prints it: its own fields read back by name
         assert json.loads(msgspec.json.encode(to_public(parse_event(row["event"], "GBP"), "GBP"))) == row["event"]
     outcome = import_erp(db, "import-erp", ERP / "invoices.csv")
-    assert len(outcome.recorded) == 4 and outcome.rejected == [] and outcome.rejects_file is msgspec.UNSET
+    assert len(outcome.recorded) == 4 and outcome.rejected == () and outcome.rejects_file is msgspec.UNSET
     assert {row.event.id for row in trial.would_record}.isdisjoint(outcome.recorded)  # a dry run's ids are provisional
     again = import_erp(db, "import-erp", ERP / "invoices.csv")
-    assert again.recorded == [] and [s.key for s in again.skipped][0] == "ERP-RE-2025-0001"
+    assert again.recorded == () and [s.key for s in again.skipped][0] == "ERP-RE-2025-0001"
     trial = import_erp(db, "import-erp --dry-run", ERP / "invoices.csv", "--dry-run")
-    assert trial.would_record == [] and [(s.line, s.key) for s in trial.skipped][0] == (2, "ERP-RE-2025-0001")
+    assert trial.would_record == () and [(s.line, s.key) for s in trial.skipped][0] == (2, "ERP-RE-2025-0001")
 
 
 def test_import_erp_rejected_rows(tmp_path: Path):
@@ -228,7 +228,7 @@ def test_import_erp_rejected_rows(tmp_path: Path):
 
 def test_verify_clean_and_with_findings(db: str, tmp_path: Path):
     report = run(db, "verify")
-    assert report.clean and report.findings == [] and report.checks == ["chain", "read_models"]
+    assert report.clean and report.findings == () and report.checks == ("chain", "read_models")
     assert report.events == report.head.notification_id > len(EVENTS)
     bogus = run(db, "verify", "--expect-head", "f" * 64, ok=False)  # a head this chain never had
     assert not bogus.clean and [(f.check, f.problem) for f in bogus.findings] == [("head", "head")]
@@ -251,7 +251,7 @@ def test_copy(db: str, tmp_path: Path):
     result = cli("copy", "--from", db, "--to", copy, "--json")
     report = decoded("copy", result.stdout)
     with Ledger(db) as source:
-        assert report.verified and report.differences == [] and report.copied == source.count()
+        assert report.verified and report.differences == () and report.copied == source.count()
 
 
 def test_the_json_is_the_encoded_answer(db: str):
@@ -278,6 +278,34 @@ def test_the_json_is_the_encoded_answer(db: str):
         with Ledger(db) as ledger:
             answer = run_query(query, ledger, {"as_of": "2025-12-31"})
         assert printed == msgspec.json.encode(getattr(answer, field)).decode() + "\n", command
+
+
+def test_what_the_cli_shows_is_in_the_answer(db: str):
+    """`--open` and `--lines` are query arguments: the answer holds what the command shows."""
+    with Ledger(db) as ledger:
+        every = run_query("obligations", ledger, {"as_of": "2025-12-31"})
+        pending = run_query("obligations", ledger, {"as_of": "2025-12-31", "open": True})
+        bare = run_query("premium", ledger, {"as_of": "2025-12-31", "lines": False})
+        lined = run_query("premium", ledger, {"as_of": "2025-12-31"})  # lines by default
+    assert isinstance(every, schemas.Obligations) and isinstance(pending, schemas.Obligations)
+    assert {duty.status for duty in every.obligations} > {"pending"}
+    assert pending.obligations == tuple(duty for duty in every.obligations if duty.status == "pending")
+    printed = cli("obligations", "--as-of", "2025-12-31", "--open", "--json", "--db", db).stdout
+    assert printed == msgspec.json.encode(pending.obligations).decode() + "\n"
+    assert isinstance(bare, schemas.Premium) and isinstance(lined, schemas.Premium)
+    assert bare.lines is msgspec.UNSET and lined.lines and bare == msgspec.structs.replace(lined, lines=msgspec.UNSET)
+    printed = cli("premium", "--as-of", "2025-12-31", "--json", "--db", db).stdout
+    assert printed == msgspec.json.encode(bare).decode() + "\n"
+
+
+def test_declare_renders_the_declaration_answer(db: str):
+    with Ledger(db) as ledger:
+        answer = run_query("declaration", ledger, {"period": "2025-Q1"})
+    assert isinstance(answer, schemas.Declaration) and answer.countries
+    printed = cli("declare", "--period", "2025-Q1", "--db", db).stdout.splitlines()
+    assert printed[0] == "policy,period,country,currency,insurable_turnover"
+    assert printed[1:] == [f"{answer.policy},2025-Q1,{row.country},{answer.currency},{row.insurable_turnover}"
+                           for row in answer.countries]
 
 
 # ---------------------------------------------------------------- the schemas themselves

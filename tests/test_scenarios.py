@@ -26,7 +26,7 @@ CLOSING = re.compile(r"^(\d+) passed, (\d+) failed$")
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_scenario_passes(path: Path):
     result = run_scenario(path)
-    assert result.failures == [], "\n".join(result.failures)
+    assert result.failures == (), "\n".join(result.failures)
     assert result.passed > 0, "a scenario must check something"
 
 
@@ -38,7 +38,7 @@ def test_the_examples_are_found():
 def test_the_spec10_example_checks_its_refusal_and_its_claim():
     result = run_scenario(EXAMPLES / "spec10_excess_of_loss.toml")
     assert result.title == "Excess of loss with a per-loss deductible"
-    assert result.failures == []
+    assert result.failures == ()
     assert result.passed == 2
 
 
@@ -129,7 +129,7 @@ amount = "5.00"
 
 def test_refused_extension_passes_through_the_library(tmp_path: Path):
     result = run_scenario(scenario(tmp_path, "passing", "Refusals pass", PASSING))
-    assert (result.passed, result.failures) == (3, [])
+    assert (result.passed, result.failures) == (3, ())
 
 
 def test_refused_extension_fails_through_the_library(tmp_path: Path):

@@ -26,7 +26,7 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,14 +55,14 @@ from ledger.vocabulary.money import format_minor, minor_units
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms, terms_to_table
+from ledger.write.pipeline import ProgressHook
 from projections.claims import Claim
 from projections.cover import BuyerCover
-from projections.exposure import Exposure, declaration_duties, policy_periods
+from projections.exposure import EXPOSURE_FIGURES, Exposure, book_obligations, policy_periods
 from projections.lines import PremiumLine
 from projections.premium import minimum_premium
 from projections.turnover import BuyerSales, declarations, turnover_by_country
 
-Progress = Callable[[int], None]
 Row = dict[str, Any]
 
 # ---------------------------------------------------------------- the schema, as data
@@ -453,7 +453,7 @@ class Report:
     max_liability: int | None
     events_known: int = 0
     events_exported: int = 0
-    progress: Progress | None = None
+    progress: ProgressHook | None = None
 
     def rows(self, name: str, written: Mapping[str, int]) -> Iterable[Row]:
         """The rows of table `name`; `written` counts the rows of the tables written before it."""
@@ -541,7 +541,7 @@ def build_report(
     as_of: datetime.date | None = None,
     known_at: datetime.datetime | None = None,
     *,
-    progress: Progress | None = None,
+    progress: ProgressHook | None = None,
 ) -> Report:
     """Fold the book once at `as_of` (default today, as every query) as known at `known_at`
     (default now) and compute every table but the streamed events."""
@@ -556,11 +556,11 @@ def build_report(
     tables = _Tables(report, book.covers, known_at)
     report.tables = {
         "buyers": tables.buyers(),
-        "limits": tables.limits(book.buyers),
-        "invoices": tables.invoices(book.buyers),
+        "limits": tables.limits(book.book.buyers),
+        "invoices": tables.invoices(book.book.buyers),
         "exposure": tables.exposure(),
-        "obligations": tables.obligations(book.policy),
-        **tables.turnover(book.sales, book.policy),
+        "obligations": tables.obligations(book.book.policy),
+        **tables.turnover(book.book.sales, book.book.policy),
         "premium_lines": tables.premium_lines(book.lines),
         **tables.claims(book.claims),
     }
@@ -570,7 +570,7 @@ def build_report(
 class _Tables:
     """The row builders, one per table, sharing the report's currency and dates."""
 
-    def __init__(self, report: Report, covers: dict[str, BuyerCover], known_at: datetime.datetime) -> None:
+    def __init__(self, report: Report, covers: Mapping[str, BuyerCover], known_at: datetime.datetime) -> None:
         self.report = report
         self.covers = covers
         self.known_at = known_at
@@ -589,10 +589,10 @@ class _Tables:
             })
         return rows
 
-    def _known(self, events: list[Event]) -> list[Event]:
+    def _known(self, events: Sequence[Event]) -> list[Event]:
         return [e for e in in_fold_order(recorded_by(events, self.known_at)) if e.effective <= self.as_of]
 
-    def limits(self, buyers: Mapping[str, list[Event]]) -> list[Row]:
+    def limits(self, buyers: Mapping[str, Sequence[Event]]) -> list[Row]:
         rows: list[Row] = []
         for buyer in self.covers:
             history: list[Row] = []
@@ -624,7 +624,7 @@ class _Tables:
             rows += history
         return rows
 
-    def invoices(self, buyers: Mapping[str, list[Event]]) -> list[Row]:
+    def invoices(self, buyers: Mapping[str, Sequence[Event]]) -> list[Row]:
         rows: list[Row] = []
         for buyer, cover in self.covers.items():
             issued = {str(e.id): e for e in buyers[buyer] if isinstance(e, InvoiceIssued)}
@@ -662,22 +662,20 @@ class _Tables:
         for buyer, cover in self.covers.items():
             figures = Exposure.of(cover)
             row: Row = {"buyer": buyer}
-            for name in ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom"):
+            for name in EXPOSURE_FIGURES:
                 row.update(self.money(name, getattr(figures, name)))
             row["status"] = figures.status
             rows.append(row)
         return rows
 
-    def obligations(self, policy: list[Event]) -> list[Row]:
-        duties = [duty for cover in self.covers.values() for duty in cover.obligations]
-        duties += declaration_duties(policy, self.as_of, self.known_at)
-        duties.sort(key=lambda d: (d.due, d.kind, d.buyer or ""))
+    def obligations(self, policy: Sequence[Event]) -> list[Row]:
+        duties = book_obligations(self.covers.values(), policy, self.as_of, self.known_at)
         return [
             {"id": number, "kind": d.kind, "buyer": d.buyer, "due": d.due.isoformat(), "status": d.status}
             for number, d in enumerate(duties, 1)
         ]
 
-    def turnover(self, sales: list[BuyerSales], policy: list[Event]) -> dict[str, list[Row]]:
+    def turnover(self, sales: Sequence[BuyerSales], policy: Sequence[Event]) -> dict[str, list[Row]]:
         terms = self.report.terms
         found = declarations([e for e in policy if e.effective <= self.as_of], self.known_at)
         rows: list[Row] = []
@@ -706,7 +704,7 @@ class _Tables:
                 ]
         return {"turnover": rows, "turnover_excluded": excluded}
 
-    def premium_lines(self, lines: list[PremiumLine]) -> list[Row]:
+    def premium_lines(self, lines: Sequence[PremiumLine]) -> list[Row]:
         rows: list[Row] = []
         for line in lines:
             if line.day > self.as_of:
@@ -720,7 +718,7 @@ class _Tables:
             })
         return rows
 
-    def claims(self, register: list[Claim]) -> dict[str, list[Row]]:
+    def claims(self, register: Sequence[Claim]) -> dict[str, list[Row]]:
         claims: list[Row] = []
         invoices: list[Row] = []
         applied: list[Row] = []

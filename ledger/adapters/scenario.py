@@ -16,7 +16,8 @@ from typing import Any
 
 import msgspec
 
-from ledger.adapters.eventfiles import read_text, read_toml, term_line
+from ledger.adapters.eventfiles import EventFile, read_text, read_toml, term_line
+from ledger.queries import answers
 from ledger.queries.registry import run_query
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
@@ -43,8 +44,8 @@ class _Step:
 
 
 @dataclass
-class ScenarioResult:
-    """How one scenario file fared: checks passed, and one line per failure."""
+class _Tally:
+    """How one scenario file fares while it runs: checks passed, and one line per failure."""
 
     path: str
     title: str
@@ -54,6 +55,20 @@ class ScenarioResult:
     def fail(self, line: int | None, message: str) -> None:
         where = f"{self.path}:{line}" if line else self.path
         self.failures.append(f"{where}: {self.title}: {message}")
+
+    def result(self) -> answers.ScenarioResult:
+        return answers.ScenarioResult(path=self.path, title=self.title, passed=self.passed,
+                                      failures=tuple(self.failures))
+
+
+def unreadable(path: Path, problem: LedgerError) -> answers.ScenarioResult:
+    """The result of a scenario file that could not be read: its one failure."""
+    tally = _Tally(str(path), path.stem)
+    if problem.source == str(path):  # name the file and line once, in front, like every failure
+        tally.fail(problem.line, str(LedgerError(problem.message, field=problem.field)))
+    else:
+        tally.fail(None, str(problem))
+    return tally.result()
 
 
 def scenario_files(paths: Iterable[Path]) -> list[Path]:
@@ -69,19 +84,25 @@ def scenario_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def run_scenario(path: Path) -> ScenarioResult:
+def run_scenario(path: Path) -> answers.ScenarioResult:
     """Fold one scenario and check its expectations."""
     text = read_text(path)
     document = read_toml(text, str(path))
-    result = ScenarioResult(str(path), document.title or path.stem)
+    result = _Tally(str(path), document.title or path.stem)
+    _run(path, text, document, result)
+    return result.result()
+
+
+def _run(path: Path, text: str, document: EventFile, result: _Tally) -> None:
+    """Record the scenario's policy and events on an in-memory ledger, then check each expectation."""
     if document.policy is None:
         result.fail(None, "the scenario has no [policy] table")
-        return result
+        return
     try:
         terms = parse_policy(document.policy)
     except LedgerError as problem:
         result.fail(term_line(text, problem.field) if problem.field else None, f"policy refused: {problem}")
-        return result
+        return
     steps: list[_Step] = []
     for order, (line, raw) in enumerate(document.events):
         if not isinstance(raw, dict):
@@ -110,7 +131,6 @@ def run_scenario(path: Path) -> ScenarioResult:
                 result.fail(line, "each [[expect]] entry must be a table")
                 continue
             _check(ledger, result, line, dict(expectation))
-    return result
 
 
 def _default_recorded(raw: Mapping[str, Any]) -> datetime.datetime:
@@ -124,7 +144,7 @@ def _restamp(event: Any, recorded: datetime.datetime) -> Any:
     return msgspec.structs.replace(event, recorded=recorded)
 
 
-def _apply(ledger: Ledger, result: ScenarioResult, step: _Step, source: str) -> None:
+def _apply(ledger: Ledger, result: _Tally, step: _Step, source: str) -> None:
     """Record one event, and check it was refused when the scenario says so."""
     line, event, refused, problem = step.line, step.event, step.refused, step.parse_problem
     if event is not None:
@@ -149,7 +169,7 @@ def _apply(ledger: Ledger, result: ScenarioResult, step: _Step, source: str) -> 
         result.passed += 1
 
 
-def _check(ledger: Ledger, result: ScenarioResult, line: int, expectation: dict[str, Any]) -> None:
+def _check(ledger: Ledger, result: _Tally, line: int, expectation: dict[str, Any]) -> None:
     query = str(expectation.pop("query", ""))
     arguments = {name: expectation.pop(name) for name in QUERY_ARGUMENTS if name in expectation}
     if query in NEEDS_AS_OF and "as_of" not in arguments:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ledger.queries import answers
 from ledger.queries.arguments import day_argument
 from ledger.service import Ledger, ledger_exists
 from ledger.vocabulary.errors import LedgerError
@@ -101,13 +102,18 @@ def print_json(data: Any) -> None:
     sys.stdout.write(msgspec.json.encode(data).decode() + "\n")
 
 
+def outcome_answer(outcome: Outcome) -> answers.Outcome:
+    """What a write recorded and skipped, and its warnings, as `--json` prints it."""
+    return answers.Outcome(
+        recorded=tuple(str(e.id) for e in outcome.recorded),
+        skipped=tuple(answers.Skipped(key=s.draft.event.key, earlier=s.earlier) for s in outcome.skipped),
+        warnings=tuple(outcome.warnings),
+    )
+
+
 def report_outcome(outcome: Outcome, *, as_json: bool) -> None:
     if as_json:
-        print_json({
-            "recorded": [str(e.id) for e in outcome.recorded],
-            "skipped": [{"key": s.draft.event.key, "earlier": s.earlier} for s in outcome.skipped],
-            "warnings": outcome.warnings,
-        })
+        print_json(outcome_answer(outcome))
         return
     for warning in outcome.warnings:
         err.print(f"[yellow]warning:[/] {warning}")

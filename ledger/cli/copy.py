@@ -47,6 +47,7 @@ def copy(
     from ledger.cli.common import progress_bar as _progress
     from ledger.cli.common import shown_location as _shown
     from ledger.operations import copy as copying
+    from ledger.queries import answers
     from ledger.queries.arguments import day_argument
     from ledger.service import Ledger, ledger_exists
 
@@ -66,7 +67,7 @@ def copy(
             with _progress(copying.verification_steps(src, dates), "verifying") as advance:
                 differences = copying.verify(src, dst, dates, advance)
     if as_json:
-        _print_json({"copied": copied, "verified": verify, "differences": differences})
+        _print_json(answers.Copy(copied=copied, verified=verify, differences=tuple(differences)))
     else:
         for line in differences[:copying.SHOW_DIFFERENCES]:
             err.print(f"difference: {line}", markup=False)

@@ -12,17 +12,19 @@ would otherwise be refused for naming an invoice the ledger does not have.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
+import msgspec
 import typer
 from rich.table import Table
 
 from ledger.adapters.erp import ErpFile, ErpRow, load_mapping, read_export, reject_writer
-from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, err, out
+from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, err, out, outcome_answer
 from ledger.cli.common import open_ledger as _open
 from ledger.cli.common import print_json as _print_json
 from ledger.cli.common import progress_bar as _progress
 from ledger.cli.common import report_outcome as _report
+from ledger.queries import answers
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import to_public
@@ -104,14 +106,13 @@ def _refuse_all(bad: list[tuple[ErpRow, LedgerError]], source: ErpFile) -> None:
 def _print_import(outcome: Outcome, bad: list[tuple[ErpRow, LedgerError]], reject_path: Path, *, as_json: bool) -> None:
     """What the import recorded, skipped and rejected (and where the rejected rows went)."""
     if as_json:
-        _print_json({
-            "recorded": [str(e.id) for e in outcome.recorded],
-            "skipped": [{"key": s.draft.event.key, "earlier": s.earlier} for s in outcome.skipped],
-            "warnings": outcome.warnings,
-            "rejected": [_rejection(row, problem) for row, problem in bad],
+        written = outcome_answer(outcome)
+        _print_json(answers.ErpOutcome(
+            recorded=written.recorded, skipped=written.skipped, warnings=written.warnings,
+            rejected=tuple(_rejection(row, problem) for row, problem in bad),
             # Absent, not null, when nothing was rejected: docs/json.md's convention for optional fields.
-            **({"rejects_file": str(reject_path)} if bad else {}),
-        })
+            rejects_file=str(reject_path) if bad else msgspec.UNSET,
+        ))
         return
     _report(outcome, as_json=False)
     if bad:
@@ -175,10 +176,10 @@ def _identity(row: ErpRow, source: ErpFile, index: dict[str, int]) -> tuple[str 
     return kind, cell(export.header_of("buyer")), cell(export.header_of("invoice"))
 
 
-def _rejection(row: ErpRow, problem: LedgerError) -> dict[str, Any]:
+def _rejection(row: ErpRow, problem: LedgerError) -> answers.Rejection:
     """One rejected row for --json; `field` is absent (never null) when the refusal names none (a short row)."""
-    field = {"field": problem.field} if problem.field is not None else {}
-    return {"line": row.line, **field, "reason": problem.message, "message": str(problem)}
+    field = msgspec.UNSET if problem.field is None else problem.field
+    return answers.Rejection(line=row.line, field=field, reason=problem.message, message=str(problem))
 
 
 def _print_rejected(bad: list[tuple[ErpRow, LedgerError]]) -> None:
@@ -193,6 +194,8 @@ def _print_trial(
 ) -> None:
     """What an import would record, skip and reject."""
     if as_json:
+        # Not an answers.ErpTrial built whole: its events are LogEvents, open Structs that would
+        # keep only the fields every event has; `to_public` gives each event's own fields too.
         _print_json({
             "would_record": [{"line": d.line, "event": to_public(d.event, currency)} for d in admitted],
             "skipped": [{"line": s.draft.line, "key": s.draft.event.key, "earlier": s.earlier} for s in outcome.skipped],

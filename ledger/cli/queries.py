@@ -25,15 +25,16 @@ from ledger.cli.common import (
 )
 from ledger.cli.common import open_ledger as _open
 from ledger.queries import answers
-from ledger.queries.arguments import as_of_argument, known_at_argument, period_argument
+from ledger.queries.arguments import as_of_argument
 from ledger.queries.claims import claim_query, claims_query
 from ledger.queries.exposure import exposure_diff_query, exposure_query, rows_of
 from ledger.queries.obligations import obligations_query
 from ledger.queries.premium import premium_query
 from ledger.queries.summary import summary_query
-from ledger.queries.turnover import declaration_rows, turnover_query
+from ledger.queries.turnover import declaration_query, turnover_query
 from ledger.vocabulary.errors import LedgerError
-from ledger.vocabulary.money import format_minor
+from projections.exposure import EXPOSURE_FIGURES
+from projections.premium import SUMMARY
 
 
 def _shown(value: str | msgspec.UnsetType) -> str:
@@ -60,7 +61,6 @@ def summary(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
 
 
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="The effective date (default today).")]
-EXPOSURE_COLUMNS = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
 
 
 @app.command()
@@ -79,9 +79,7 @@ def exposure(
     moments = known_at or []
     with _open(db) as ledger:
         caught_up(ledger)
-        if diff:
-            if len(moments) != 2:
-                raise LedgerError("--diff needs two --known-at", field="known_at")
+        if diff:  # the query refuses other than two --known-at
             changes = exposure_diff_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": moments})
         else:
             if len(moments) > 1:
@@ -94,14 +92,14 @@ def exposure(
         print_json(answer)
         return
     table = Table("buyer", title=f"Exposure as of {as_of or 'today'}")
-    for name in EXPOSURE_COLUMNS:
+    for name in EXPOSURE_FIGURES:
         table.add_column(name, justify="right")
     table.add_column("status")
     for row in rows_of(answer):
-        table.add_row(row.buyer, *(getattr(row, name) for name in EXPOSURE_COLUMNS), row.status)
+        table.add_row(row.buyer, *(getattr(row, name) for name in EXPOSURE_FIGURES), row.status)
     if isinstance(answer, answers.BookExposure):
         table.add_section()
-        table.add_row("[bold]book[/]", *(getattr(answer, name) for name in EXPOSURE_COLUMNS), "")
+        table.add_row("[bold]book[/]", *(getattr(answer, name) for name in EXPOSURE_FIGURES), "")
     out.print(table)
 
 
@@ -134,11 +132,10 @@ def obligations(
 ) -> None:
     """Duties with deadlines: report_overdue, file_claim, declare_turnover; pending, met or missed."""
     with _open(db) as ledger:
-        duties = obligations_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": known_at}).obligations
-    if open_only:
-        duties = [d for d in duties if d.status == "pending"]
+        arguments = {"buyer": buyer, "as_of": as_of, "known_at": known_at, "open": open_only}
+        duties = obligations_query(ledger, arguments).obligations
     if as_json:
-        print_json(duties)
+        print_json(duties)  # the answer's list alone (docs/json.md)
         return
     table = Table("due", "kind", "buyer", "status", title=f"Obligations as of {as_of or 'today'}")
     for duty in duties:
@@ -178,9 +175,6 @@ def turnover(
         out.print(f"[yellow]audit finding:[/] {answer.finding}")
 
 
-PREMIUM_ROWS = ("premium", "adjustment", "investigation_fees", "monitoring_fees", "top_up", "tax")
-
-
 @app.command()
 def premium(
     as_of: AsOfOption = None,
@@ -191,9 +185,7 @@ def premium(
 ) -> None:
     """The premium account: premium, adjustment, fees, top-up and tax invoiced up to --as-of."""
     with _open(db) as ledger:
-        answer = premium_query(ledger, {"as_of": as_of, "known_at": known_at})
-    if not lines:
-        answer = msgspec.structs.replace(answer, lines=msgspec.UNSET)
+        answer = premium_query(ledger, {"as_of": as_of, "known_at": known_at, "lines": lines})
     if as_json:
         print_json(answer)
         return
@@ -207,7 +199,7 @@ def premium(
         out.print(table)
     summary_table = Table("", "amount", title=f"Premium account as of {as_of or 'today'}")
     summary_table.columns[1].justify = "right"
-    for name in PREMIUM_ROWS:
+    for name in SUMMARY[:-1]:  # the total after a line
         summary_table.add_row(name.replace("_", " "), getattr(answer, name))
     summary_table.add_section()
     summary_table.add_row("[bold]total[/]", answer.total)
@@ -228,12 +220,11 @@ def declare(
     from ledger.adapters.csvsafe import safe_cell
 
     with _open(db) as ledger:
-        rows = declaration_rows(ledger, period_argument(period), known_at_argument({"known_at": known_at}))
-        terms = ledger.terms()
+        answer = declaration_query(ledger, {"period": period, "known_at": known_at})
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["policy", "period", "country", "currency", "insurable_turnover"])
-    for country, amount in rows.items():
-        cells = [terms.id, period, country, terms.currency, format_minor(amount, terms.currency)]
+    for row in answer.countries:
+        cells = [answer.policy, answer.period, row.country, answer.currency, row.insurable_turnover]
         writer.writerow([safe_cell(cell) for cell in cells])  # a policy id `=...` stays text in a spreadsheet
 
 
@@ -324,7 +315,7 @@ def claims(
         day = as_of_argument({"as_of": as_of}, ledger.clock().date())
         register = claims_query(ledger, {"as_of": day, "known_at": known_at}).claims
     if as_json:
-        print_json(register)
+        print_json(register)  # the answer's list alone (docs/json.md)
         return
     table = Table("buyer", "loss date", "cause", "insured loss", "indemnity", "retained", "paid", "status",
                   title=f"Claims register as of {day}")

@@ -23,7 +23,7 @@ def scenario_run(
 
     Prints one line per failed expectation and closes with `N passed, N failed`.
     """
-    from ledger.adapters.scenario import run_scenario, scenario_files
+    from ledger.adapters.scenario import run_scenario, scenario_files, unreadable
 
     files = scenario_files(paths)
     results = []
@@ -31,18 +31,11 @@ def scenario_run(
         try:
             results.append(run_scenario(path))
         except LedgerError as problem:
-            from ledger.adapters.scenario import ScenarioResult
-
-            result = ScenarioResult(str(path), path.stem)
-            if problem.source == str(path):  # name the file and line once, in front, like every failure
-                result.fail(problem.line, str(LedgerError(problem.message, field=problem.field)))
-            else:
-                result.fail(None, str(problem))
-            results.append(result)
+            results.append(unreadable(path, problem))
     passed = sum(r.passed for r in results)
     failed = sum(len(r.failures) for r in results)
     if as_json:
-        print_json([{"path": r.path, "title": r.title, "passed": r.passed, "failures": r.failures} for r in results])
+        print_json(results)
     else:
         for result in results:
             for failure in result.failures:

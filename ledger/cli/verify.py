@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
+import msgspec
 import typer
 
 from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, err, out
 from ledger.cli.common import open_ledger as _open
 from ledger.cli.common import print_json as _print_json
+from ledger.queries import answers
 
 if TYPE_CHECKING:
     from ledger.operations.verify import Finding
@@ -36,11 +38,11 @@ def verify(
     with _open(db) as ledger:
         report = run(ledger, expect_head=expect_head)
     if as_json:
-        _print_json({
-            "clean": report.clean, "events": report.events, "checks": report.checks,
-            "head": {"notification_id": report.head_id, "hash": report.head_hash},
-            "findings": [_finding(f) for f in report.findings],
-        })
+        _print_json(answers.Verify(
+            clean=report.clean, events=report.events, checks=tuple(report.checks),
+            head=answers.Head(notification_id=report.head_id, hash=report.head_hash),
+            findings=tuple(_finding(f) for f in report.findings),
+        ))
     elif report.clean:
         out.print(f"clean: {report.events} events, checks {', '.join(report.checks)}; "
                   f"head {report.head_id} {report.head_hash}", markup=False)
@@ -52,9 +54,14 @@ def verify(
         raise typer.Exit(1)
 
 
-def _finding(finding: Finding) -> dict[str, Any]:
+def _finding(finding: Finding) -> answers.Finding:
     """A finding for --json: where it is (notification, event, key) only as far as known, absent
     otherwise, never null (docs/json.md's convention for optional fields)."""
-    where = {"notification_id": finding.notification_id, "event_id": finding.event_id, "key": finding.key}
-    return {"check": finding.check, "problem": finding.problem,
-            **{name: value for name, value in where.items() if value is not None}, "message": finding.message}
+    def known(value: Any) -> Any:
+        return msgspec.UNSET if value is None else value
+
+    return answers.Finding(
+        check=finding.check, problem=cast(answers.VerifyProblem, finding.problem),
+        notification_id=known(finding.notification_id), event_id=known(finding.event_id), key=known(finding.key),
+        message=finding.message,
+    )

@@ -61,9 +61,9 @@ class Skipped(Schema, frozen=True):
 
 
 class Outcome(Schema, frozen=True):
-    recorded: list[EventId]
-    skipped: list[Skipped]
-    warnings: list[str]
+    recorded: tuple[EventId, ...]
+    skipped: tuple[Skipped, ...]
+    warnings: tuple[str, ...]
 
 
 # ---------------------------------------------------------------- log, summary, policy show
@@ -83,9 +83,13 @@ class LogEvent(msgspec.Struct, frozen=True):
 
 Log = list[LogEvent]
 PolicyTable = dict[str, Any]  # the [policy] table of a policy file, defaults filled in; `policy load` reads it back
-# An event as `log` prints it, for answers that quote events whole: its type's own fields as well
-# as those of LogEvent, money as decimal strings, dates as text, flags as booleans.
 PublicEvent = dict[str, str | bool]
+"""An event as `log` prints it, for answers that quote events whole: its type's own fields as well
+as those of LogEvent, money as decimal strings, dates as text, flags as booleans.
+
+A mapping, not a Struct: each of the event types has its own fields, and a Struct holding them
+all would print the fields of the other types too (or need one Struct per type, repeating
+ledger/vocabulary/events.py); `to_public` already gives each event's fields and no others."""
 
 
 class Summary(Schema, frozen=True):
@@ -123,7 +127,7 @@ class BookExposure(Schema, frozen=True):
     limit: Money
     top_up: Money
     headroom: Money
-    buyers: list[BuyerExposure]
+    buyers: tuple[BuyerExposure, ...]
 
 
 class FieldChange(Schema, frozen=True):
@@ -134,13 +138,13 @@ class FieldChange(Schema, frozen=True):
 class BuyerChange(Schema, frozen=True):
     buyer: str
     changed: dict[str, FieldChange]  # by exposure figure or `status`
-    because: list[PublicEvent]
+    because: tuple[PublicEvent, ...]
 
 
 class ExposureDiff(Schema, frozen=True):
     as_of: Day
     known_at: tuple[Stamp, Stamp]
-    changes: list[BuyerChange]
+    changes: tuple[BuyerChange, ...]
     late_events: int
 
 
@@ -154,9 +158,10 @@ class Obligation(Schema, frozen=True):
 
 
 class Obligations(Schema, frozen=True):
-    """The `obligations` answer; the command prints the list alone."""
+    """The `obligations` answer: the duties by due date, then kind, then buyer."""
 
-    obligations: list[Obligation]
+    # `creditledger obligations --json` prints this list alone (see docs/json.md).
+    obligations: tuple[Obligation, ...]
 
 
 class Turnover(Schema, frozen=True):
@@ -190,7 +195,22 @@ class Premium(Schema, frozen=True):
     total: Money
     minimum: Money
     max_liability: MoneyOrBlank
-    lines: list[PremiumLine] | UnsetType = UNSET  # only with --lines
+    lines: tuple[PremiumLine, ...] | UnsetType = UNSET  # only with --lines
+
+
+class CountryTurnover(Schema, frozen=True):
+    country: str
+    insurable_turnover: Money
+
+
+class Declaration(Schema, frozen=True):
+    """The `declaration` answer: a period's insurable turnover by buyer country, as sent to the
+    insurer (`declare` prints it as CSV, one row per country)."""
+
+    policy: str
+    period: str
+    currency: str
+    countries: tuple[CountryTurnover, ...]
 
 
 # ---------------------------------------------------------------- claims
@@ -234,10 +254,10 @@ class ClaimInvoice(Schema, frozen=True):
     not_insured: str | None
     cover_lost: str | None
     cap_rule: str
-    credit_notes: list[EventAmount]
-    payments: list[EventAmount]
-    recoveries: list[EventAmount]
-    after_first_indemnity: list[EventAmount]
+    credit_notes: tuple[EventAmount, ...]
+    payments: tuple[EventAmount, ...]
+    recoveries: tuple[EventAmount, ...]
+    after_first_indemnity: tuple[EventAmount, ...]
     balance: Money
     insured: Money
 
@@ -253,7 +273,7 @@ class Step(Schema, frozen=True):
     before: Money
     after: Money
     rule: str
-    events: list[EventId]
+    events: tuple[EventId, ...]
 
 
 class RecoveryShare(Schema, frozen=True):
@@ -268,16 +288,17 @@ class ClaimExplained(Claim, frozen=True):
     loss_event: EventId | None
     filing_due: DayOrBlank
     filed: DayOrBlank
-    invoices: list[ClaimInvoice]
-    deadlines: list[Deadline]
-    steps: list[Step]
-    recovery_shares: list[RecoveryShare]
+    invoices: tuple[ClaimInvoice, ...]
+    deadlines: tuple[Deadline, ...]
+    steps: tuple[Step, ...]
+    recovery_shares: tuple[RecoveryShare, ...]
 
 
 class ClaimsRegister(Schema, frozen=True):
-    """The `claims` answer: the buyers with a loss, in loss-date order; the command prints the list alone."""
+    """The `claims` answer: the buyers with a loss, in loss-date order."""
 
-    claims: list[Claim]
+    # `creditledger claims --json` prints this list alone (see docs/json.md).
+    claims: tuple[Claim, ...]
 
 
 # ---------------------------------------------------------------- scenario run
@@ -286,23 +307,23 @@ class ScenarioResult(Schema, frozen=True):
     path: str
     title: str
     passed: int
-    failures: list[str]
+    failures: tuple[str, ...]
 
 
 # ---------------------------------------------------------------- import-erp
 
-class Rejection(Schema, frozen=True):
+class Rejection(Schema, frozen=True, kw_only=True):  # kw_only: the fields in printed order
     line: int
+    field: str | UnsetType = UNSET  # absent when the refusal names no field (e.g. a row with too few cells)
     reason: str
     message: str
-    field: str | UnsetType = UNSET  # absent when the refusal names no field (e.g. a row with too few cells)
 
 
 class ErpOutcome(Schema, frozen=True):
-    recorded: list[EventId]
-    skipped: list[Skipped]
-    warnings: list[str]
-    rejected: list[Rejection]
+    recorded: tuple[EventId, ...]
+    skipped: tuple[Skipped, ...]
+    warnings: tuple[str, ...]
+    rejected: tuple[Rejection, ...]
     rejects_file: str | UnsetType = UNSET  # only when rows were rejected (and so written there)
 
 
@@ -316,10 +337,10 @@ class SkippedLine(Skipped, frozen=True):
 
 
 class ErpTrial(Schema, frozen=True):
-    would_record: list[WouldRecord]
-    skipped: list[SkippedLine]
-    warnings: list[str]
-    rejected: list[Rejection]
+    would_record: tuple[WouldRecord, ...]
+    skipped: tuple[SkippedLine, ...]
+    warnings: tuple[str, ...]
+    rejected: tuple[Rejection, ...]
 
 
 # ---------------------------------------------------------------- verify
@@ -333,27 +354,27 @@ class Head(Schema, frozen=True):
     hash: Hash
 
 
-class Finding(Schema, frozen=True):
+class Finding(Schema, frozen=True, kw_only=True):  # kw_only: the fields in printed order
     check: str
     problem: VerifyProblem
-    message: str
     notification_id: int | UnsetType = UNSET  # each absent when the finding is not about one event
     event_id: str | UnsetType = UNSET  # as stored: a tampered row may hold anything
     key: str | UnsetType = UNSET
+    message: str
 
 
 class Verify(Schema, frozen=True):
     clean: bool
     events: int
-    checks: list[str]
+    checks: tuple[str, ...]
     head: Head
-    findings: list[Finding]
+    findings: tuple[Finding, ...]
 
 
 class Copy(Schema, frozen=True):
     copied: int
     verified: bool
-    differences: list[str]
+    differences: tuple[str, ...]
 
 
 # One schema per command (and per form where a flag changes the shape).

@@ -1,4 +1,5 @@
-"""Query arguments as users give them (text, dates, timestamps), read into dates and UTC moments.
+"""Query arguments as users give them (text, dates, timestamps), read into dates and UTC moments,
+and each query's arguments as a typed Struct (`ExposureArgs`, ...) with the `Query` that reads them.
 
 Every query, the CLI and the export read `as_of`, `known_at` and `period` here,
 so that each is refused with the same words wherever it is given.
@@ -8,9 +9,13 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Self, TypeVar
 
+import msgspec
+
+from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.errors import LedgerError
 
 
@@ -67,3 +72,126 @@ def known_at_argument(arguments: Mapping[str, Any]) -> datetime.datetime | None:
     """`known_at` (default: now, i.e. everything recorded)."""
     value = arguments.get("known_at")
     return None if value is None else moment_argument(value, "known_at")
+
+
+# ---------------------------------------------------------------- each query's arguments, typed
+
+class Arguments(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A query's arguments, typed (what a later HTTP API derives its parameters from), read from
+    a mapping of what users give (`read`): each by its name, absent or None leaving the default."""
+
+    @classmethod
+    def read(cls, given: Mapping[str, Any]) -> Self:
+        values = {}
+        for field in msgspec.structs.fields(cls):
+            value = given.get(field.name)
+            if value is not None or field.required:
+                values[field.name] = _READERS[field.name](value)
+        return cls(**values)
+
+
+def _day(value: Any) -> datetime.date:
+    return day_argument(value, "as_of")
+
+
+def _moment(value: Any) -> datetime.datetime:
+    return moment_argument(value, "known_at")
+
+
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "as_of": _day,
+    "known_at": _moment,
+    "period": period_argument,
+    "buyer": str,
+    "country": str,
+    "explain": bool,
+    "open": bool,
+    "lines": bool,
+}
+
+
+class SummaryArgs(Arguments, frozen=True):
+    """`summary` takes no arguments."""
+
+
+class ExposureArgs(Arguments, frozen=True):
+    as_of: datetime.date | None = None  # default: the ledger's today
+    known_at: datetime.datetime | None = None  # default: everything recorded
+    buyer: str | None = None  # default: the whole book
+
+
+class ExposureDiffArgs(Arguments, frozen=True):
+    known_at: tuple[datetime.datetime, datetime.datetime]  # in either order
+    as_of: datetime.date | None = None
+    buyer: str | None = None
+
+    @classmethod
+    def read(cls, given: Mapping[str, Any]) -> Self:
+        moments = given.get("known_at")
+        if not isinstance(moments, (list, tuple)) or len(moments) != 2:
+            raise LedgerError(TWO_MOMENTS, field="known_at")
+        early, late = sorted(_moment(moment) for moment in moments)
+        rest = {name: value for name, value in given.items() if name != "known_at"}
+        return cls(known_at=(early, late), **{name: _READERS[name](value) for name, value in rest.items()
+                                               if name in ("as_of", "buyer") and value is not None})
+
+
+TWO_MOMENTS = "the exposure diff needs two known_at moments (two --known-at)"  # one wording, CLI and library
+
+
+class ObligationsArgs(Arguments, frozen=True):
+    as_of: datetime.date | None = None
+    known_at: datetime.datetime | None = None
+    buyer: str | None = None  # default: every buyer's duties and the policy's
+    open: bool = False  # only the pending duties
+
+
+class TurnoverArgs(Arguments, frozen=True):
+    period: str  # 2025, 2025-Q1 or 2025-03
+    country: str | None = None  # default: all
+    known_at: datetime.datetime | None = None
+
+
+class DeclarationArgs(Arguments, frozen=True):
+    period: str
+    known_at: datetime.datetime | None = None
+
+
+class PremiumArgs(Arguments, frozen=True):
+    as_of: datetime.date | None = None
+    known_at: datetime.datetime | None = None
+    lines: bool = True  # every line too (the CLI asks for them only with --lines)
+
+
+class ClaimArgs(Arguments, frozen=True):
+    buyer: str
+    as_of: datetime.date | None = None
+    known_at: datetime.datetime | None = None
+    explain: bool = False  # the whole computation
+
+    @classmethod
+    def read(cls, given: Mapping[str, Any]) -> Self:
+        if given.get("buyer") is None:
+            raise LedgerError("the claim query needs a buyer", field="buyer")
+        return super().read(given)
+
+
+class ClaimsArgs(Arguments, frozen=True):
+    as_of: datetime.date | None = None
+    known_at: datetime.datetime | None = None
+
+
+A = TypeVar("A", bound=Arguments)
+R = TypeVar("R", bound=msgspec.Struct)
+
+
+@dataclass(frozen=True)
+class Query(Generic[A, R]):
+    """A query: its typed arguments and what answers it. Called with a mapping of what users
+    give (the CLI, the scenario runner), it reads the arguments first."""
+
+    arguments: type[A]
+    answer: Callable[[LedgerReader, A], R]
+
+    def __call__(self, ledger: LedgerReader, given: Mapping[str, Any]) -> R:
+        return self.answer(ledger, self.arguments.read(given))

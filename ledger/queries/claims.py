@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import functools
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import TypedDict, cast
 
 from ledger.queries import answers
-from ledger.queries.arguments import as_of_argument, known_at_argument
-from ledger.queries.book import fold_book
+from ledger.queries.arguments import ClaimArgs, ClaimsArgs, Query
+from ledger.queries.book import claims_of as claims_of  # the register, where copy's check and the tests look
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.money import format_minor
@@ -17,30 +15,42 @@ from projections.balances import EventPart
 from projections.claims import Claim, InsuredInvoice, claim_for
 
 
-def claims_of(ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None) -> list[Claim]:
-    """The claims register of the book at `as_of`: every buyer in the book, those with a loss
-    first, in loss-date order (the book read once, only the buyers that can lose folded whole)."""
-    return fold_book(ledger, as_of, known_at, every_cover=False).claims
-
-
 def claim_answer(claim: Claim, currency: str) -> answers.Claim:
     """A claim's figures: money as decimal strings, empty loss_date and cause before a loss."""
     return answers.Claim(**_claim_fields(claim, currency))
 
 
-def _claim_fields(claim: Claim, currency: str) -> dict[str, Any]:
+class _ClaimFields(TypedDict):
+    """The fields `Claim` and `ClaimExplained` share, checked by name and type."""
+
+    buyer: str
+    loss_date: str
+    cause: answers.LossCause
+    insured_loss: str
+    indemnity: str
+    retained: str
+    recovered: str
+    insurer_recovery: str
+    insured_recovery: str
+    indemnity_paid: str
+    insurer_net_loss: str
+    insured_net_loss: str
+    status: answers.ClaimStatus
+
+
+def _claim_fields(claim: Claim, currency: str) -> _ClaimFields:
     money = functools.partial(format_minor, currency=currency)
-    return {
-        "buyer": claim.buyer,
-        "loss_date": claim.loss_date.isoformat() if claim.loss_date else "",
-        "cause": cast(answers.LossCause, claim.cause),
-        "insured_loss": money(claim.insured_loss), "indemnity": money(claim.indemnity),
-        "retained": money(claim.retained), "recovered": money(claim.recovered),
-        "insurer_recovery": money(claim.insurer_recovery), "insured_recovery": money(claim.insured_recovery),
-        "indemnity_paid": money(claim.indemnity_paid),
-        "insurer_net_loss": money(claim.insurer_net_loss), "insured_net_loss": money(claim.insured_net_loss),
-        "status": cast(answers.ClaimStatus, claim.status),
-    }
+    return _ClaimFields(
+        buyer=claim.buyer,
+        loss_date=claim.loss_date.isoformat() if claim.loss_date else "",
+        cause=cast(answers.LossCause, claim.cause),
+        insured_loss=money(claim.insured_loss), indemnity=money(claim.indemnity),
+        retained=money(claim.retained), recovered=money(claim.recovered),
+        insurer_recovery=money(claim.insurer_recovery), insured_recovery=money(claim.insured_recovery),
+        indemnity_paid=money(claim.indemnity_paid),
+        insurer_net_loss=money(claim.insurer_net_loss), insured_net_loss=money(claim.insured_net_loss),
+        status=cast(answers.ClaimStatus, claim.status),
+    )
 
 
 def explanation(claim: Claim, currency: str) -> answers.ClaimExplained:
@@ -51,22 +61,22 @@ def explanation(claim: Claim, currency: str) -> answers.ClaimExplained:
         loss_event=claim.loss_event,
         filing_due=claim.filing_due.isoformat() if claim.filing_due else "",
         filed=claim.filed.isoformat() if claim.filed else "",
-        invoices=[_invoice(line, currency) for line in claim.invoices],
-        deadlines=[
+        invoices=tuple(_invoice(line, currency) for line in claim.invoices),
+        deadlines=tuple(
             answers.Deadline(kind=cast(answers.DutyKind, deadline.kind), due=deadline.due.isoformat(),
                              status=cast(answers.DutyStatus, deadline.status))
             for deadline in claim.deadlines
-        ],
-        steps=[
+        ),
+        steps=tuple(
             answers.Step(step=step.name, before=money(step.before), after=money(step.after), rule=step.rule,
-                         events=list(step.events))
+                         events=tuple(step.events))
             for step in claim.steps
-        ],
-        recovery_shares=[
+        ),
+        recovery_shares=tuple(
             answers.RecoveryShare(event=share.event, date=share.day.isoformat(), amount=money(share.amount),
                                   insurer=money(share.insurer), insured=money(share.insured))
             for share in claim.recovery_shares
-        ],
+        ),
     )
 
 
@@ -74,8 +84,8 @@ def _invoice(line: InsuredInvoice, currency: str) -> answers.ClaimInvoice:
     """One invoice behind the loss: its cap and how it was locked, and every amount on it."""
     money = functools.partial(format_minor, currency=currency)
 
-    def parts(pairs: tuple[EventPart, ...]) -> list[answers.EventAmount]:
-        return [answers.EventAmount(event=part.event, amount=money(part.amount)) for part in pairs]
+    def parts(pairs: tuple[EventPart, ...]) -> tuple[answers.EventAmount, ...]:
+        return tuple(answers.EventAmount(event=part.event, amount=money(part.amount)) for part in pairs)
 
     entry = line.entry
     return answers.ClaimInvoice(
@@ -94,26 +104,29 @@ def _invoice(line: InsuredInvoice, currency: str) -> answers.ClaimInvoice:
     )
 
 
-def claim_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers.Claim:
+def _claim(ledger: LedgerReader, arguments: ClaimArgs) -> answers.Claim:
     """`claim` for one buyer; with `explain`, the whole computation (an `answers.ClaimExplained`)."""
-    buyer = arguments.get("buyer")
-    if buyer is None:
-        raise LedgerError("the claim query needs a buyer", field="buyer")
-    as_of = as_of_argument(arguments, ledger.clock().date())
-    known_at = known_at_argument(arguments)
+    buyer = arguments.buyer
+    as_of = arguments.as_of or ledger.clock().date()
     currency = ledger.terms().currency
-    register = claims_of(ledger, as_of, known_at)
-    claim = claim_for(register, str(buyer))
+    register = claims_of(ledger, as_of, arguments.known_at)
+    claim = claim_for(register, buyer)
     if claim.loss_date is None and not any(c.buyer == buyer for c in register):
         raise LedgerError(f"{buyer} is not a registered buyer on {as_of}", field="buyer")
-    if arguments.get("explain"):
+    if arguments.explain:
         return explanation(claim, currency)
     return claim_answer(claim, currency)
 
 
-def claims_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers.ClaimsRegister:
+claim_query = Query(ClaimArgs, _claim)
+
+
+def _claims(ledger: LedgerReader, arguments: ClaimsArgs) -> answers.ClaimsRegister:
     """`claims`: the register of the buyers with a loss, in loss-date order."""
-    as_of = as_of_argument(arguments, ledger.clock().date())
-    register = claims_of(ledger, as_of, known_at_argument(arguments))
+    as_of = arguments.as_of or ledger.clock().date()
+    register = claims_of(ledger, as_of, arguments.known_at)
     currency = ledger.terms().currency
-    return answers.ClaimsRegister(claims=[claim_answer(c, currency) for c in register if c.loss_date is not None])
+    return answers.ClaimsRegister(claims=tuple(claim_answer(c, currency) for c in register if c.loss_date is not None))
+
+
+claims_query = Query(ClaimsArgs, _claims)

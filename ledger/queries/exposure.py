@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+import functools
+from collections.abc import Callable
+from typing import cast
 
 from ledger.queries import answers
-from ledger.queries.arguments import as_of_argument, known_at_argument, moment_argument
+from ledger.queries.arguments import ExposureArgs, ExposureDiffArgs, Query
 from ledger.queries.book import cover_of, not_registered
 from ledger.queries.reading import LedgerReader
-from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import Event, format_recorded, to_public
 from ledger.vocabulary.money import format_minor
 from projections.cover import buyer_cover
@@ -61,29 +61,39 @@ def book_exposures(
 
 def exposure_answer(buyer: str, exposure: Exposure, currency: str) -> answers.BuyerExposure:
     """One buyer's figures as decimal strings, and its status."""
-    figures = {name: format_minor(getattr(exposure, name), currency) for name in EXPOSURE_FIGURES}
-    return answers.BuyerExposure(buyer=buyer, **figures, status=cast(answers.ExposureStatus, exposure.status))
-
-
-def exposure_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> ExposureAnswer:
-    """`exposure` for one buyer, or for the book: totals plus one row per buyer."""
-    currency = ledger.terms().currency
-    as_of = as_of_argument(arguments, ledger.clock().date())
-    known_at = known_at_argument(arguments)
-    buyer = arguments.get("buyer")
-    if buyer is not None:
-        return exposure_answer(str(buyer), buyer_exposure(ledger, str(buyer), as_of, known_at), currency)
-    rows = book_exposures(ledger, as_of, known_at)
-    totals = book_totals(row for _, row in rows)
-    return answers.BookExposure(
-        **{name: format_minor(value, currency) for name, value in totals.items()},
-        buyers=[exposure_answer(name, row, currency) for name, row in rows],
+    money = functools.partial(format_minor, currency=currency)
+    return answers.BuyerExposure(
+        buyer=buyer, outstanding=money(exposure.outstanding), overdue=money(exposure.overdue),
+        insured=money(exposure.insured), uninsured=money(exposure.uninsured), limit=money(exposure.limit),
+        top_up=money(exposure.top_up), headroom=money(exposure.headroom),
+        status=cast(answers.ExposureStatus, exposure.status),
     )
 
 
-def rows_of(answer: ExposureAnswer) -> list[answers.BuyerExposure]:
+def _exposure(ledger: LedgerReader, arguments: ExposureArgs) -> ExposureAnswer:
+    """`exposure` for one buyer, or for the book: totals plus one row per buyer."""
+    currency = ledger.terms().currency
+    as_of = arguments.as_of or ledger.clock().date()
+    known_at, buyer = arguments.known_at, arguments.buyer
+    if buyer is not None:
+        return exposure_answer(buyer, buyer_exposure(ledger, buyer, as_of, known_at), currency)
+    rows = book_exposures(ledger, as_of, known_at)
+    totals = book_totals(row for _, row in rows)
+    money = functools.partial(format_minor, currency=currency)
+    return answers.BookExposure(
+        outstanding=money(totals["outstanding"]), overdue=money(totals["overdue"]), insured=money(totals["insured"]),
+        uninsured=money(totals["uninsured"]), limit=money(totals["limit"]), top_up=money(totals["top_up"]),
+        headroom=money(totals["headroom"]),
+        buyers=tuple(exposure_answer(name, row, currency) for name, row in rows),
+    )
+
+
+exposure_query = Query(ExposureArgs, _exposure)
+
+
+def rows_of(answer: ExposureAnswer) -> tuple[answers.BuyerExposure, ...]:
     """The buyers' rows of an exposure answer: the one buyer's, or the book's."""
-    return [answer] if isinstance(answer, answers.BuyerExposure) else answer.buyers
+    return (answer,) if isinstance(answer, answers.BuyerExposure) else answer.buyers
 
 
 # ---------------------------------------------------------------- exposure_diff
@@ -91,35 +101,35 @@ def rows_of(answer: ExposureAnswer) -> list[answers.BuyerExposure]:
 DIFF_FIELDS = (*EXPOSURE_FIGURES, "status")
 
 
-def exposure_diff_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers.ExposureDiff:
+def _exposure_diff(ledger: LedgerReader, arguments: ExposureDiffArgs) -> answers.ExposureDiff:
     """`exposure_diff`: the same `as_of` (for one buyer, or the book) known at two recorded
     times (`known_at`, two of them, in either order): the figures that changed, by buyer,
     and the late events behind them (recorded in between, effective by `as_of`)."""
-    moments = arguments.get("known_at")
-    if not isinstance(moments, (list, tuple)) or len(moments) != 2:
-        raise LedgerError("the exposure diff needs two known_at moments", field="known_at")
-    as_of = as_of_argument(arguments, ledger.clock().date())
-    early, late = sorted(moment_argument(moment, "known_at") for moment in moments)
-    buyer = arguments.get("buyer")
-    before = rows_of(exposure_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": early}))
-    after = rows_of(exposure_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": late}))
+    as_of = arguments.as_of or ledger.clock().date()
+    early, late = arguments.known_at
+    buyer = arguments.buyer
+    before = rows_of(_exposure(ledger, ExposureArgs(buyer=buyer, as_of=as_of, known_at=early)))
+    after = rows_of(_exposure(ledger, ExposureArgs(buyer=buyer, as_of=as_of, known_at=late)))
     rows_before = {row.buyer: row for row in before}
     rows_after = {row.buyer: row for row in after}
     currency = ledger.terms().currency
     late_events = [
-        e for e in ledger.log(buyer=None if buyer is None else str(buyer), effective_to=as_of, known_at=late)
+        e for e in ledger.log(buyer=buyer, effective_to=as_of, known_at=late)
         if e.recorded > early
     ]
     changes = []
     for name in sorted(set(rows_before) | set(rows_after)):
         changed = _changed(rows_before.get(name), rows_after.get(name))
         if changed:
-            because = [_public(e, currency) for e in late_events if getattr(e, "buyer", None) == name]
+            because = tuple(_public(e, currency) for e in late_events if getattr(e, "buyer", None) == name)
             changes.append(answers.BuyerChange(buyer=name, changed=changed, because=because))
     return answers.ExposureDiff(
-        as_of=as_of.isoformat(), known_at=(format_recorded(early), format_recorded(late)), changes=changes,
+        as_of=as_of.isoformat(), known_at=(format_recorded(early), format_recorded(late)), changes=tuple(changes),
         late_events=len(late_events),
     )
+
+
+exposure_diff_query = Query(ExposureDiffArgs, _exposure_diff)
 
 
 def _changed(

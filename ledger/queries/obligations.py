@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import cast
 
 from ledger.queries import answers
-from ledger.queries.arguments import as_of_argument, known_at_argument
+from ledger.queries.arguments import ObligationsArgs, Query
 from ledger.queries.book import book_covers, cover_of
 from ledger.queries.reading import LedgerReader
 from projections.cover import Obligation
-from projections.exposure import declaration_duties
+from projections.exposure import book_obligations
 
 
 def obligation_answer(obligation: Obligation) -> answers.Obligation:
@@ -22,15 +21,19 @@ def obligation_answer(obligation: Obligation) -> answers.Obligation:
     return answers.Obligation(kind=kind, due=due, status=status, buyer=obligation.buyer)
 
 
-def obligations_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers.Obligations:
-    """`obligations` of one buyer, or of the book and the policy: by due date, then kind, then buyer."""
-    as_of = as_of_argument(arguments, ledger.clock().date())
-    known_at = known_at_argument(arguments)
-    buyer = arguments.get("buyer")
-    if buyer is not None:
-        duties = list(cover_of(ledger, str(buyer), as_of, known_at).obligations)
+def _obligations(ledger: LedgerReader, arguments: ObligationsArgs) -> answers.Obligations:
+    """`obligations` of one buyer, or of the book and the policy: by due date, then kind, then
+    buyer; with `open`, only the pending ones."""
+    as_of = arguments.as_of or ledger.clock().date()
+    known_at = arguments.known_at
+    if arguments.buyer is not None:
+        duties = book_obligations([cover_of(ledger, arguments.buyer, as_of, known_at)], (), as_of, known_at)
     else:
-        duties = [duty for cover in book_covers(ledger, as_of, known_at) for duty in cover.obligations]
-        duties += declaration_duties(ledger.policy_events(), as_of, known_at)
-    duties.sort(key=lambda d: (d.due, d.kind, d.buyer or ""))
-    return answers.Obligations(obligations=[obligation_answer(duty) for duty in duties])
+        covers = book_covers(ledger, as_of, known_at)  # not `read_book`: see there why
+        duties = book_obligations(covers, ledger.policy_events(), as_of, known_at)
+    if arguments.open:
+        duties = [duty for duty in duties if duty.status == "pending"]
+    return answers.Obligations(obligations=tuple(obligation_answer(duty) for duty in duties))
+
+
+obligations_query = Query(ObligationsArgs, _obligations)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
-from typing import Any, cast
+import functools
+from typing import cast
 
 import msgspec
 
 from ledger.queries import answers
-from ledger.queries.arguments import as_of_argument, known_at_argument
-from ledger.queries.book import account_lines, book_events, book_sales, terms_timeline
+from ledger.queries.arguments import PremiumArgs, Query
+from ledger.queries.book import account_lines, bought_top_up, read_book
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.money import format_minor
 from ledger.vocabulary.terms import PolicyTerms
@@ -23,14 +23,14 @@ def premium_account(
     ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None
 ) -> tuple[PolicyTerms, list[PremiumLine]]:
     """Every premium, fee and top-up line of the policy, as known at `known_at`: the book read
-    in one pass, as `fold_book` reads it, folding only the covers of the buyers with a top-up."""
-    policy, buyers = book_events(ledger)
-    timeline = terms_timeline(policy, known_at)
-    terms = timeline.at(as_of)
-    sales = book_sales(buyers, timeline, known_at)
-    return terms, account_lines(
-        terms, sales, policy, buyers, known_at, lambda buyer, events: buyer_cover(buyer, events, policy, as_of, known_at)
-    )
+    once, folding only the covers of the buyers with a top-up (their top-up lines)."""
+    book = read_book(ledger, known_at)
+    terms = book.timeline.at(as_of)
+    covers = {
+        buyer: buyer_cover(buyer, events, book.policy, as_of, known_at)
+        for buyer, events in book.buyers.items() if bought_top_up(events)
+    }
+    return terms, account_lines(book, terms, covers)
 
 
 def line_answer(line: PremiumLine, currency: str) -> answers.PremiumLine:
@@ -49,18 +49,23 @@ def line_answer(line: PremiumLine, currency: str) -> answers.PremiumLine:
     )
 
 
-def premium_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers.Premium:
+def _premium(ledger: LedgerReader, arguments: PremiumArgs) -> answers.Premium:
     """`premium`: what was invoiced up to as_of, by kind, with tax and total; the minimum premium,
-    the maximum liability, and the lines dated up to as_of."""
-    as_of = as_of_argument(arguments, ledger.clock().date())
-    known_at = known_at_argument(arguments)
-    terms, lines = premium_account(ledger, as_of, known_at)
-    currency = terms.currency
-    totals = {name: format_minor(amount, currency) for name, amount in summarise(lines, as_of).items()}
+    the maximum liability, and (with `lines`) the lines dated up to as_of."""
+    as_of = arguments.as_of or ledger.clock().date()
+    terms, lines = premium_account(ledger, as_of, arguments.known_at)
+    money = functools.partial(format_minor, currency=terms.currency)
+    totals = summarise(lines, as_of)
     cap = maximum_liability(terms, lines, as_of)
     return answers.Premium(
-        **totals,
-        minimum=format_minor(minimum_premium(terms), currency),
-        max_liability="" if cap is None else format_minor(cap, currency),
-        lines=[line_answer(line, currency) for line in lines if line.day <= as_of],
+        premium=money(totals["premium"]), adjustment=money(totals["adjustment"]),
+        investigation_fees=money(totals["investigation_fees"]), monitoring_fees=money(totals["monitoring_fees"]),
+        top_up=money(totals["top_up"]), tax=money(totals["tax"]), total=money(totals["total"]),
+        minimum=money(minimum_premium(terms)),
+        max_liability="" if cap is None else money(cap),
+        lines=tuple(line_answer(line, terms.currency) for line in lines if line.day <= as_of)
+        if arguments.lines else msgspec.UNSET,
     )
+
+
+premium_query = Query(PremiumArgs, _premium)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
 
 from ledger.queries import answers
+from ledger.queries.arguments import Query, SummaryArgs
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.events import BuyerRegistered, format_recorded
 from ledger.vocabulary.money import format_minor
 
 
-def summary_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers.Summary:
+def _summary(ledger: LedgerReader, arguments: SummaryArgs) -> answers.Summary:
     """The policy, events by type, registered buyers by country, the sum of `amount` by event
     type, and the first and last recorded stamps (takes no arguments)."""
     terms = ledger.terms()
@@ -40,3 +39,6 @@ def summary_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers
         recorded_from=format_recorded(first) if first else None,
         recorded_to=format_recorded(last) if last else None,
     )
+
+
+summary_query = Query(SummaryArgs, _summary)

@@ -1,20 +1,16 @@
-"""`turnover` of a declaration period, and the declaration by country that `declare` prints."""
+"""`turnover` of a declaration period, and the `declaration` by country that `declare` prints."""
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import cast
 
 import msgspec
 
 from ledger.queries import answers
-from ledger.queries.arguments import known_at_argument, period_argument
-from ledger.queries.book import book_events, book_sales
+from ledger.queries.arguments import DeclarationArgs, Query, TurnoverArgs
+from ledger.queries.book import read_book
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.money import format_minor
-from ledger.vocabulary.order import known_at as recorded_by
-from projections.terms import TermsTimeline
 from projections.turnover import (
     clipped_period,
     declarations,
@@ -24,16 +20,13 @@ from projections.turnover import (
 )
 
 
-def turnover_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answers.Turnover:
+def _turnover(ledger: LedgerReader, arguments: TurnoverArgs) -> answers.Turnover:
     """`turnover`: insurable, declared and excluded (by reason) for a period and a country (default: all)."""
-    period = period_argument(arguments.get("period"))
-    country = arguments.get("country")
-    known_at = known_at_argument(arguments)
+    period, country, known_at = arguments.period, arguments.country, arguments.known_at
     currency = ledger.terms().currency
-    policy, buyers = book_events(ledger)
-    terms = TermsTimeline(recorded_by(policy, known_at))
-    figures = period_turnover(book_sales(buyers, terms, known_at), period, terms.latest(), country)
-    declared = declared_amount(declarations(policy, known_at), period, country)
+    book = read_book(ledger, known_at)
+    figures = period_turnover(book.sales, period, book.timeline.latest(), country)
+    declared = declared_amount(declarations(book.policy, known_at), period, country)
     finding: str | msgspec.UnsetType = msgspec.UNSET
     if declared is not None and declared != figures.insurable:
         finding = (
@@ -48,15 +41,29 @@ def turnover_query(ledger: LedgerReader, arguments: Mapping[str, Any]) -> answer
             cast(answers.ExclusionReason, reason): format_minor(amount, currency)
             for reason, amount in figures.excluded.items()
         },
-        country=msgspec.UNSET if country is None else str(country),
+        country=msgspec.UNSET if country is None else country,
         finding=finding,
     )
 
 
-def declaration_rows(ledger: LedgerReader, period: str, known_at: datetime.datetime | None) -> dict[str, int]:
-    """Insurable turnover of `period` by buyer country, every stream read once (for `declare`)."""
-    policy, buyers = book_events(ledger)
-    terms = TermsTimeline(recorded_by(policy, known_at))
-    first, last = clipped_period(period, terms.latest())
-    figures = turnover_by_country(book_sales(buyers, terms, known_at), first, last)
-    return {country: figures[country].insurable for country in sorted(figures)}
+turnover_query = Query(TurnoverArgs, _turnover)
+
+
+def _declaration(ledger: LedgerReader, arguments: DeclarationArgs) -> answers.Declaration:
+    """`declaration`: the insurable turnover of a period by buyer country, as sent to the insurer
+    (`declare` prints it as CSV), every stream read once."""
+    terms = ledger.terms()
+    book = read_book(ledger, arguments.known_at)
+    first, last = clipped_period(arguments.period, book.timeline.latest())
+    figures = turnover_by_country(book.sales, first, last)
+    return answers.Declaration(
+        policy=terms.id, period=arguments.period, currency=terms.currency,
+        countries=tuple(
+            answers.CountryTurnover(country=country, insurable_turnover=format_minor(figures[country].insurable,
+                                                                                     terms.currency))
+            for country in sorted(figures)
+        ),
+    )
+
+
+declaration_query = Query(DeclarationArgs, _declaration)
