@@ -67,3 +67,8 @@ def test_a_password_that_is_not_percent_encoded_is_refused_without_being_quoted(
     assert refused.value.field == "db"
     assert "secret" not in str(refused.value) and "pa" not in str(refused.value).replace("password", "")
     assert "percent-encode" in str(refused.value)
+
+
+def test_an_at_sign_in_a_parameters_value_is_the_values_own() -> None:
+    server = Location.parse("postgresql://u@h/db?schema=x&application_name=me@home").server
+    assert server is not None and server.schema == "x"

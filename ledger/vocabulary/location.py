@@ -121,7 +121,10 @@ def _server(url: str) -> Server:
             "not a valid postgresql:// URL (is the port a number, and is a password with : / ? # @ percent-encoded?)",
             field="db",
         ) from None
-    if "@" in url.partition("://")[2].partition(parsed.netloc)[2]:
+    # A password holding / ? or # ends the host early and leaves its "@" in the path, a
+    # parameter's name or the fragment; an "@" in a parameter's value is the value's own.
+    names = [name for name, _ in parse_qsl(parsed.query, keep_blank_values=True)]
+    if "@" in parsed.path or "@" in parsed.fragment or any("@" in name for name in names):
         raise LedgerError("a postgresql:// URL with an @ after its host: percent-encode the password (@ is %40)",
                           field="db")
     schema = parse_qs(parsed.query).get("schema", ["public"])[0]
