@@ -554,9 +554,9 @@ class CoverFold:
             case DueDateExtended():
                 s.book.apply(event)
                 beyond = self.terms.at(event.effective).beyond_max_credit(s.invoices[event.invoice].balance.delivered,
-                                                                          event.due)
+                                                                          event.due, extended=True)
                 if beyond is not None:
-                    self._lose(event.invoice, event.effective, f"due date extended: {beyond}")
+                    self._lose(event.invoice, event.effective, beyond)
                 return
             case OverdueReported():
                 if s.reported_since is None:

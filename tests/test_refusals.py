@@ -562,8 +562,8 @@ def test_max_credit_days_has_one_wording_that_names_its_cause(book: Ledger) -> N
                                   "recorded but not insured"]
     extended = book.append({"type": "due_date_extended", "effective": "2025-02-01", "buyer": "B1", "invoice": "I1",
                             "due": "2025-05-20"})
-    assert extended.warnings == ["invoice I1: due date extended: due 130 days after delivery, beyond "
+    assert extended.warnings == ["invoice I1: due date extended to 130 days after delivery, beyond "
                                  "max_credit_days 120; not insured from now on"]
     cover = buyer_cover("B1", book.buyer_events("B1"), book.policy_events(), datetime.date(2025, 3, 1))
     assert cover.invoices["I2"].not_insured == "due 150 days after delivery, beyond max_credit_days 120"
-    assert cover.invoices["I1"].lost_reason == "due date extended: due 130 days after delivery, beyond max_credit_days 120"
+    assert cover.invoices["I1"].lost_reason == "due date extended to 130 days after delivery, beyond max_credit_days 120"

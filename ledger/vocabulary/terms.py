@@ -122,16 +122,17 @@ class PolicyTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """True when buyers in `country` can be insured under these terms."""
         return self.countries is None or country in self.countries
 
-    def beyond_max_credit(self, delivered: datetime.date, due: datetime.date) -> str | None:
+    def beyond_max_credit(self, delivered: datetime.date, due: datetime.date, *, extended: bool = False) -> str | None:
         """The max_credit_days rule, the one place it is checked (an invoice's term at issue,
-        and a due date extended): why a due date this long after delivery is not insured,
+        and a due date `extended`): why a due date this long after delivery is not insured,
         in words, or None when it is within the term."""
         days = (due - delivered).days
         if days <= self.max_credit_days:
             return None
-        return f"due {days} days after delivery, beyond max_credit_days {self.max_credit_days}"
+        due_on = "due date extended to" if extended else "due"
+        return f"{due_on} {days} days after delivery, beyond max_credit_days {self.max_credit_days}"
 
-    # The deadlines of the rules (SPEC 6.3, 6.4, 8.1, 11), each computed here only. Which terms
+    # The deadlines of the rules (docs/rules.md: the calendar, top-up, claims), each computed here only. Which terms
     # apply is the caller's: those in force on the day the clock starts (the due date, the loss
     # date, the report, the political event, the top-up purchase).
 

@@ -136,8 +136,8 @@ def _check_due_date(book: BuyerBook, event: DueDateExtended, terms: PolicyTerms)
     invoice = _invoice_of(book, event, event.invoice)
     if event.due <= invoice.due:
         raise LedgerError(f"{event.due} is not later than the current due date {invoice.due}", field="due")
-    beyond = terms.beyond_max_credit(invoice.delivered, event.due)
-    return [] if beyond is None else [f"invoice {event.invoice}: due date extended: {beyond}; not insured from now on"]
+    beyond = terms.beyond_max_credit(invoice.delivered, event.due, extended=True)
+    return [] if beyond is None else [f"invoice {event.invoice}: {beyond}; not insured from now on"]
 
 
 def _check_top_up(book: BuyerBook, event: TopUpPurchased, terms: PolicyTerms) -> None:
