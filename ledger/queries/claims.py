@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from typing import TypedDict, cast
+from typing import cast
+
+import msgspec
 
 from ledger.queries import answers
 from ledger.queries.arguments import ClaimArgs, ClaimsArgs, Query
@@ -17,30 +19,8 @@ from projections.claims import Claim, InsuredInvoice, claim_for
 
 def claim_answer(claim: Claim, currency: str) -> answers.Claim:
     """A claim's figures: money as decimal strings, empty loss_date and cause before a loss."""
-    return answers.Claim(**_claim_fields(claim, currency))
-
-
-class _ClaimFields(TypedDict):
-    """The fields `Claim` and `ClaimExplained` share, checked by name and type."""
-
-    buyer: str
-    loss_date: str
-    cause: answers.LossCause
-    insured_loss: str
-    indemnity: str
-    retained: str
-    recovered: str
-    insurer_recovery: str
-    insured_recovery: str
-    indemnity_paid: str
-    insurer_net_loss: str
-    insured_net_loss: str
-    status: answers.ClaimStatus
-
-
-def _claim_fields(claim: Claim, currency: str) -> _ClaimFields:
     money = functools.partial(format_minor, currency=currency)
-    return _ClaimFields(
+    return answers.Claim(
         buyer=claim.buyer,
         loss_date=claim.loss_date.isoformat() if claim.loss_date else "",
         cause=cast(answers.LossCause, claim.cause),
@@ -57,7 +37,7 @@ def explanation(claim: Claim, currency: str) -> answers.ClaimExplained:
     """The whole computation as data: invoices, deadlines, steps, recoveries, each naming its events."""
     money = functools.partial(format_minor, currency=currency)
     return answers.ClaimExplained(
-        **_claim_fields(claim, currency),
+        **msgspec.structs.asdict(claim_answer(claim, currency)),  # the figures, as `claim` gives them
         loss_event=claim.loss_event,
         filing_due=claim.filing_due.isoformat() if claim.filing_due else "",
         filed=claim.filed.isoformat() if claim.filed else "",
