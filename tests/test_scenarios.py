@@ -212,3 +212,24 @@ def test_a_query_not_in_the_registry_fails_its_scenario(tmp_path: Path):
     result = run_scenario(path)
     assert result.passed == 0 and len(result.failures) == 1
     assert "'forecast' is not a query (one of summary, exposure, exposure_diff, " in result.failures[0]
+
+
+def test_an_expectation_may_give_any_argument_of_its_query(tmp_path: Path):
+    """The arguments are the query's own (its typed arguments), so `open`, `lines` and
+    `explain` can be given too; the other keys are the values expected."""
+    path = scenario(tmp_path, "arguments", "Arguments", """
+        [[expect]]
+        query = "obligations"
+        as_of = 2025-12-31
+        open = true
+        obligations = []
+
+        [[expect]]
+        query = "claim"
+        buyer = "B1"
+        as_of = 2025-12-31
+        explain = true
+        filing_due = ""
+        """)
+    result = run_scenario(path)
+    assert result.failures == () and result.passed == 2

@@ -18,14 +18,13 @@ import msgspec
 
 from ledger.adapters.eventfiles import EventFile, read_text, read_toml, term_line
 from ledger.queries import answers
-from ledger.queries.registry import run_query
+from ledger.queries.registry import QUERIES, run_query
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import UNRECORDED, Event, parse_event
 from ledger.vocabulary.terms import parse_policy
 from ledger.write.pipeline import Draft
 
-QUERY_ARGUMENTS = ("buyer", "as_of", "known_at", "period", "country")
 NEEDS_AS_OF = ("exposure", "exposure_diff", "claim", "claims", "premium")
 END_OF_DAY = datetime.time(23, 59, 59, tzinfo=datetime.UTC)
 
@@ -171,7 +170,8 @@ def _apply(ledger: Ledger, result: _Tally, step: _Step, source: str) -> None:
 
 def _check(ledger: Ledger, result: _Tally, line: int, expectation: dict[str, Any]) -> None:
     query = str(expectation.pop("query", ""))
-    arguments = {name: expectation.pop(name) for name in QUERY_ARGUMENTS if name in expectation}
+    names = msgspec.structs.fields(QUERIES[query].arguments) if query in QUERIES else ()
+    arguments = {f.name: expectation.pop(f.name) for f in names if f.name in expectation}  # the rest: expected
     if query in NEEDS_AS_OF and "as_of" not in arguments:
         result.fail(line, f"{query}: as_of is required in a scenario")
         return
