@@ -1,9 +1,8 @@
 """The application service: every write and read of a ledger goes through `Ledger`.
 
-A write is one pipeline, top to bottom (`_record_once`; its pure steps are in
-ledger/write/pipeline.py): skip known keys and ids -> stamp (id, recorded) ->
-admit each event against its stream (refusing with file, line, field and
-rule) -> save all of them in one transaction.
+A write is one pipeline, top to bottom (`_record_once`), whose pure steps and
+their order are told in ledger/write/pipeline.py; the service does their reads
+and saves everything in one transaction.
 A conflict with another writer (a stream version taken, a key recorded, the
 recorded axis moved) re-runs the pipeline on fresh state, a bounded number
 of times, so concurrent writers never lose, duplicate or over-allocate.
@@ -299,7 +298,7 @@ class Ledger:
         )
 
     def _recheck_buyers(self, buyers: dict[str, BuyerStream], policy: PolicyStream) -> None:
-        """An amendment may be back-dated: every buyer's events must still pass (SPEC 5).
+        """An amendment may be back-dated: every buyer's events must still pass.
 
         Reads every buyer stream; amendments are rare, deliberate acts.
         """

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from dataclasses import FrozenInstanceError, dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
@@ -52,6 +52,16 @@ class _Sealed:
 
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}: the fold that made it has ended")
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to its unsealed self: sealing changes what may be done with it, not what it is.
+        (`dataclasses.replace` and copies are not supported: they write through __setattr__.)"""
+        base = type(self).__mro__[2]  # the mutable class, after _Sealed
+        if not isinstance(other, base):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(base) if f.compare)
+
+    __hash__ = None  # type: ignore[assignment]  # as the mutable class's: equal values, not one identity
 
 
 _Value = TypeVar("_Value")

@@ -61,7 +61,7 @@ def test_turnover_before_the_policy_was_known_is_refused():
     with record_book(POLICY, ROWS) as ledger:
         before = "2000-01-01T00:00:00Z"
         for query in ("turnover", "declaration"):
-            with pytest.raises(NoPolicy):
+            with pytest.raises(NoPolicy, match="no policy as known at 2000-01-01T00:00:00"):
                 run_query(query, ledger, {"period": "2025-Q1", "known_at": before})
         assert run_query("obligations", ledger, {"as_of": "2025-12-31", "known_at": before}).obligations == ()
 

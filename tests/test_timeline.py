@@ -69,3 +69,40 @@ def test_a_decision_between_issue_and_delivery_reaches_the_cap_from_its_day():
         assert exposure_on(timeline, day) == Exposure.of(buyer_cover("B1", events, policy, day)), day
     assert exposure_on(timeline, datetime.date(2025, 3, 4)).insured == 1000 * UNIT  # type: ignore[union-attr]
     assert exposure_on(timeline, datetime.date(2025, 3, 5)).insured == 0  # type: ignore[union-attr]
+
+
+def test_the_folds_working_state_holds_the_facts_it_hands_out() -> None:
+    """`_Working` (mutable, private to the fold) and `BuyerCover` (frozen, handed out) declare the
+    same facts in the same order: one added to one and not the other would be lost or crash."""
+    from dataclasses import fields
+
+    from projections.cover import BuyerCover, _Working
+
+    assert [f.name for f in fields(_Working)] == [f.name for f in fields(BuyerCover)]
+
+
+def test_a_sealed_book_is_equal_to_the_book_it_was() -> None:
+    """Sealing (the fold's hand-over) makes a book read-only; it stays equal to an unsealed copy."""
+    import copy
+    import datetime
+    from dataclasses import FrozenInstanceError
+
+    import pytest
+
+    from ledger.vocabulary.events import InvoiceIssued, PaymentReceived
+    from projections.balances import BuyerBook
+
+    def book() -> BuyerBook:
+        made = BuyerBook()
+        made.apply(InvoiceIssued(effective=datetime.date(2025, 1, 10), buyer="B1", invoice="I1", amount=10_000,
+                                 due=datetime.date(2025, 3, 10), delivered=datetime.date(2025, 1, 10)))
+        made.apply(PaymentReceived(effective=datetime.date(2025, 2, 1), buyer="B1", invoice="I1", amount=2_500))
+        return made
+
+    open_book, sealed = book(), book().sealed()
+    assert sealed == open_book and open_book == sealed and copy.deepcopy(open_book) == sealed
+    assert sealed.invoices["I1"] == open_book.invoices["I1"]
+    with pytest.raises(FrozenInstanceError):
+        sealed.invoices["I1"].balance = 0
+    with pytest.raises(TypeError):
+        sealed.invoices["I2"] = open_book.invoices["I1"]  # type: ignore[index]

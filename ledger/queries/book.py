@@ -22,6 +22,7 @@ from ledger.vocabulary.events import (
     OverdueReported,
     PoliticalEvent,
     TopUpPurchased,
+    format_recorded,
 )
 from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import known_at as recorded_by
@@ -88,7 +89,8 @@ def read_book(ledger: LedgerReader, known_at: datetime.datetime | None) -> BookR
             policy.append(event)
     timeline = TermsTimeline(recorded_by(policy, known_at))
     if not timeline:
-        raise NoPolicy("the ledger has no policy yet")
+        raise NoPolicy("the ledger has no policy yet" if known_at is None
+                       else f"the ledger had no policy as known at {format_recorded(known_at)}", field="known_at")
     streams = {buyer: tuple(events) for buyer, events in sorted(buyers.items())}
     return BookRead(known_at, tuple(policy), MappingProxyType(streams), timeline)
 
