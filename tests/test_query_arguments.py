@@ -74,3 +74,12 @@ def test_the_whole_book_fold_holds_every_cover_whole():
         assert book.covers["B2"].invoices == {} and book.covers["B1"].invoices
         with pytest.raises(TypeError):
             book.covers["B3"] = book.covers["B1"]  # type: ignore[index]
+
+
+def test_a_yes_no_argument_reads_a_bool_or_the_words_true_and_false():
+    assert args.ObligationsArgs.read({"open": "false"}).open is False  # bool("false") would be True
+    assert args.ObligationsArgs.read({"open": "TRUE"}).open is True
+    assert args.PremiumArgs.read({"lines": False}).lines is False
+    with pytest.raises(LedgerError, match="'maybe' is not true or false") as refused:
+        args.ClaimArgs.read({"buyer": "B1", "explain": "maybe"})
+    assert refused.value.field == "explain"
