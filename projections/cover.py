@@ -403,12 +403,14 @@ class CoverFold:
         for delivered in self._awaiting.values():
             yield delivered + ONE_DAY  # after that day's events
         watch_stop = s.on_stop_since is None
-        invoices, judged = s.invoices, self._judged
+        invoices, judged, known = s.invoices, self._judged, self._thresholds_of
         for name in s.book.open_ids:
             cover = invoices.get(name)
             if cover is None:
                 continue
-            thresholds = self._thresholds(name, cover)
+            thresholds = known.get(name)  # inline of _thresholds: this loop runs per open invoice per event
+            if thresholds is None or thresholds.due != cover.balance.due:
+                thresholds = self._thresholds(name, cover)
             if watch_stop:
                 yield thresholds.stop_day
             if name not in judged:
