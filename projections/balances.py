@@ -1,8 +1,8 @@
 """A buyer's book: limit decisions, invoices, and where each payment went.
 
-The ledger checks every command against this state (SPEC 5), and the cover
+The ledger checks every command against this state (docs/rules.md, "Events"), and the cover
 fold builds on it. `BuyerBook.apply` assumes the event was already accepted;
-it never refuses. Allocation (SPEC 6.2, 11): a payment naming an invoice goes
+it never refuses. Allocation (docs/rules.md, "Allocation of payments"): a payment naming an invoice goes
 to it; others go to open invoices by due date, then issue date, then recorded
 order; what is left is unallocated credit, used by later invoices as issued.
 
@@ -142,7 +142,7 @@ class BuyerBook:
     # Payments naming no invoice with credit still unspent, in fold order: a new
     # invoice takes from these, not from a scan of every payment.
     credit_ids: dict[uuid.UUID, None] = field(default_factory=dict)
-    # The top-up layer (SPEC 6.4) measures against the limit before the first
+    # The top-up layer (docs/rules.md, "Top-up") measures against the limit before the first
     # reduction; a grant starts afresh unless a top-up was bought on it.
     reduction_base: Minor | None = None
     first_reduction: datetime.date | None = None
@@ -181,7 +181,7 @@ class BuyerBook:
         return None if record is None or record.is_recovery else record
 
     def top_up_for(self, limit: Minor, cap: Minor) -> Minor:
-        """SPEC 6.4: min(limit before the first reduction - limit, limit, cap), not below 0."""
+        """The top-up (docs/rules.md, "Top-up"): min(limit before the first reduction - limit, limit, cap), not below 0."""
         if self.reduction_base is None:
             return 0
         return max(0, min(self.reduction_base - limit, limit, cap))
@@ -193,7 +193,7 @@ class BuyerBook:
             self.open_ids.pop(invoice.invoice, None)
 
     def open_invoices(self) -> list[InvoiceBalance]:
-        """Invoices with a balance, in allocation order (SPEC 11)."""
+        """Invoices with a balance, in allocation order (docs/rules.md)."""
         open_ = [self.invoices[name] for name in self.open_ids]
         open_.sort(key=lambda i: (i.due, i.issued, i.order))
         return open_
@@ -247,7 +247,7 @@ class BuyerBook:
                 pass
 
     def _receive(self, event: PaymentReceived | RecoveryReceived) -> None:
-        """A payment, or a recovery (SPEC 8.2: it reduces balances like a payment naming no invoice)."""
+        """A payment, or a recovery (docs/rules.md, "Claims": it reduces balances like a payment naming no invoice)."""
         record = PaymentRecord(event)
         self.payments[event.id] = record
         if event.key and isinstance(event, PaymentReceived):
@@ -286,7 +286,7 @@ class BuyerBook:
                 del self.credit_ids[payment_id]
 
     def _reverse(self, event: PaymentReversed) -> None:
-        """SPEC 11: the reversal takes effect on its date, then allocation is re-run:
+        """The reversal takes effect on its date, then allocation is re-run:
         every payment naming no invoice is spread again, oldest first, over the
         invoices as they now stand (current due dates)."""
         record = self.find_payment(event.payment)

@@ -1,4 +1,4 @@
-"""Claims (SPEC 8, 11): the insured loss, the indemnity, recoveries, and why.
+"""Claims (docs/rules.md, "Claims"): the insured loss, the indemnity, recoveries, and why.
 
 `claims_register` takes every buyer's cover state and returns one `Claim` per
 buyer with a loss, in loss-date order: the aggregate deductible (excess of
@@ -33,7 +33,7 @@ class Deadline(msgspec.Struct, frozen=True):
 
 
 class RecoveryShare(NamedTuple):
-    """A recovery after the first indemnity, shared as the loss was borne (SPEC 8.4)."""
+    """A recovery after the first indemnity, shared as the loss was borne (docs/rules.md, "Claims")."""
 
     event: str
     day: datetime.date
@@ -80,7 +80,7 @@ class Step:
 
 @dataclass
 class Claim:
-    """SPEC 9 `claim` for one buyer, with its explanation."""
+    """The `claim` query's figures for one buyer, with its explanation."""
 
     buyer: str
     loss_date: datetime.date | None = None
@@ -145,7 +145,7 @@ def _invoice_line(cover: BuyerCover, name: str, invoice: InvoiceCover, loss_date
 
 
 def _loss_order(cover: BuyerCover, positions: Mapping[str, int]) -> tuple[datetime.date, datetime.datetime, int, str]:
-    """Losses by date; on one date by the recorded order of the event that caused them (SPEC 11):
+    """Losses by date; on one date by the recorded order of the event that caused them (docs/rules.md):
     its stamp, then its place in the log (`positions`, by event id; many events share a stamp)."""
     assert cover.loss_date is not None
     latest = datetime.datetime.max.replace(tzinfo=datetime.UTC)
@@ -301,7 +301,7 @@ def _liability_step(steps: list[Step], terms: PolicyTerms, period: _Period, loss
 
 
 def _share_recoveries(claim: Claim, cover: BuyerCover, insured_loss: Minor) -> None:
-    """SPEC 8.4, 11: a recovery after an indemnity is shared as the loss was borne; the
+    """A recovery after an indemnity is shared as the loss was borne; the
     insurer's share (on the indemnities paid) is rounded half-up, the insured gets the rest."""
     for shared in cover.recoveries:
         recovery = shared.event

@@ -1,4 +1,4 @@
-"""A buyer's cover at the end of any day, as known at any time (SPEC 6, 11).
+"""A buyer's cover at the end of any day, as known at any time (docs/rules.md, "Which invoices are insured").
 
 `buyer_cover(buyer_events, policy_events, as_of, known_at)` folds only the
 events recorded up to `known_at` and effective up to `as_of`, in fold order.
@@ -102,7 +102,7 @@ class InvoiceCover(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Obligation(msgspec.Struct, frozen=True):
-    """A duty with a deadline (SPEC 6.3): kind, buyer, due date, status."""
+    """A duty with a deadline (docs/rules.md, "The calendar"): kind, buyer, due date, status."""
 
     kind: str  # report_overdue / file_claim / declare_turnover
     buyer: str | None
@@ -111,7 +111,7 @@ class Obligation(msgspec.Struct, frozen=True):
 
 
 class TopUp(msgspec.Struct, frozen=True, kw_only=True):
-    """The top-up layer of SPEC 6.4 and 11."""
+    """The top-up layer (docs/rules.md, "Top-up")."""
 
     purchased: datetime.date
     ends: datetime.date  # first day without cover
@@ -122,7 +122,7 @@ class TopUp(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Recovery(msgspec.Struct, frozen=True):
-    """A recovery, and whether it came after the first indemnity (then it is shared, SPEC 8.4)."""
+    """A recovery, and whether it came after the first indemnity (then it is shared: docs/rules.md, "Claims")."""
 
     event: RecoveryReceived
     after_indemnity: bool
@@ -136,7 +136,7 @@ class Stop(msgspec.Struct, frozen=True):
 
 
 class PoliticalLoss(msgspec.Struct, frozen=True):
-    """The loss date a political event in the buyer's country sets (SPEC 8.1)."""
+    """The loss date a political event in the buyer's country sets (docs/rules.md, "Claims")."""
 
     day: datetime.date
     event: Event
@@ -167,7 +167,7 @@ class CoverFigures:
 
     @property
     def limit(self) -> Minor:
-        """The limit in force (SPEC 6.1): the latest decision, 0 if none."""
+        """The limit in force (docs/rules.md, "The limit in force"): the latest decision, 0 if none."""
         return self.book.limit
 
     @property
@@ -219,7 +219,7 @@ class CoverFigures:
 
 @dataclass(frozen=True)
 class BuyerCover(CoverFigures):
-    """A buyer's cover state at the end of `as_of`; the exposure of SPEC 6.5 is read from it.
+    """A buyer's cover state at the end of `as_of`; the exposure (docs/rules.md, "Exposure") is read from it.
 
     Every value in it is frozen: tuples, read-only tables, and the fold's own book sealed
     (`BuyerBook.sealed`) when the fold ends, with its invoices and payments.
@@ -238,7 +238,7 @@ class BuyerCover(CoverFigures):
     claim_filed: datetime.date | None = None
     indemnity_paid: Minor = 0
     first_indemnity: datetime.date | None = None
-    balances_at_indemnity: Mapping[str, Minor] | None = None  # SPEC 11: the insured loss takes balances here
+    balances_at_indemnity: Mapping[str, Minor] | None = None  # docs/rules.md: the insured loss takes balances here
     recoveries: tuple[Recovery, ...] = ()
     first_indemnity_event: Event | None = None
     claim_filed_event: Event | None = None
@@ -335,7 +335,7 @@ class CoverFold:
     def fold_through(self, day: datetime.date, events: Iterable[Event]) -> None:
         """Fold `events` (in fold order, effective by `day`), knowing the limit decisions made
         by `day`, then close `day`: a delivery after its invoice's issue date counts under the
-        limit in force on the delivery date, as far as `day` knows (SPEC 11)."""
+        limit in force on the delivery date, as far as `day` knows (docs/rules.md)."""
         s = self._state
         s.decisions = [d for d in self._all_decisions if d.effective <= day]
         for event in events:
@@ -462,7 +462,7 @@ class CoverFold:
         s = self._state
         self._judged.add(name)
         if s.loss_date is not None and deadline > s.loss_date:
-            return  # the duty became file_claim (SPEC 11)
+            return  # the duty became file_claim (docs/rules.md)
         if s.reported_since is not None and s.reported_since <= deadline:
             self._oblige("report_overdue", deadline, "met")
             return
@@ -477,7 +477,7 @@ class CoverFold:
 
     def _catch_up(self, day: datetime.date) -> None:
         """An invoice unpaid again (reversed payment) or issued late can have passed its
-        stop day or reporting deadline already: those count from `day` (SPEC 6.3, 11)."""
+        stop day or reporting deadline already: those count from `day` (docs/rules.md, "The calendar")."""
         s = self._state
         for name in [name for name in s.book.open_ids if name in s.invoices]:
             thresholds = self._thresholds(name, s.invoices[name])
@@ -594,7 +594,7 @@ class CoverFold:
         s.book.apply(event)
 
     def _ineligible(self, event: InvoiceIssued, terms: PolicyTerms) -> str | None:
-        """Why an invoice is not insured at delivery (SPEC 6.2), or None."""
+        """Why an invoice is not insured at delivery (docs/rules.md, "Which invoices are insured"), or None."""
         s = self._state
         delivered = event.delivered
         buyer = s.registered
@@ -623,7 +623,7 @@ class CoverFold:
         return any(stop.since <= day < stop.cleared for stop in s.past_stops)
 
     def _lock_cap(self, event: InvoiceIssued) -> None:
-        """SPEC 6.2: cap = min(amount, max(0, limit + top-up - insured outstanding)), at entry."""
+        """The cap (docs/rules.md, "Which invoices are insured"): cap = min(amount, max(0, limit + top-up - insured outstanding)), at entry."""
         s = self._state
         terms = self.terms.at(event.delivered)
         balance = s.book.invoices[event.invoice]
@@ -633,7 +633,7 @@ class CoverFold:
             reason = "no limit in force at delivery"
         if reason is None:
             # A delivery under the old limit (outstanding_order_days) gets no top-up:
-            # the top-up fills the gap a reduction opened, never more (SPEC 6.4).
+            # the top-up fills the gap a reduction opened, never more (docs/rules.md, "Top-up").
             entry = CapEntry(in_force.amount, 0 if in_force.in_grace else self._top_up_on(event.delivered),
                              s.insured_on(event.effective))
             cap = min(event.amount, max(0, entry.limit + entry.top_up - entry.insured_outstanding))
@@ -646,7 +646,7 @@ class CoverFold:
 
     def _settle_deliveries(self, up_to: datetime.date) -> None:
         """Judge every delivery dated up to `up_to` that was still waiting for its day: a delivery
-        after its invoice's issue, the buyer's state that day decides (SPEC 11)."""
+        after its invoice's issue, the buyer's state that day decides (docs/rules.md)."""
         for name in [name for name, delivered in self._awaiting.items() if delivered <= up_to]:
             del self._awaiting[name]
             reason = self._stopped_on(self._state.invoices[name].balance.delivered)
@@ -738,7 +738,7 @@ class CoverFold:
 
 
 def buyer_exclusion(buyer: BuyerRegistered, terms: PolicyTerms) -> str | None:
-    """Why a buyer's sales are never insured, in SPEC 11 precedence (kind, named
+    """Why a buyer's sales are never insured, in the precedence of docs/rules.md (kind, named
     exclusion, selection, country), or None. Cover and turnover both use it."""
     if buyer.kind != "company":
         return buyer.kind
@@ -765,7 +765,7 @@ def limit_decisions(events: Iterable[Event]) -> list[LimitDecision]:
 def limit_on(decisions: Sequence[LimitDecision], day: datetime.date, terms: TermsTimeline) -> LimitInForce:
     """The limit that counts for a delivery (or a sale) on `day`: the latest decision
     by then, except that a cut made within `outstanding_order_days` before `day`
-    does not bind it yet (SPEC 11)."""
+    does not bind it yet (docs/rules.md)."""
     limit, used, in_grace = 0, None, False
     for decision in decisions:
         if decision.effective > day:
@@ -808,7 +808,7 @@ def buyer_cover(
 def political_losses(
     events: Sequence[PoliticalEvent], country: str | None, terms: TermsTimeline
 ) -> list[PoliticalLoss]:
-    """Loss dates from political events in the buyer's country, where covered (SPEC 8.1)."""
+    """Loss dates from political events in the buyer's country, where covered (docs/rules.md, "Claims")."""
     losses: list[PoliticalLoss] = []
     for event in events:
         at = terms.at(event.effective)

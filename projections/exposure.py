@@ -1,4 +1,4 @@
-"""Exposure (SPEC 6.5) and obligations (SPEC 6.3) from cover states."""
+"""Exposure (docs/rules.md, "Exposure") and obligations (docs/rules.md, "The calendar") from cover states."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ EXPOSURE_FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "
 
 @dataclass(frozen=True)
 class Exposure:
-    """SPEC 6.5 figures in minor units, and the status."""
+    """The exposure figures (docs/rules.md, "Exposure") in minor units, and the status."""
 
     outstanding: Minor
     overdue: Minor
@@ -62,7 +62,7 @@ def book_totals(rows: Iterable[Exposure]) -> dict[str, Minor]:
 def declaration_duties(
     policy_events: Sequence[Event], as_of: datetime.date, known_at: datetime.datetime | None = None
 ) -> list[Obligation]:
-    """`declare_turnover` for each declaration period ended by `as_of` (SPEC 6.3, 11).
+    """`declare_turnover` for each declaration period ended by `as_of` (docs/rules.md, "The calendar").
 
     Periods are calendar months, quarters or years clipped to the policy
     period; each is due `declaration_days` after it ends; any declaration

@@ -11,7 +11,7 @@ from ledger.vocabulary.money import Minor
 
 
 class PremiumLine(msgspec.Struct, frozen=True):
-    """One line, rounded half-up to the minor unit once (SPEC 3), with its tax.
+    """One line, rounded half-up to the minor unit once (docs/rules.md, "Money"), with its tax.
 
     `basis` is what the rate applies to (turnover, a top-up amount, the
     minimum premium); `period` and `country` say which declaration it bills.

@@ -1,4 +1,4 @@
-"""Premium, fees and maximum liability (SPEC 7.2 to 7.4, 11), as dated lines.
+"""Premium, fees and maximum liability (docs/rules.md, "Premium"), as dated lines.
 
 Every charge is a `PremiumLine`: its date, kind, period, country, basis,
 rate, amount and tax, each rounded half-up to the minor unit once. The
@@ -62,7 +62,7 @@ def premium_lines(
     sales: Sequence[BuyerSales],
     declared: Mapping[tuple[str, str], list[TurnoverDeclared]],
 ) -> list[PremiumLine]:
-    """Premium and adjustment lines for the whole policy period (SPEC 7.2, 11)."""
+    """Premium and adjustment lines for the whole policy period (docs/rules.md, "Premium")."""
     premium = terms.premium
     if premium is None:
         return []
@@ -97,7 +97,7 @@ def premium_lines(
 def _adjustments(
     invoicing: str, minimum: Minor, day: datetime.date, charges: Sequence[PremiumLine]
 ) -> list[PremiumLine]:
-    """The adjustment after the policy period (SPEC 7.2, 11), on the bases in force on its
+    """The adjustment after the policy period (docs/rules.md, "Premium"), on the bases in force on its
     date; a declaration dated later corrects it on its own date.
 
     `declared`: up to the minimum (minimum - sum of rounded lines, if positive).
@@ -144,7 +144,7 @@ def _declared_period_lines(
 
 
 def fee_lines(terms: PolicyTerms, buyer_events: Iterable[Sequence[Event]], known_at: datetime.datetime | None) -> list[PremiumLine]:
-    """Investigation and monitoring fees, invoiced on the last day of each month (SPEC 7.4, 11)."""
+    """Investigation and monitoring fees, invoiced on the last day of each month (docs/rules.md, "Fees")."""
     fees = terms.fees
     if fees is None:
         return []
@@ -165,7 +165,7 @@ def fee_lines(terms: PolicyTerms, buyer_events: Iterable[Sequence[Event]], known
         decisions = limit_decisions(ordered)
         for month_first in _policy_months(terms):
             month_last = _month_end(month_first)
-            limit_at_start = 0  # the limit in force on the 1st (SPEC 6.1: decisions effective by then)
+            limit_at_start = 0  # the limit in force on the 1st (the limit in force: decisions effective by then)
             for decision in decisions:
                 if decision.effective <= month_first:
                     limit_at_start = decision.amount
@@ -195,7 +195,7 @@ def _in_policy_month(terms: PolicyTerms, day: datetime.date) -> bool:
 
 
 def summarise(lines: Iterable[PremiumLine], as_of: datetime.date) -> dict[str, Minor]:
-    """SPEC 9 `premium`: what was invoiced up to `as_of`, by kind, with tax and total."""
+    """The `premium` query's totals: what was invoiced up to `as_of`, by kind, with tax and total."""
     totals = dict.fromkeys(SUMMARY, 0)
     kinds = {
         "premium": "premium", "adjustment": "adjustment", "investigation_fee": "investigation_fees",
@@ -211,7 +211,7 @@ def summarise(lines: Iterable[PremiumLine], as_of: datetime.date) -> dict[str, M
 
 
 def maximum_liability(terms: PolicyTerms, lines: Iterable[PremiumLine], as_of: datetime.date) -> Minor | None:
-    """SPEC 7.3, 11: the cap on indemnities for the period in force at `as_of` (None: no cap)."""
+    """The cap on indemnities for the period in force at `as_of` (None: no cap)."""
     if terms.max_liability is not None:
         return terms.max_liability
     if terms.max_liability_multiple is None:

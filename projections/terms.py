@@ -1,4 +1,4 @@
-"""The policy terms in force on any date (SPEC 4: a start, then amendments)."""
+"""The policy terms in force on any date (docs/rules.md, "The policy": a start, then amendments)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Insurable turnover per declaration period and country (SPEC 7.1, 11).
+"""Insurable turnover per declaration period and country (docs/rules.md, "Insurable turnover").
 
 A sale counts in the period of its issue (effective) date, at its full amount
 in the policy currency; a credit note counts in the period it is issued,
@@ -23,7 +23,7 @@ from ledger.vocabulary.terms import PolicyTerms
 from projections.cover import buyer_exclusion, limit_decisions, limit_on
 from projections.terms import TermsTimeline
 
-# SPEC 11 precedence: kind, named exclusion, selection, country, prepaid, no limit.
+# The precedence of docs/rules.md ("Insurable turnover"): kind, named exclusion, selection, country, prepaid, no limit.
 EXCLUSION_REASONS = (
     "private_individual", "related_company", "public_body", "named_exclusion",
     "outside_selection", "country_not_covered", "prepaid", "no_limit",
@@ -119,7 +119,7 @@ def declarations(
 
 
 def clipped_period(period: str, terms: PolicyTerms) -> tuple[datetime.date, datetime.date]:
-    """The days of a period that lie in the policy period (SPEC 11: periods are clipped)."""
+    """The days of a period that lie in the policy period (periods are clipped to the policy)."""
     first, last = period_bounds(period)
     return max(first, terms.start), min(last, terms.end)
 

@@ -5,7 +5,7 @@ encoding, dates, decimals) and, for each kind of export, which event its rows
 become, which header feeds which event field, which fields are constant, and
 which columns make the idempotency key. `read_export` turns each row into the
 same raw event dict the other importers produce, with its line, so that every
-check of the ledger (SPEC 5) applies unchanged. Readers only read; the ledger
+check of the ledger (docs/rules.md, "Events") applies unchanged. Readers only read; the ledger
 checks and records.
 """
 
@@ -242,7 +242,7 @@ def _export(name: str, table: dict[str, Any]) -> ExportMapping:
         constants[target] = value
     given = set(columns.values()) | set(constants)
     for kind in kinds:
-        # delivered defaults to the issue date (SPEC 5), so it is not needed here.
+        # delivered defaults to the issue date (docs/rules.md, "Events"), so it is not needed here.
         required = [f.name for f in msgspec.structs.fields(EVENT_TYPES[kind]) if f.required and f.name != "delivered"]
         for needed in required:
             if needed not in given:

@@ -1,7 +1,7 @@
 """A seeded, deterministic sample book: one policy and a year of a buyer ledger.
 
-`generate` returns the `[policy]` table and the events in the public form of
-SPEC 5, in the order the ledger must record them (non-decreasing `effective`),
+`generate` returns the `[policy]` table and the events in the public form
+(docs/rules.md, "Events"), in the order the ledger must record them (non-decreasing `effective`),
 each valid at its effective date: payments and credit notes never exceed what
 is open on the invoice they name, limits are only reduced below the limit in
 force and never when non-cancellable, discretionary limits stay within
@@ -67,7 +67,7 @@ def generate(seed: int = 7, buyers: int = 200, events: int | None = None) -> tup
 
     `policy_table` is the `[policy]` table as tomllib would parse it (dates as
     `datetime.date`, money as decimal strings). `events` are dicts in the
-    public form of SPEC 5 (`type`, `effective`, a unique `key`, the fields),
+    public form (docs/rules.md, "Events": `type`, `effective`, a unique `key`, the fields),
     in recording order, ready for `Ledger.parse`. With `events` given, the
     book is sized to about that many events, with at least `events // 200`
     buyers.

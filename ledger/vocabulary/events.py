@@ -1,4 +1,4 @@
-"""The event vocabulary of SPEC 5: frozen msgspec Structs in one tagged union.
+"""The event vocabulary (docs/rules.md, "Events"): frozen msgspec Structs in one tagged union.
 
 Inside, money is integer minor units of the policy currency and dates are
 `datetime.date`. At the edges (files, CLI, JSON output) an event is a plain
@@ -349,7 +349,7 @@ def _date(value: Any, field: str) -> datetime.date:
 
 
 def _convert_invoice(data: dict[str, Any], currency: str) -> None:
-    """Foreign invoices are converted once, at issue, half-up (SPEC 3)."""
+    """Foreign invoices are converted once, at issue, half-up (docs/rules.md, "Money")."""
     data.setdefault("delivered", data["effective"])
     foreign = data.get("currency")
     if foreign is None or foreign == currency:

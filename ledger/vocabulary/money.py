@@ -1,6 +1,6 @@
 """Money at the edges (decimal strings) and inside (integer minor units).
 
-Rounding is half-up to the minor unit, once per computed line (SPEC 3); an
+Rounding is half-up to the minor unit, once per computed line (docs/rules.md, "Money"); an
 input with more decimals than the currency allows is refused, never rounded.
 """
 

@@ -12,7 +12,7 @@ E = TypeVar("E", bound=Event)
 
 
 def fold_key(event: Event, position: int) -> tuple[datetime.date, datetime.datetime, int]:
-    """Effective date first; ties on one date go by recorded order (SPEC 2).
+    """Effective date first; ties on one date go by recorded order (docs/rules.md, "Time").
 
     `position` is the event's place in recorded order (its stream version or
     notification id); it breaks ties between equal `recorded` stamps.

@@ -1,4 +1,4 @@
-"""Policy terms (SPEC 4): typed, frozen, with defaults, refused when out of range.
+"""Policy terms (docs/rules.md, "The policy"): typed, frozen, with defaults, refused when out of range.
 
 A policy document is TOML with a `[policy]` table. `parse_policy` reads the
 table into `PolicyTerms`; every refusal is a `LedgerError` naming the term
@@ -45,7 +45,7 @@ def check_day(day: datetime.date, field: str) -> datetime.date:
 
 
 class PremiumTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """SPEC 7.2. `rates` always holds a `default`; a single `rate` becomes it."""
+    """Premium terms (docs/rules.md, "Premium"). `rates` always holds a `default`; a single `rate` becomes it."""
 
     rates: dict[str, Decimal]
     minimum: Minor | None = None
@@ -62,13 +62,13 @@ class PremiumTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return PERIOD_MONTHS[self.declarations]
 
     def declaration_due(self, last: datetime.date) -> datetime.date:
-        """The day the declaration of a period ending on `last` falls due (SPEC 6.3, 11); the
-        adjustment after the policy period is invoiced on the day due for its end (SPEC 7.2)."""
+        """The day the declaration of a period ending on `last` falls due (docs/rules.md, "The calendar"); the
+        adjustment after the policy period is invoiced on the day due for its end (docs/rules.md, "Premium")."""
         return last + datetime.timedelta(days=self.declaration_days)
 
 
 class FeeTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """SPEC 7.4: countries to risk zones, and each zone's fee in minor units."""
+    """Fee terms (docs/rules.md, "Fees"): countries to risk zones, and each zone's fee in minor units."""
 
     zones: dict[str, str]
     investigation: dict[str, Minor] = {}
@@ -77,7 +77,7 @@ class FeeTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class TopUpTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """SPEC 6.4: the optional top-up layer."""
+    """The optional top-up layer (docs/rules.md, "Top-up")."""
 
     cap: Minor
     min_cover: Minor = 0
@@ -87,7 +87,7 @@ class TopUpTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 class PolicyTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Every term of SPEC 4, defaults applied."""
+    """Every policy term (docs/rules.md, "The policy"), defaults applied."""
 
     id: str
     insured: str = ""

@@ -1,4 +1,4 @@
-"""The rules an event must pass before it is recorded (SPEC 5).
+"""The rules an event must pass before it is recorded (docs/rules.md, "Events").
 
 Each check looks at the state folded so far and either refuses the event
 (raises `LedgerError` naming the field and the rule) or returns warnings.
@@ -141,7 +141,7 @@ def _check_due_date(book: BuyerBook, event: DueDateExtended, terms: PolicyTerms)
 
 
 def _check_top_up(book: BuyerBook, event: TopUpPurchased, terms: PolicyTerms) -> None:
-    """SPEC 6.4: a top-up on a reduced (not cancelled) limit, once, within its window, above min_cover."""
+    """A top-up (docs/rules.md, "Top-up") on a reduced (not cancelled) limit, once, within its window, above min_cover."""
     if terms.top_up is None:
         raise LedgerError("the policy has no top_up terms", field="type")
     if book.reduction_base is None or book.limit == 0:
