@@ -143,9 +143,8 @@ class PoliticalLoss(msgspec.Struct, frozen=True):
 
 
 class _Thresholds(msgspec.Struct, frozen=True):
-    """An invoice's on-stop day and reporting deadline, for the due date they came from."""
+    """An invoice's on-stop day and reporting deadline, from its current due date."""
 
-    due: datetime.date
     stop_day: datetime.date
     deadline: datetime.date
 
@@ -328,7 +327,7 @@ class CoverFold:
         self._today: datetime.date | None = None  # the day whose start was last processed
         self._awaiting: dict[str, datetime.date] = {}  # invoice -> delivery day, judged at the end of that day
         self._judged: set[str] = set()  # invoices whose reporting deadline has been met or missed
-        self._thresholds_of: dict[str, _Thresholds] = {}  # the calendar asks often: kept until the due date moves
+        self._thresholds_of: dict[str, _Thresholds] = {}  # by invoice, set at issue and when its due date moves
 
     # ------------------------------------------------------------ the fold's interface
 
@@ -368,7 +367,8 @@ class CoverFold:
         """The first day after `day` on which a figure can change with no event: the calendar,
         a delivery, an invoice falling overdue, a top-up ending."""
         s = self._state
-        candidates = [moment for moment in (self._next_change(datetime.date.max),) if moment is not None]
+        calendar = self._next_change(datetime.date.max)
+        candidates = [] if calendar is None else [calendar]
         candidates += [delivered for delivered in self._awaiting.values() if delivered > day]
         for name in s.book.open_ids:
             cover = s.invoices.get(name)
@@ -405,12 +405,9 @@ class CoverFold:
         watch_stop = s.on_stop_since is None
         invoices, judged, known = s.invoices, self._judged, self._thresholds_of
         for name in s.book.open_ids:
-            cover = invoices.get(name)
-            if cover is None:
+            if name not in invoices:
                 continue
-            thresholds = known.get(name)  # inline of _thresholds: this loop runs per open invoice per event
-            if thresholds is None or thresholds.due != cover.balance.due:
-                thresholds = self._thresholds(name, cover)
+            thresholds = known[name]
             if watch_stop:
                 yield thresholds.stop_day
             if name not in judged:
@@ -422,14 +419,12 @@ class CoverFold:
         if s.top_up is not None and not s.top_up.ended:
             yield min(s.top_up.month_end, s.top_up.ends)
 
-    def _thresholds(self, name: str, cover: InvoiceCover) -> _Thresholds:
-        """An invoice's on-stop day and reporting deadline, from its current due date."""
-        due = cover.balance.due
-        thresholds = self._thresholds_of.get(name)
-        if thresholds is None or thresholds.due != due:
-            terms = self.terms.at(due)
-            thresholds = self._thresholds_of[name] = _Thresholds(due, terms.stop_day(due), terms.reporting_deadline(due))
-        return thresholds
+    def _set_thresholds(self, name: str) -> None:
+        """An invoice's on-stop day and reporting deadline, from its due date (at issue, and
+        again when the due date moves): the calendar reads them for every event."""
+        due = self._state.book.invoices[name].due
+        terms = self.terms.at(due)
+        self._thresholds_of[name] = _Thresholds(terms.stop_day(due), terms.reporting_deadline(due))
 
     def _change_on(self, day: datetime.date) -> None:
         """What the start of `day` changes, from the state the day before ended with."""
@@ -438,7 +433,7 @@ class CoverFold:
         for name, cover in s.invoices.items():
             if cover.balance.balance <= 0:
                 continue
-            thresholds = self._thresholds(name, cover)
+            thresholds = self._thresholds_of[name]
             if s.on_stop_since is None and thresholds.stop_day == day and (s.cleared_on is None or day > s.cleared_on):
                 s.on_stop_since = day
             if thresholds.deadline + ONE_DAY == day and name not in self._judged:
@@ -480,7 +475,7 @@ class CoverFold:
         stop day or reporting deadline already: those count from `day` (docs/rules.md, "The calendar")."""
         s = self._state
         for name in [name for name in s.book.open_ids if name in s.invoices]:
-            thresholds = self._thresholds(name, s.invoices[name])
+            thresholds = self._thresholds_of[name]
             if s.on_stop_since is None and thresholds.stop_day < day and (
                 s.cleared_on is None or thresholds.stop_day > s.cleared_on
             ):
@@ -509,7 +504,7 @@ class CoverFold:
         for name, cover in s.invoices.items():
             if cover.balance.balance <= 0 or cover.balance.due >= s.as_of or name in self._judged:
                 continue
-            deadline = self._thresholds(name, cover).deadline
+            deadline = self._thresholds_of[name].deadline
             if s.loss_date is not None and deadline > s.loss_date:
                 continue
             status = "met" if s.reported_since is not None else "pending"
@@ -545,6 +540,7 @@ class CoverFold:
                     self._end_top_up(event.effective)
             case InvoiceIssued():
                 s.book.apply(event)
+                self._set_thresholds(event.invoice)
                 self._lock_cap(event)
                 self._catch_up(event.effective)
                 return
@@ -554,6 +550,7 @@ class CoverFold:
                 return
             case DueDateExtended():
                 s.book.apply(event)
+                self._set_thresholds(event.invoice)
                 beyond = self.terms.at(event.effective).beyond_max_credit(s.invoices[event.invoice].balance.delivered,
                                                                           event.due, extended=True)
                 if beyond is not None:
