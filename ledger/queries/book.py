@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ledger.queries.reading import LedgerReader
+from ledger.vocabulary.bulk import ProgressHook
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import (
     BuyerEvent,
@@ -27,7 +28,6 @@ from ledger.vocabulary.events import (
 from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms
-from ledger.write.pipeline import ProgressHook
 from projections.claims import Claim, claims_register
 from projections.cover import BuyerCover, buyer_cover
 from projections.lines import PremiumLine
@@ -82,7 +82,7 @@ def read_book(ledger: LedgerReader, known_at: datetime.datetime | None) -> BookR
     refused when there is no policy as known at `known_at`."""
     policy: list[Event] = []
     buyers: dict[str, list[Event]] = {}
-    for event in ledger.events():
+    for event in ledger.events(known_at):  # what was recorded later is not read at all
         if isinstance(event, BuyerEvent):
             buyers.setdefault(event.buyer, []).append(event)
         else:
