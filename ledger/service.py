@@ -20,7 +20,7 @@ from typing import Any
 
 from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
 
-from ledger.readmodels.exposure import ExposureModel, cache_location
+from ledger.readmodels.exposure import ExposureModel
 from ledger.store import (
     POLICY_STREAM,
     Envelope,
@@ -31,7 +31,7 @@ from ledger.store import (
     stream_of,
 )
 from ledger.store import ledger_exists as ledger_exists  # the CLI asks here: it may not open the store
-from ledger.vocabulary.bulk import collector_paused
+from ledger.vocabulary.bulk import ProgressHook, collector_paused
 from ledger.vocabulary.errors import ConcurrencyConflict, LedgerError
 from ledger.vocabulary.events import (
     NIL_ID,
@@ -43,12 +43,12 @@ from ledger.vocabulary.events import (
     parse_event,
     parse_recorded,
 )
+from ledger.vocabulary.location import Location
 from ledger.vocabulary.terms import PolicyTerms
 from ledger.write.pipeline import (
     Admitted,
     Draft,
     Outcome,
-    ProgressHook,
     Trial,
     admit,
     keep_stamps,
@@ -83,7 +83,7 @@ class Ledger:
     @functools.cached_property
     def exposure_model(self) -> ExposureModel:
         """The read model of every buyer's exposure timeline (ledger/readmodels/exposure.py)."""
-        return ExposureModel(self, cache_location(self.location))
+        return ExposureModel(self, Location.parse(self.location).read_models)
 
     def fold_afresh(self) -> None:
         """Answer from now on from read models rebuilt in memory from the stored events,
@@ -302,7 +302,7 @@ class Ledger:
 
         Reads every buyer stream; amendments are rare, deliberate acts.
         """
-        for buyer in sorted(set(self.store.index.buyers()) | set(buyers)):
+        for buyer in sorted(set(self.buyers()) | set(buyers)):
             self._buyer_stream(buyers, buyer).recheck(policy.terms_at)
 
     def _buyer_stream(self, buyers: dict[str, BuyerStream], buyer: str) -> BuyerStream:

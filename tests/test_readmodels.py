@@ -20,9 +20,10 @@ from ledger.operations.verify import verify
 from ledger.queries.book import book_covers
 from ledger.queries.exposure import book_exposures, buyer_exposure
 from ledger.readmodels import exposure as readmodels
-from ledger.readmodels.exposure import NAME, cache_location
+from ledger.readmodels.exposure import NAME
 from ledger.service import Ledger
 from ledger.tools import samplebook
+from ledger.vocabulary.location import Location
 from ledger.vocabulary.terms import amend_policy, parse_policy
 from projections.exposure import Exposure
 
@@ -53,7 +54,7 @@ def tracked(ledger: Ledger) -> int:
 def test_the_book_from_the_read_model_is_the_folded_book(tmp_path: Path):
     with sample_ledger(tmp_path / "ledger.db") as ledger:
         assert_matches_the_fold(ledger)
-        assert Path(cache_location(ledger.location)).exists()
+        assert Path(Location.parse(ledger.location).read_models).exists()
         assert tracked(ledger) == ledger.store.index.position()[0]
 
 
@@ -106,7 +107,7 @@ def test_a_catch_up_that_fails_half_way_leaves_the_old_state_and_the_next_one_fi
         with pytest.raises(KeyboardInterrupt):
             ledger.exposure_model.catch_up()
         monkeypatch.setattr(readmodels, "exposure_timeline", real)
-        with sqlite3.connect(cache_location(str(path))) as cache:
+        with sqlite3.connect(Location.parse(str(path)).read_models) as cache:
             kept = cache.execute("SELECT position FROM tracking WHERE name = ?", [NAME]).fetchone()[0]
         assert kept == position
     with Ledger(str(path)) as reopened:
@@ -119,10 +120,10 @@ def test_the_cache_is_disposable(tmp_path: Path):
     path = tmp_path / "ledger.db"
     with sample_ledger(path) as ledger:
         first = {day: book_exposures(ledger, day, None) for day in DAYS}
-    Path(cache_location(str(path))).unlink()
+    Path(Location.parse(str(path)).read_models).unlink()
     with Ledger(str(path)) as reopened:
         assert {day: book_exposures(reopened, day, None) for day in DAYS} == first
-        assert Path(cache_location(str(path))).exists()
+        assert Path(Location.parse(str(path)).read_models).exists()
 
 
 def test_a_cache_left_by_another_ledger_at_the_same_path_is_rebuilt(tmp_path: Path):
@@ -140,7 +141,7 @@ def test_verify_names_a_buyer_whose_cached_timeline_was_altered(tmp_path: Path):
     with sample_ledger(path) as ledger:
         assert verify(ledger).clean
         buyer = ledger.store.index.buyers()[5]
-    with sqlite3.connect(cache_location(str(path))) as cache:
+    with sqlite3.connect(Location.parse(str(path)).read_models) as cache:
         cache.execute("UPDATE exposure_timeline SET outstanding = outstanding + 1 WHERE buyer = ? AND since = "
                       "(SELECT max(since) FROM exposure_timeline WHERE buyer = ?)", [buyer, buyer])
     with Ledger(str(path)) as reopened:
@@ -151,6 +152,6 @@ def test_verify_names_a_buyer_whose_cached_timeline_was_altered(tmp_path: Path):
 
 def test_a_cache_that_cannot_be_written_is_kept_in_memory(tmp_path: Path):
     path = tmp_path / "ledger.db"
-    Path(cache_location(str(path))).mkdir()  # what sqlite cannot open as a database
+    Path(Location.parse(str(path)).read_models).mkdir()  # what sqlite cannot open as a database
     with sample_ledger(path) as ledger:
         assert_matches_the_fold(ledger)

@@ -22,14 +22,13 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ledger.queries.exposure import book_exposures, buyer_exposure
+from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.money import minor_units
 from projections.exposure import Exposure, book_totals
-
-if TYPE_CHECKING:
-    from ledger.service import Ledger
 
 # A limit on everything: a chart of more points than this is unreadable and slow to fold.
 MAX_SAMPLES = 1000
@@ -89,8 +88,6 @@ def exposure_series(
     is a look-up in the exposure read model, not a fold. A buyer not yet registered on a day counts
     0 that day (as the book query leaves it out). An unknown buyer is refused.
     """
-    from ledger.queries.exposure import book_exposures
-
     if buyer is not None and buyer not in ledger.buyers():
         raise LedgerError(f"{buyer} is not a registered buyer", field="buyer")
     streams = functools.cache(ledger.buyer_events)  # known earlier, a buyer refolded at every sample is read once
@@ -115,8 +112,6 @@ def _buyer_on(
     ledger: Ledger, buyer: str, day: datetime.date, known_at: datetime.datetime | None
 ) -> Exposure | None:
     """The buyer's exposure on `day`, or None before its registration (the query refuses, naming the buyer)."""
-    from ledger.queries.exposure import buyer_exposure
-
     try:
         return buyer_exposure(ledger, buyer, day, known_at)
     except LedgerError as problem:
@@ -131,8 +126,6 @@ def largest_exposures(
     """The `top` buyers with the most outstanding at `as_of`, largest first (ties by buyer)."""
     if not 1 <= top <= MAX_TOP:
         raise LedgerError(f"{top} is not between 1 and {MAX_TOP}", field="top")
-    from ledger.queries.exposure import book_exposures
-
     rows = [row for row in book_exposures(ledger, as_of, known_at) if row[1].outstanding > 0]
     rows.sort(key=lambda row: (-row[1].outstanding, row[0]))
     return rows[:top]

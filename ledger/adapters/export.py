@@ -37,6 +37,7 @@ import sqlite_utils
 from ledger.adapters.csvsafe import safe_row
 from ledger.queries.book import NoPolicy, fold_book
 from ledger.service import Ledger
+from ledger.vocabulary.bulk import ProgressHook
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import (
     BuyerEvent,
@@ -55,7 +56,6 @@ from ledger.vocabulary.money import format_minor, minor_units
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms, terms_to_table
-from ledger.write.pipeline import ProgressHook
 from projections.claims import Claim
 from projections.cover import BuyerCover
 from projections.exposure import EXPOSURE_FIGURES, Exposure, book_obligations, policy_periods

@@ -1,7 +1,7 @@
 """`creditledger chart`: exposure pictures as PNG files (issue 7).
 
-A sub-app of its own; matplotlib is
-imported when a chart is drawn, so the other commands do not pay for it.
+A sub-app of its own; matplotlib is imported when a chart is drawn, so the other
+commands do not pay for it.
 """
 
 from __future__ import annotations

@@ -124,6 +124,3 @@ def report_outcome(outcome: Outcome, *, as_json: bool) -> None:
     if len(outcome.skipped) > SHOW_SKIPPED:
         err.print(f"... and {len(outcome.skipped) - SHOW_SKIPPED} more skipped (--json lists them all)")
     out.print(f"recorded {len(outcome.recorded)} events, skipped {len(outcome.skipped)} already recorded")
-
-
-# ---------------------------------------------------------------- commands

@@ -4,11 +4,19 @@ the copy answers every query as the source does."""
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ledger.cli.common import app
+from ledger.cli.common import app, err, out
+from ledger.cli.common import print_json as _print_json
+from ledger.cli.common import progress_bar as _progress
+from ledger.cli.common import shown_location as _shown
+from ledger.operations import copy as copying
+from ledger.queries import answers
+from ledger.queries.arguments import day_argument
+from ledger.service import Ledger, ledger_exists
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location
 
@@ -42,15 +50,6 @@ def copy(
     the book and each buyer, obligations, turnover of each period, premium,
     claims) are compared on both; any difference is listed and exits 1.
     """
-    from ledger.cli.common import err, out
-    from ledger.cli.common import print_json as _print_json
-    from ledger.cli.common import progress_bar as _progress
-    from ledger.cli.common import shown_location as _shown
-    from ledger.operations import copy as copying
-    from ledger.queries import answers
-    from ledger.queries.arguments import day_argument
-    from ledger.service import Ledger, ledger_exists
-
     dates: list[datetime.date] = sorted({day_argument(value, "as_of") for value in as_of or []})
     if not ledger_exists(source):
         raise LedgerError(f"there is no ledger at {_shown(source)}", field="from")
@@ -83,8 +82,6 @@ def copy(
 
 def _same(source: str, destination: str) -> bool:
     """Whether two locations name one ledger (one file, or one server, database and schema)."""
-    from pathlib import Path
-
     a, b = Location.parse(source), Location.parse(destination)
     if a.server is not None or b.server is not None:
         return a.server is not None and b.server is not None and a.server.ledger == b.server.ledger

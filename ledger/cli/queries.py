@@ -14,15 +14,7 @@ import msgspec
 import typer
 from rich.table import Table
 
-from ledger.cli.common import (
-    DEFAULT_DB,
-    DbOption,
-    JsonOption,
-    app,
-    caught_up,
-    out,
-    print_json,
-)
+from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, caught_up, out, print_json
 from ledger.cli.common import open_ledger as _open
 from ledger.queries import answers
 from ledger.queries.arguments import as_of_argument

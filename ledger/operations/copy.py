@@ -32,16 +32,16 @@ from ledger.queries.summary import summary_query
 from ledger.queries.turnover import turnover_query
 from ledger.service import Ledger
 from ledger.store import IndexRow
+from ledger.vocabulary.bulk import ProgressHook
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import format_recorded
 from projections.exposure import policy_periods
 
 BATCH = 5000
 SHOW_DIFFERENCES = 20  # a broken copy can differ everywhere; the first few say enough
-Progress = Callable[[int], None]
 
 
-def copy_events(source: Ledger, destination: Ledger, progress: Progress | None = None) -> int:
+def copy_events(source: Ledger, destination: Ledger, progress: ProgressHook | None = None) -> int:
     """Copy every event of `source` into the empty `destination`; return how many.
 
     Refuses a destination that holds any event. Events appended to the source
@@ -104,7 +104,7 @@ def verify(
     source: Ledger,
     destination: Ledger,
     as_of: Sequence[datetime.date] = (),
-    progress: Progress | None = None,
+    progress: ProgressHook | None = None,
 ) -> list[str]:
     """Every difference between the two ledgers, as lines (none: the copy is faithful).
 
@@ -138,7 +138,7 @@ def verification_steps(source: Ledger, as_of: Sequence[datetime.date] = ()) -> i
 
 
 def _compare_events(
-    source: Ledger, destination: Ledger, differences: list[str], progress: Progress | None
+    source: Ledger, destination: Ledger, differences: list[str], progress: ProgressHook | None
 ) -> datetime.datetime | None:
     """Compare the logs event by event; return the recorded stamp of the middle event."""
     middle_position = source.count() // 2 + 1
@@ -193,7 +193,7 @@ def query_checks(
     """Every query of the book: the summary; exposure (book and each buyer), obligations, premium and
     claims at each date, turnover of each declaration period; the book's exposure once
     more as known at the middle of the log, which reads the recorded index."""
-    buyers = ledger.store.index.buyers()
+    buyers = ledger.buyers()
     checks: list[Check] = [Check("summary", _query(summary_query, {}))]
     for day in dates:
         on = {"as_of": day}

@@ -190,7 +190,7 @@ def check_read_models(ledger: Ledger, report: Report) -> list[Finding]:
     stored = ledger.exposure_model.stored()
     policy = ledger.policy_events()
     findings = []
-    for buyer in sorted(set(ledger.store.index.buyers()) | set(stored)):
+    for buyer in sorted(set(ledger.buyers()) | set(stored)):
         fresh = exposure_timeline(buyer, ledger.buyer_events(buyer), policy)
         kept = stored.get(buyer, [])
         if kept != fresh:

@@ -27,7 +27,6 @@ from typing import Protocol
 
 from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.events import Event, format_recorded
-from ledger.vocabulary.location import Location
 from projections.exposure import EXPOSURE_FIGURES, Exposure
 from projections.timeline import ExposureStep, Timeline, exposure_timeline
 
@@ -42,6 +41,7 @@ class LogReader(Protocol):
     def buyers(self) -> list[str]: ...
     def buyer_events(self, buyer: str, known_at: datetime.datetime | None = None) -> list[Event]: ...
     def policy_events(self) -> list[Event]: ...
+
 
 NAME = "exposure_timeline"
 _FIGURES = ", ".join(f'"{name}"' for name in EXPOSURE_FIGURES)
@@ -65,11 +65,6 @@ _BUYER_ON = (
 )
 
 Progress = Callable[[int, int], None]  # (buyers done, buyers to do)
-
-
-def cache_location(location: str) -> str:
-    """Where a ledger's read models live: beside a SQLite file, else in memory."""
-    return Location.parse(location).read_models
 
 
 class ExposureModel:

@@ -1,4 +1,4 @@
-"""Bulk work with Python's cycle collector paused.
+"""Bulk work: its progress hook, and Python's cycle collector paused while it runs.
 
 Each full collection walks every live object. An import of a million events
 keeps a million drafts alive until they are saved, so the collections it
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 BULK = 10_000  # below this many items the collector's passes cost little
+ProgressHook = Callable[[int], None]  # told how many more items of a bulk job are done
 
 
 @contextlib.contextmanager

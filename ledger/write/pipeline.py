@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from ledger.vocabulary.bulk import ProgressHook
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import NIL_ID, UNRECORDED, BuyerEvent, Event, PolicyAmended, format_recorded
 from ledger.write.streams import BuyerStream, PolicyStream
 
-ProgressHook = Callable[[int], None]
 PROGRESS_EVERY = 1000  # events between two progress reports
 
 
