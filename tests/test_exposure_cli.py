@@ -19,7 +19,7 @@ from ledger.vocabulary.errors import LedgerError
 
 ROOT = Path(__file__).resolve().parent.parent
 COVER_SCENARIOS = sorted((ROOT / "scenarios" / "cover").glob("*.toml"))
-FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
+FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom", "available")
 
 # Three buyers. B1's payment of 5000.00 on 2025-02-20 was recorded late, on
 # 2025-04-15; B2 owes an invoice above its limit, overdue since March and not
@@ -90,7 +90,8 @@ def test_exposure_of_one_buyer(db: str):
     row = cli_json("exposure", "--buyer", "B1", "--as-of", "2025-03-31", "--db", db)
     assert row == {
         "buyer": "B1", "outstanding": "5000.00", "overdue": "5000.00", "insured": "5000.00", "uninsured": "0.00",
-        "limit": "20000.00", "top_up": "0.00", "headroom": "15000.00", "status": "overdue",
+        "limit": "20000.00", "top_up": "0.00", "headroom": "15000.00", "available": "15000.00", "status": "overdue",
+        "not_available": "",
     }
     # B2's invoice is above its limit: the cap is the limit.
     row = cli_json("exposure", "--buyer", "B2", "--as-of", "2025-01-31", "--db", db)

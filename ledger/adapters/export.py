@@ -61,6 +61,7 @@ from projections.cover import BuyerCover
 from projections.exposure import EXPOSURE_FIGURES, Exposure, book_obligations, policy_periods
 from projections.lines import PremiumLine
 from projections.premium import minimum_premium
+from projections.terms import TermsTimeline
 from projections.turnover import BuyerSales, declarations, turnover_by_country
 
 Row = dict[str, Any]
@@ -238,7 +239,11 @@ TABLES: tuple[Table, ...] = (
             money("limit", "The limit in force"),
             money("top_up", "The top-up cover in force"),
             money("headroom", "max(0, limit + top_up - insured)"),
+            money("available", "What a delivery on as_of would be insured for at most: 0 for a reason in "
+                  "not_available, else what the limit in force for deliveries allows"),
             text("status", "claim, insolvent, on_stop, overdue, closed or active (the first that applies)."),
+            text("not_available", "Why available is 0 whatever the headroom (outside_policy_period, an exclusion, "
+                 "country_not_covered, claim, insolvent, on_stop, limit_cancelled, no_limit); empty when not."),
         ),
         pk=("buyer",), foreign_keys=(fk("buyer", "buyers", "buyer"),), indexes=(("status",),),
     ),
@@ -553,7 +558,7 @@ def build_report(
     except NoPolicy:
         raise LedgerError("the ledger has no policy (as known at that time); nothing to export", field="known_at") from None
     report = Report(ledger, as_of, known_at, exported_at, book.terms, {}, book.max_liability, progress=progress)
-    tables = _Tables(report, book.covers, known_at)
+    tables = _Tables(report, book.covers, known_at, book.book.timeline)
     report.tables = {
         "buyers": tables.buyers(),
         "limits": tables.limits(book.book.buyers),
@@ -570,8 +575,11 @@ def build_report(
 class _Tables:
     """The row builders, one per table, sharing the report's currency and dates."""
 
-    def __init__(self, report: Report, covers: Mapping[str, BuyerCover], known_at: datetime.datetime) -> None:
+    def __init__(
+        self, report: Report, covers: Mapping[str, BuyerCover], known_at: datetime.datetime, terms: TermsTimeline
+    ) -> None:
         self.report = report
+        self.terms = terms
         self.covers = covers
         self.known_at = known_at
         self.as_of = report.as_of
@@ -660,11 +668,12 @@ class _Tables:
     def exposure(self) -> list[Row]:
         rows: list[Row] = []
         for buyer, cover in self.covers.items():
-            figures = Exposure.of(cover)
+            figures = Exposure.of(cover, self.terms)
             row: Row = {"buyer": buyer}
             for name in EXPOSURE_FIGURES:
                 row.update(self.money(name, getattr(figures, name)))
             row["status"] = figures.status
+            row["not_available"] = figures.not_available
             rows.append(row)
         return rows
 

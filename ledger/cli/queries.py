@@ -67,7 +67,8 @@ def exposure(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Exposure per buyer and for the book: outstanding, insured, limit, headroom, status."""
+    """Exposure per buyer and for the book: outstanding, insured, limit, headroom, status, and what a
+    delivery today would be insured for (available; 0 with the reason why: on stop, insolvent, ...)."""
     moments = known_at or []
     with _open(db) as ledger:
         caught_up(ledger)
@@ -87,11 +88,13 @@ def exposure(
     for name in EXPOSURE_FIGURES:
         table.add_column(name, justify="right")
     table.add_column("status")
+    table.add_column("not available")
     for row in rows_of(answer):
-        table.add_row(row.buyer, *(getattr(row, name) for name in EXPOSURE_FIGURES), row.status)
+        table.add_row(row.buyer, *(getattr(row, name) for name in EXPOSURE_FIGURES), row.status,
+                      row.not_available.replace("_", " "))
     if isinstance(answer, answers.BookExposure):
         table.add_section()
-        table.add_row("[bold]book[/]", *(getattr(answer, name) for name in EXPOSURE_FIGURES), "")
+        table.add_row("[bold]book[/]", *(getattr(answer, name) for name in EXPOSURE_FIGURES), "", "")
     out.print(table)
 
 

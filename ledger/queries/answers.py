@@ -35,6 +35,10 @@ Stamp = Annotated[
 EventId = Annotated[str, Meta(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
 
 ExposureStatus = Literal["claim", "insolvent", "on_stop", "overdue", "closed", "active"]
+NotAvailable = Literal[  # why `available` is 0 whatever the headroom; "" when it is not (projections.exposure)
+    "", "outside_policy_period", "private_individual", "related_company", "public_body", "named_exclusion",
+    "outside_selection", "country_not_covered", "claim", "insolvent", "on_stop", "limit_cancelled", "no_limit",
+]
 DutyKind = Literal["report_overdue", "file_claim", "declare_turnover"]
 DutyStatus = Literal["pending", "met", "missed"]
 ExclusionReason = Literal[
@@ -116,7 +120,9 @@ class BuyerExposure(Schema, frozen=True):
     limit: Money
     top_up: Money
     headroom: Money
+    available: Money  # what a delivery today would be insured for at most
     status: ExposureStatus
+    not_available: NotAvailable
 
 
 class BookExposure(Schema, frozen=True):
@@ -127,6 +133,7 @@ class BookExposure(Schema, frozen=True):
     limit: Money
     top_up: Money
     headroom: Money
+    available: Money
     buyers: tuple[BuyerExposure, ...]
 
 
@@ -137,7 +144,7 @@ class FieldChange(Schema, frozen=True):
 
 class BuyerChange(Schema, frozen=True):
     buyer: str
-    changed: dict[str, FieldChange]  # by exposure figure or `status`
+    changed: dict[str, FieldChange]  # by exposure figure, `status` or `not_available`
     because: tuple[PublicEvent, ...]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from ledger.queries import answers
@@ -13,8 +13,10 @@ from ledger.queries.book import cover_of, not_registered
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.events import Event, format_recorded, to_public
 from ledger.vocabulary.money import format_minor
+from ledger.vocabulary.order import known_at as recorded_by
 from projections.cover import buyer_cover
 from projections.exposure import EXPOSURE_FIGURES, Exposure, book_totals
+from projections.terms import TermsTimeline
 
 ExposureAnswer = answers.BuyerExposure | answers.BookExposure
 
@@ -28,7 +30,12 @@ def buyer_exposure(ledger: LedgerReader, buyer: str, as_of: datetime.date, known
         if exposure is None:
             raise not_registered(buyer, as_of, known_at)
         return exposure
-    return Exposure.of(cover_of(ledger, buyer, as_of, known_at))
+    return Exposure.of(cover_of(ledger, buyer, as_of, known_at), known_terms(ledger.policy_events(), known_at))
+
+
+def known_terms(policy: Sequence[Event], known_at: datetime.datetime | None) -> TermsTimeline:
+    """The policy's terms over time as known at `known_at` (what `buyer_cover` folds under)."""
+    return TermsTimeline(recorded_by(policy, known_at))
 
 
 def book_exposures(
@@ -47,6 +54,7 @@ def book_exposures(
     unchanged = model.unchanged_since(known_at, as_of)
     stored = dict(known_now)
     policy = ledger.policy_events()
+    terms = known_terms(policy, known_at)
     rows = []
     for buyer in ledger.buyers():
         if unchanged(buyer):
@@ -55,7 +63,7 @@ def book_exposures(
             continue
         cover = buyer_cover(buyer, (streams or ledger.buyer_events)(buyer), policy, as_of, known_at)
         if cover.registered is not None:
-            rows.append((buyer, Exposure.of(cover)))
+            rows.append((buyer, Exposure.of(cover, terms)))
     return rows
 
 
@@ -65,8 +73,9 @@ def exposure_answer(buyer: str, exposure: Exposure, currency: str) -> answers.Bu
     return answers.BuyerExposure(
         buyer=buyer, outstanding=money(exposure.outstanding), overdue=money(exposure.overdue),
         insured=money(exposure.insured), uninsured=money(exposure.uninsured), limit=money(exposure.limit),
-        top_up=money(exposure.top_up), headroom=money(exposure.headroom),
+        top_up=money(exposure.top_up), headroom=money(exposure.headroom), available=money(exposure.available),
         status=cast(answers.ExposureStatus, exposure.status),
+        not_available=cast(answers.NotAvailable, exposure.not_available),
     )
 
 
@@ -83,7 +92,7 @@ def _exposure(ledger: LedgerReader, arguments: ExposureArgs) -> ExposureAnswer:
     return answers.BookExposure(
         outstanding=money(totals["outstanding"]), overdue=money(totals["overdue"]), insured=money(totals["insured"]),
         uninsured=money(totals["uninsured"]), limit=money(totals["limit"]), top_up=money(totals["top_up"]),
-        headroom=money(totals["headroom"]),
+        headroom=money(totals["headroom"]), available=money(totals["available"]),
         buyers=tuple(exposure_answer(name, row, currency) for name, row in rows),
     )
 
@@ -98,7 +107,7 @@ def rows_of(answer: ExposureAnswer) -> tuple[answers.BuyerExposure, ...]:
 
 # ---------------------------------------------------------------- exposure_diff
 
-DIFF_FIELDS = (*EXPOSURE_FIGURES, "status")
+DIFF_FIELDS = (*EXPOSURE_FIGURES, "status", "not_available")
 
 
 def _exposure_diff(ledger: LedgerReader, arguments: ExposureDiffArgs) -> answers.ExposureDiff:
