@@ -187,9 +187,9 @@ def book_obligations(
     known_at: datetime.datetime | None = None,
 ) -> list[Obligation]:
     """The duties of these buyers and of the policy (`declare_turnover`, from `policy_events`;
-    none when empty) by due date, then kind, then buyer: the `obligations` query and the
-    export's table."""
+    none when empty), missed first (they cost cover), then by due date, kind and buyer: the
+    `obligations` query and the export's table."""
     duties = [duty for cover in covers for duty in cover.obligations]
     duties += declaration_duties(policy_events, as_of, known_at)
-    duties.sort(key=lambda d: (d.due, d.kind, d.buyer or ""))
+    duties.sort(key=lambda d: (d.status != "missed", d.due, d.kind, d.buyer or ""))
     return duties

@@ -414,7 +414,8 @@ def test_the_queries_show_the_fold(data: st.DataObject):
         terms = known_terms(book.ledger.policy_events(), known_at)
         for buyer in in_book:
             cover = buyer_cover(buyer, book.ledger.buyer_events(buyer), book.ledger.policy_events(), as_of, known_at)
-            expected = exposure_answer(buyer, Exposure.of(cover, terms), CURRENCY)
+            assert cover.registered is not None
+            expected = exposure_answer(cover.registered, Exposure.of(cover, terms), CURRENCY)
             assert exposure_query(book.ledger, {**arguments, "buyer": buyer}) == expected
             assert rows[buyer] == expected
         for name in EXPOSURE_FIGURES:

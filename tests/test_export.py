@@ -202,13 +202,13 @@ def test_metadata_says_what_the_export_is(book: Ledger, tmp_path: Path) -> None:
 def test_exposure_per_buyer_equals_the_query(book: Ledger, tmp_path: Path) -> None:
     db = exported(book, tmp_path / "reports.db")
     answer = exposure_query(book, {"as_of": AS_OF})
-    table = {row["buyer"]: row for row in rows(db, "SELECT * FROM exposure")}
-    assert set(table) == {"B1", "B2", "B3"}
+    table = {row["buyer"]: row for row in rows(db, "SELECT * FROM exposure JOIN buyers USING (buyer)")}
+    assert set(table) == {"B1", "B2", "B3"}  # the buyers' names and countries are in `buyers`
     for expected in answer.buyers:
         row = table[expected.buyer]
         for name, value in msgspec.structs.asdict(expected).items():
             assert row[name] == value, (expected.buyer, name)
-            if name not in ("buyer", "status", "not_available"):
+            if name not in ("buyer", "name", "country", "status", "not_available"):
                 assert row[f"{name}_minor"] == int(Decimal(value) * 100)
     # The book's figures are the sums; invoices add up to each buyer's figures.
     assert db.execute("SELECT sum(insured_minor) FROM exposure").fetchone()[0] == int(Decimal(answer.insured) * 100)
@@ -320,7 +320,7 @@ def test_an_earlier_known_at_gives_the_earlier_figures(book: Ledger, tmp_path: P
     later = exposure_query(book, {"buyer": "B1", "as_of": AS_OF})
     assert earlier.outstanding != later.outstanding  # the late payment matters
     for db, answer in ((then, earlier), (now, later)):
-        row = rows(db, "SELECT * FROM exposure WHERE buyer = 'B1'")[0]
+        row = rows(db, "SELECT * FROM exposure JOIN buyers USING (buyer) WHERE buyer = 'B1'")[0]
         expected = msgspec.structs.asdict(answer)
         assert {name: row[name] for name in expected if name != "buyer"} == {
             name: value for name, value in expected.items() if name != "buyer"}

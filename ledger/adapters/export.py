@@ -248,7 +248,7 @@ TABLES: tuple[Table, ...] = (
         pk=("buyer",), foreign_keys=(fk("buyer", "buyers", "buyer"),), indexes=(("status",),),
     ),
     Table(
-        "obligations", "Duties with deadlines at as_of (docs/rules.md, \"Obligations\"): by due date, then kind, then buyer.",
+        "obligations", "Duties with deadlines at as_of (docs/rules.md, \"Obligations\"): missed first, then by due date, kind and buyer.",
         columns(
             integer("id", "Row number in that order (1 = first)."),
             text("kind", "report_overdue, file_claim or declare_turnover."),

@@ -113,6 +113,8 @@ class Summary(Schema, frozen=True):
 
 class BuyerExposure(Schema, frozen=True):
     buyer: str
+    name: str
+    country: str
     outstanding: Money
     overdue: Money
     insured: Money
@@ -134,6 +136,7 @@ class BookExposure(Schema, frozen=True):
     top_up: Money
     headroom: Money
     available: Money
+    matched: int  # the buyers of the chosen statuses and country, whose figures these are (before `top`)
     buyers: tuple[BuyerExposure, ...]
 
 
@@ -165,7 +168,7 @@ class Obligation(Schema, frozen=True):
 
 
 class Obligations(Schema, frozen=True):
-    """The `obligations` answer: the duties by due date, then kind, then buyer."""
+    """The `obligations` answer: the duties, missed first, then by due date, kind and buyer."""
 
     # `creditledger obligations --json` prints this list alone (see docs/json.md).
     obligations: tuple[Obligation, ...]
@@ -192,6 +195,15 @@ class PremiumLine(Schema, frozen=True):
     rate: str | UnsetType = UNSET
 
 
+class LineGroup(Schema, frozen=True):
+    """The chosen lines of one kind, period or buyer (`premium --by`), summed."""
+
+    key: str  # the kind, the period, or the buyer ("" for the policy's own lines)
+    lines: int
+    amount: Money
+    tax: Money
+
+
 class Premium(Schema, frozen=True):
     premium: Money
     adjustment: Money
@@ -203,6 +215,7 @@ class Premium(Schema, frozen=True):
     minimum: Money
     max_liability: MoneyOrBlank
     lines: tuple[PremiumLine, ...] | UnsetType = UNSET  # only with --lines
+    groups: tuple[LineGroup, ...] | UnsetType = UNSET  # only with --by
 
 
 class CountryTurnover(Schema, frozen=True):

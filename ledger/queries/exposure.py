@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime
 import functools
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 
 from ledger.queries import answers
 from ledger.queries.arguments import ExposureArgs, ExposureDiffArgs, Query
 from ledger.queries.book import cover_of, not_registered
 from ledger.queries.reading import LedgerReader
-from ledger.vocabulary.events import Event, format_recorded, to_public
+from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import BuyerRegistered, Event, format_recorded, to_public
 from ledger.vocabulary.money import format_minor
 from ledger.vocabulary.order import known_at as recorded_by
 from projections.cover import buyer_cover
@@ -67,11 +68,11 @@ def book_exposures(
     return rows
 
 
-def exposure_answer(buyer: str, exposure: Exposure, currency: str) -> answers.BuyerExposure:
-    """One buyer's figures as decimal strings, and its status."""
+def exposure_answer(registered: BuyerRegistered, exposure: Exposure, currency: str) -> answers.BuyerExposure:
+    """One buyer's name and country, its figures as decimal strings, and its status."""
     money = functools.partial(format_minor, currency=currency)
     return answers.BuyerExposure(
-        buyer=buyer, outstanding=money(exposure.outstanding), overdue=money(exposure.overdue),
+        buyer=registered.buyer, name=registered.name, country=registered.country, outstanding=money(exposure.outstanding), overdue=money(exposure.overdue),
         insured=money(exposure.insured), uninsured=money(exposure.uninsured), limit=money(exposure.limit),
         top_up=money(exposure.top_up), headroom=money(exposure.headroom), available=money(exposure.available),
         status=cast(answers.ExposureStatus, exposure.status),
@@ -80,21 +81,49 @@ def exposure_answer(buyer: str, exposure: Exposure, currency: str) -> answers.Bu
 
 
 def _exposure(ledger: LedgerReader, arguments: ExposureArgs) -> ExposureAnswer:
-    """`exposure` for one buyer, or for the book: totals plus one row per buyer."""
+    """`exposure` for one buyer, or for the book: the totals of the buyers of the chosen statuses
+    and country (all by default), and their rows in `sort` order, the first `top` of them."""
     currency = ledger.terms().currency
     as_of = arguments.as_of or ledger.clock().date()
     known_at, buyer = arguments.known_at, arguments.buyer
     if buyer is not None:
-        return exposure_answer(buyer, buyer_exposure(ledger, buyer, as_of, known_at), currency)
-    rows = book_exposures(ledger, as_of, known_at)
+        for name in ("statuses", "countries", "top"):
+            if getattr(arguments, name) is not None:
+                raise LedgerError(f"{name} chooses among the book's buyers: not with one buyer", field=name)
+        exposure = buyer_exposure(ledger, buyer, as_of, known_at)
+        return exposure_answer(registrations(ledger, known_at, buyer)[buyer], exposure, currency)
+    registered = registrations(ledger, known_at)
+    rows = [
+        (registered[name], row) for name, row in book_exposures(ledger, as_of, known_at)
+        if (arguments.statuses is None or row.status in arguments.statuses)
+        and (arguments.countries is None or registered[name].country in arguments.countries)
+    ]
     totals = book_totals(row for _, row in rows)
+    rows.sort(key=_sort_key(arguments.sort or ("buyer" if arguments.top is None else "outstanding")))
     money = functools.partial(format_minor, currency=currency)
     return answers.BookExposure(
         outstanding=money(totals["outstanding"]), overdue=money(totals["overdue"]), insured=money(totals["insured"]),
         uninsured=money(totals["uninsured"]), limit=money(totals["limit"]), top_up=money(totals["top_up"]),
-        headroom=money(totals["headroom"]), available=money(totals["available"]),
-        buyers=tuple(exposure_answer(name, row, currency) for name, row in rows),
+        headroom=money(totals["headroom"]), available=money(totals["available"]), matched=len(rows),
+        buyers=tuple(exposure_answer(who, row, currency) for who, row in rows[:arguments.top]),
     )
+
+
+def registrations(
+    ledger: LedgerReader, known_at: datetime.datetime | None, buyer: str | None = None
+) -> dict[str, BuyerRegistered]:
+    """Each buyer's registration (its name and country) as known at `known_at`: one index read."""
+    found = ledger.log(buyer=buyer, types=("buyer_registered",), known_at=known_at)
+    return {event.buyer: event for event in found if isinstance(event, BuyerRegistered)}
+
+
+def _sort_key(sort: str) -> Callable[[tuple[BuyerRegistered, Exposure]], tuple[Any, ...]]:
+    """Rows by a figure, largest first, or by name or buyer, A to Z; ties by buyer."""
+    if sort == "buyer":
+        return lambda row: (row[0].buyer,)
+    if sort == "name":
+        return lambda row: (row[0].name.casefold(), row[0].buyer)
+    return lambda row: (-getattr(row[1], sort), row[0].buyer)
 
 
 exposure_query = Query(ExposureArgs, _exposure)
