@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+from decimal import Decimal
 from typing import Annotated
 
 import msgspec
@@ -293,11 +294,16 @@ def _print_explanation(claim: answers.ClaimExplained) -> None:
     if claim.filing_due:
         filed = claim.filed or "not filed"
         out.print(f"claim filing: due {claim.filing_due}, filed: {filed}")
-    shown = [line for line in claim.invoices if line.balance != "0.00" and not line.balance.startswith("-")]
-    settled = len(claim.invoices) - len(shown)
-    out.print(f"[bold]invoices open at the loss[/] ({settled} issued before it were settled: see --json)")
-    for line in shown:
+    open_lines = [line for line in claim.invoices if Decimal(line.balance) > 0]
+    settled = [line for line in claim.invoices if Decimal(line.balance) <= 0]
+    out.print(f"[bold]invoices in the insured loss[/]: {len(claim.invoices)} issued and delivered by the loss date, "
+              f"{len(open_lines)} with a balance")
+    for line in open_lines:
         _print_invoice(line)
+    if settled:
+        out.print(f"[bold]settled[/] (balance 0: nothing in the insured loss): {len(settled)}")
+        for line in settled:
+            _print_invoice(line)
     if claim.deadlines:
         out.print("[bold]deadlines[/]")
         for deadline in claim.deadlines:
