@@ -258,7 +258,7 @@ def test_obligations_due_within_days(db: str):
 @pytest.mark.parametrize(("args", "field"), [
     (["obligations", "--due-within", "-1"], "due_within"),
     (["exposure", "--status", "stopped"], "statuses"),
-    (["exposure", "--country", "G1"], "country"),
+    (["exposure", "--country", "G1"], "countries"),
     (["exposure", "--sort", "size"], "sort"),
     (["exposure", "--top", "0"], "top"),
     (["exposure", "--buyer", "B1", "--status", "active"], "statuses"),

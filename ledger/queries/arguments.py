@@ -149,11 +149,11 @@ def _count(value: Any, field: str, least: int) -> int:
     return number
 
 
-def _country(value: Any) -> str:
+def _country(value: Any, field: str = "country") -> str:
     """A country code: two letters, ISO 3166 alpha-2 as the events hold it (gb reads as GB)."""
     code = str(value).strip().upper()
     if not re.fullmatch(r"[A-Z]{2}", code):
-        raise LedgerError(f"{value!r} is not a country code such as GB", field="country")
+        raise LedgerError(f"{value!r} is not a country code such as GB", field=field)
     return code
 
 
@@ -175,7 +175,7 @@ _READERS: dict[str, Callable[[Any], Any]] = {
     "buyer": str,
     "country": _country,
     "statuses": functools.partial(_choices, field="statuses", allowed=EXPOSURE_STATUSES),
-    "countries": lambda value: tuple(_country(code) for code in _listed(value)),
+    "countries": lambda value: tuple(_country(code, "countries") for code in _listed(value)),
     "sort": functools.partial(_choice, field="sort", allowed=EXPOSURE_SORTS),
     "top": functools.partial(_count, field="top", least=1),
     "due_within": functools.partial(_count, field="due_within", least=0),
