@@ -163,6 +163,8 @@ class CoverFigures:
     indemnity_paid: Minor
     insolvent_since: datetime.date | None
     on_stop_since: datetime.date | None
+    decisions: Sequence[LimitDecision]  # those effective by the day the fold has reached
+    loss_date: datetime.date | None
 
     @property
     def limit(self) -> Minor:

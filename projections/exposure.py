@@ -8,20 +8,27 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ledger.vocabulary.dates import ONE_DAY, add_months
-from ledger.vocabulary.events import Event, TurnoverDeclared
+from ledger.vocabulary.events import Event, LimitCancelled, TurnoverDeclared
 from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PERIOD_MONTHS, PolicyTerms
-from projections.cover import BuyerCover, CoverFigures, Obligation
+from projections.cover import BuyerCover, CoverFigures, LimitDecision, Obligation, buyer_exclusion, limit_on
 from projections.terms import TermsTimeline
 
 QUARTER_MONTHS = PERIOD_MONTHS["quarterly"]
-EXPOSURE_FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
+EXPOSURE_FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom", "available")
+# Why `available` is 0 whatever the headroom, the first that applies (docs/rules.md, "Exposure");
+# "" when new deliveries are insured up to `available`.
+NOT_AVAILABLE = (
+    "outside_policy_period", "private_individual", "related_company", "public_body", "named_exclusion",
+    "outside_selection", "country_not_covered", "claim", "insolvent", "on_stop", "limit_cancelled", "no_limit",
+)
 
 
 @dataclass(frozen=True)
 class Exposure:
-    """The exposure figures (docs/rules.md, "Exposure") in minor units, and the status."""
+    """The exposure figures (docs/rules.md, "Exposure") in minor units, the status, and why
+    nothing is available (`not_available`, one of NOT_AVAILABLE, or "")."""
 
     outstanding: Minor
     overdue: Minor
@@ -30,10 +37,12 @@ class Exposure:
     limit: Minor
     top_up: Minor
     headroom: Minor
+    available: Minor
     status: str
+    not_available: str
 
     @classmethod
-    def of(cls, cover: CoverFigures) -> Exposure:
+    def of(cls, cover: CoverFigures, terms: TermsTimeline) -> Exposure:
         as_of = cover.as_of
         outstanding = overdue = insured = 0
         for invoice in cover.open_covers():  # one pass: the read model samples every change day
@@ -43,11 +52,58 @@ class Exposure:
                 overdue += balance
             insured += invoice.insured(as_of)
         limit, top_up = cover.limit, cover.top_up_amount
+        available, not_available = availability(cover, terms, insured)
         return cls(
             outstanding=outstanding, overdue=overdue, insured=insured, uninsured=outstanding - insured,
-            limit=limit, top_up=top_up, headroom=max(0, limit + top_up - insured),
-            status=cover.status_with(overdue, outstanding),
+            limit=limit, top_up=top_up, headroom=max(0, limit + top_up - insured), available=available,
+            status=cover.status_with(overdue, outstanding), not_available=not_available,
         )
+
+
+def availability(cover: CoverFigures, terms: TermsTimeline, insured: Minor) -> tuple[Minor, str]:
+    """What a delivery on `cover.as_of` would be insured for at most, and why it is 0 when a
+    rule, not the headroom, makes it so (docs/rules.md, "Exposure"): the cap rule
+    (docs/rules.md, "Which invoices are insured") for a delivery of any amount that day, and
+    nothing once the buyer's one loss has come (a later delivery is in no claim)."""
+    day = cover.as_of
+    buyer = cover.registered
+    if not terms or buyer is None:
+        return 0, "no_limit"
+    today = terms.at(day)
+    if not today.start <= day <= today.end:
+        return 0, "outside_policy_period"
+    excluded = buyer_exclusion(buyer, today)
+    if excluded is not None:
+        return 0, excluded
+    if cover.claim_filed is not None or cover.indemnity_paid:
+        return 0, "claim"
+    if cover.insolvent_since is not None:
+        return 0, "insolvent"
+    if cover.on_stop_since is not None:
+        return 0, "on_stop"
+    if cover.loss_date is not None:
+        return 0, "claim"  # a loss without a claim yet (political, or a protracted default after a clearing)
+    limit = limit_on(cover.decisions, day, terms)
+    if limit.amount <= 0:
+        decision = limit.decision
+        return 0, "limit_cancelled" if decision is not None and isinstance(decision.event, LimitCancelled) else "no_limit"
+    # Under the limit before a cut (outstanding_order_days) a delivery gets no top-up (docs/rules.md, "Top-up").
+    top_up = 0 if limit.in_grace else cover.top_up_amount
+    return max(0, limit.amount + top_up - insured), ""
+
+
+def availability_days(terms: TermsTimeline, decisions: Sequence[LimitDecision]) -> list[datetime.date]:
+    """The days `available` can change on with no event of the buyer's and no change of the
+    other figures: each change of terms, the first day of each policy period and the day after
+    it, and the day a cut starts to bind deliveries (after its `outstanding_order_days`)."""
+    days: set[datetime.date] = set()
+    for effective, version in terms.changes:
+        days.update((effective, version.start, version.end + ONE_DAY))
+    for decision in decisions:
+        if decision.cut:
+            grace = terms.at(decision.effective).outstanding_order_days
+            days.add(decision.effective + datetime.timedelta(days=grace + 1))
+    return sorted(days)
 
 
 def book_totals(rows: Iterable[Exposure]) -> dict[str, Minor]:
@@ -131,9 +187,9 @@ def book_obligations(
     known_at: datetime.datetime | None = None,
 ) -> list[Obligation]:
     """The duties of these buyers and of the policy (`declare_turnover`, from `policy_events`;
-    none when empty) by due date, then kind, then buyer: the `obligations` query and the
-    export's table."""
+    none when empty), missed first (they cost cover), then by due date, kind and buyer: the
+    `obligations` query and the export's table."""
     duties = [duty for cover in covers for duty in cover.obligations]
     duties += declaration_duties(policy_events, as_of, known_at)
-    duties.sort(key=lambda d: (d.due, d.kind, d.buyer or ""))
+    duties.sort(key=lambda d: (d.status != "missed", d.due, d.kind, d.buyer or ""))
     return duties

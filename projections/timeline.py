@@ -3,16 +3,18 @@
 `exposure_timeline` folds a buyer's stream once, forward, and samples the
 exposure at the end of each day on which a figure can change: an event's day,
 a day the calendar changes something (on stop, a deadline, a loss, a top-up
-month), a delivery day, and the day after each due date (the balance becomes
-overdue). Between those days nothing moves, so the timeline keeps one entry per
-change: an `ExposureStep`, in force from its `since` until the next one's.
+month), a delivery day, the day after each due date (the balance becomes
+overdue), and the days only `available` changes on (`availability_days`).
+Between those days nothing moves, so the timeline keeps one entry per change:
+an `ExposureStep`, in force from its `since` until the next one's.
 
-It answers `Exposure.of(buyer_cover(..., as_of=day))` for every day, without a
-fold per question: the read model behind the book's exposure stores it.
+It answers `Exposure.of(buyer_cover(..., as_of=day), terms)` for every day,
+without a fold per question: the read model behind the book's exposure stores it.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime
 from collections.abc import Sequence
 from itertools import groupby
@@ -22,7 +24,7 @@ import msgspec
 from ledger.vocabulary.events import Event, PoliticalEvent
 from ledger.vocabulary.order import in_fold_order
 from projections.cover import CoverFold, limit_decisions
-from projections.exposure import Exposure
+from projections.exposure import Exposure, availability_days
 from projections.terms import TermsTimeline
 
 
@@ -45,6 +47,7 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
     political = [e for e in policy_events if isinstance(e, PoliticalEvent)]
     decisions = limit_decisions(events)
     decision_days = {decision.effective for decision in decisions}
+    quiet_changes = availability_days(terms, decisions)
     by_day = [(day, list(group)) for day, group in groupby(events, key=lambda e: e.effective)]
     timeline: Timeline = []
     fold = CoverFold(buyer, terms, decisions, political)
@@ -61,18 +64,23 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
         fold.close_day(day)
         reading = fold.reading_on(day)
         if reading.registered is not None:
-            exposure = Exposure.of(reading)
+            exposure = Exposure.of(reading, terms)
             if not timeline or timeline[-1].exposure != exposure:
                 timeline.append(ExposureStep(day, exposure))
-        following = _next_day(fold, day, by_day[position][0] if position < len(by_day) else None)
+        following = _next_day(fold, day, by_day[position][0] if position < len(by_day) else None, quiet_changes)
         if following is None:
             return timeline
         day = following
 
 
-def _next_day(fold: CoverFold, day: datetime.date, next_event: datetime.date | None) -> datetime.date | None:
-    """The first day after `day` on which the exposure can change: the next event's, or one the fold names."""
-    candidates = [moment for moment in (next_event, fold.next_figure_change(day)) if moment is not None]
+def _next_day(
+    fold: CoverFold, day: datetime.date, next_event: datetime.date | None, quiet_changes: Sequence[datetime.date]
+) -> datetime.date | None:
+    """The first day after `day` on which the exposure can change: the next event's, one the fold
+    names, or one of `quiet_changes` (sorted)."""
+    after = bisect.bisect_right(quiet_changes, day)
+    quiet = quiet_changes[after] if after < len(quiet_changes) else None
+    candidates = [moment for moment in (next_event, fold.next_figure_change(day), quiet) if moment is not None]
     return min(candidates) if candidates else None
 
 

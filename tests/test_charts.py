@@ -14,7 +14,7 @@ from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db
 
 from ledger.adapters import charts
 from ledger.cli import main
-from ledger.queries.exposure import exposure_query
+from ledger.queries.exposure import exposure_query, known_terms
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.money import format_minor
@@ -140,15 +140,16 @@ def test_series_equals_the_exposure_query(db: str, buyer: str | None):
 
 
 def folded(ledger: Ledger, buyer: str | None, days: list[datetime.date],
-           known_at: datetime.datetime | None) -> list[tuple[int, int, int, int]]:
+           known_at: datetime.datetime | None) -> list[tuple[int, int, int, int, int]]:
     """The figures by the pure fold of every stream, with no read model: what the series must equal."""
     streams = [buyer] if buyer else ledger.store.index.buyers()
     result = []
     for day in days:
         covers = [buyer_cover(name, ledger.buyer_events(name), ledger.policy_events(), day, known_at)
                   for name in streams]
-        totals = book_totals(Exposure.of(cover) for cover in covers if cover.registered is not None)
-        result.append((totals["outstanding"], totals["insured"], totals["limit"], totals["top_up"]))
+        terms = known_terms(ledger.policy_events(), known_at)
+        totals = book_totals(Exposure.of(cover, terms) for cover in covers if cover.registered is not None)
+        result.append((totals["outstanding"], totals["insured"], totals["limit"], totals["top_up"], totals["available"]))
     return result
 
 
@@ -170,7 +171,8 @@ def test_series_known_now_and_earlier_equal_a_fresh_fold(db: str, tmp_path: Path
         now = charts.exposure_series(ledger, buyer, days, None)
         earlier = charts.exposure_series(ledger, buyer, days, known_before)
         for points, moment in ((now, None), (earlier, known_before)):
-            assert [(p.outstanding, p.insured, p.limit, p.top_up) for p in points] == folded(ledger, buyer, days, moment)
+            assert [(p.outstanding, p.insured, p.limit, p.top_up, p.available) for p in points] == \
+                folded(ledger, buyer, days, moment)
     changed = [p.day for p, q in zip(now, earlier, strict=True) if p.outstanding != q.outstanding]
     assert changed and changed[0] >= datetime.date(2025, 1, 20)  # the late payment reaches back, not further
 

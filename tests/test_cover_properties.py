@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.adapters.policyfile import load_policy_file
-from ledger.queries.exposure import exposure_answer, exposure_query
+from ledger.queries.exposure import exposure_answer, exposure_query, known_terms
 from ledger.queries.obligations import obligations_query
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
@@ -62,6 +62,7 @@ from ledger.write.pipeline import Draft
 from projections.balances import BuyerBook
 from projections.cover import BuyerCover, buyer_cover
 from projections.exposure import EXPOSURE_FIGURES, Exposure
+from projections.terms import TermsTimeline
 
 SPEC_TERMS = load_policy_file(POLICY_FILE)
 CURRENCY = SPEC_TERMS.currency
@@ -330,10 +331,10 @@ def barred_at_delivery(events: list[Event], invoice: str, delivered: datetime.da
     return "insolvent" if insolvent else "on stop" if stopped else None
 
 
-def figures(cover: BuyerCover) -> dict[str, Any]:
+def figures(cover: BuyerCover, terms: TermsTimeline) -> dict[str, Any]:
     """What a user can see of a cover state: exposure, caps, obligations, loss, premium lines."""
     return {
-        "exposure": Exposure.of(cover),
+        "exposure": Exposure.of(cover, terms),
         "caps": {name: (c.cap, c.balance.balance, c.balance.due, c.lost_from, c.not_insured)
                  for name, c in cover.invoices.items()},
         "unallocated": cover.book.unallocated,
@@ -349,7 +350,7 @@ def figures(cover: BuyerCover) -> dict[str, Any]:
 def check_cover(book: Book, buyer: str, as_of: datetime.date, known_at: datetime.datetime | None) -> None:
     buyer_events = known(book.buyer_events(buyer), known_at)
     cover = buyer_cover(buyer, book.buyer_events(buyer), book.policy_events(), as_of, known_at)
-    exposure = Exposure.of(cover)
+    exposure = Exposure.of(cover, known_terms(book.policy_events(), known_at))
     where = f"{buyer} as of {as_of} known at {known_at}"
 
     outstanding, unallocated = reference_outstanding(buyer_events, as_of)
@@ -410,14 +411,16 @@ def test_the_queries_show_the_fold(data: st.DataObject):
             if buyer_cover(b, book.ledger.buyer_events(b), book.ledger.policy_events(), as_of, known_at).registered
         ]
         assert sorted(rows) == sorted(in_book)
+        terms = known_terms(book.ledger.policy_events(), known_at)
         for buyer in in_book:
             cover = buyer_cover(buyer, book.ledger.buyer_events(buyer), book.ledger.policy_events(), as_of, known_at)
-            expected = exposure_answer(buyer, Exposure.of(cover), CURRENCY)
+            assert cover.registered is not None
+            expected = exposure_answer(cover.registered, Exposure.of(cover, terms), CURRENCY)
             assert exposure_query(book.ledger, {**arguments, "buyer": buyer}) == expected
             assert rows[buyer] == expected
         for name in EXPOSURE_FIGURES:
             total = sum(getattr(Exposure.of(buyer_cover(b, book.ledger.buyer_events(b), book.ledger.policy_events(),
-                                                        as_of, known_at)), name) for b in in_book)
+                                                        as_of, known_at), terms), name) for b in in_book)
             assert getattr(answer, name) == format_minor(total, CURRENCY), name
 
 
@@ -445,7 +448,8 @@ def test_an_earlier_known_at_is_not_changed_by_later_events(data: st.DataObject)
         assert all(e.recorded > moment for e in book.events[count:])
         for (buyer, as_of), earlier in before.items():
             again = buyer_cover(buyer, book.ledger.buyer_events(buyer), book.ledger.policy_events(), as_of, moment)
-            assert Exposure.of(again) == Exposure.of(earlier), (buyer, as_of)
+            terms = known_terms(book.ledger.policy_events(), moment)
+            assert Exposure.of(again, terms) == Exposure.of(earlier, terms), (buyer, as_of)
             assert again == earlier, (buyer, as_of)
         assert queries_before == [
             (exposure_query(book.ledger, {"as_of": as_of, "known_at": moment}),
@@ -474,6 +478,7 @@ def test_recording_order_across_days_does_not_change_the_figures(data: st.DataOb
     book = data.draw(books())
     with book.ledger:
         policy = book.policy_events()
+        terms = TermsTimeline(policy)
         as_ofs = data.draw(st.lists(as_of_dates, min_size=1, max_size=3), label="as_of")
         streams = {buyer: reordered(book.buyer_events(buyer), seed) for buyer in book.buyers}
         for buyer, stream in streams.items():
@@ -481,7 +486,7 @@ def test_recording_order_across_days_does_not_change_the_figures(data: st.DataOb
             for as_of in as_ofs:
                 original = buyer_cover(buyer, book.buyer_events(buyer), policy, as_of)
                 other = buyer_cover(buyer, stream, policy, as_of)
-                assert figures(other) == figures(original), (buyer, as_of)
+                assert figures(other, terms) == figures(original, terms), (buyer, as_of)
         # Recorded without back-dating (in effective order, day by day), the ledger
         # accepts every one of them and answers the same.
         with new_ledger(book.terms) as copy:
@@ -492,8 +497,8 @@ def test_recording_order_across_days_does_not_change_the_figures(data: st.DataOb
             for as_of in as_ofs:
                 assert exposure_query(copy, {"as_of": as_of}) == exposure_query(book.ledger, {"as_of": as_of})
                 for buyer in book.buyers:
-                    assert figures(buyer_cover(buyer, copy.buyer_events(buyer), copy.policy_events(), as_of)) == \
-                        figures(buyer_cover(buyer, book.buyer_events(buyer), policy, as_of)), (buyer, as_of)
+                    assert figures(buyer_cover(buyer, copy.buyer_events(buyer), copy.policy_events(), as_of), terms) == \
+                        figures(buyer_cover(buyer, book.buyer_events(buyer), policy, as_of), terms), (buyer, as_of)
 
 
 @RUNS
@@ -507,7 +512,8 @@ def test_replaying_the_same_events_gives_the_same_state(data: st.DataObject):
             first = buyer_cover(buyer, events, policy, as_of, known_at)
             second = buyer_cover(buyer, list(events), list(policy), as_of, known_at)
             assert first == second
-            assert figures(first) == figures(second)
+            terms = known_terms(policy, known_at)
+            assert figures(first, terms) == figures(second, terms)
             # What the ledger stored is what was recorded.
             assert events == book.buyer_events(buyer)
 
@@ -545,7 +551,7 @@ def test_a_delivery_after_issue_counts_under_the_limit_on_the_delivery_date():
 ], ids=["insolvency", "overdue_reported"])
 def test_a_delivery_after_insolvency_or_stop_is_not_insured(between: dict[str, Any]):
     cover = fold_one([*ACME, between], datetime.date(2025, 3, 31))
-    exposure = Exposure.of(cover)
+    exposure = Exposure.of(cover, TermsTimeline([PolicyStarted(effective=SPEC_TERMS.start, terms=SPEC_TERMS)]))
     assert (cover.invoices["A"].cap, exposure.insured, exposure.uninsured) == (0, 0, 1000 * UNIT)
 
 

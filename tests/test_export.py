@@ -202,13 +202,13 @@ def test_metadata_says_what_the_export_is(book: Ledger, tmp_path: Path) -> None:
 def test_exposure_per_buyer_equals_the_query(book: Ledger, tmp_path: Path) -> None:
     db = exported(book, tmp_path / "reports.db")
     answer = exposure_query(book, {"as_of": AS_OF})
-    table = {row["buyer"]: row for row in rows(db, "SELECT * FROM exposure")}
-    assert set(table) == {"B1", "B2", "B3"}
+    table = {row["buyer"]: row for row in rows(db, "SELECT * FROM exposure JOIN buyers USING (buyer)")}
+    assert set(table) == {"B1", "B2", "B3"}  # the buyers' names and countries are in `buyers`
     for expected in answer.buyers:
         row = table[expected.buyer]
         for name, value in msgspec.structs.asdict(expected).items():
             assert row[name] == value, (expected.buyer, name)
-            if name not in ("buyer", "status"):
+            if name not in ("buyer", "name", "country", "status", "not_available"):
                 assert row[f"{name}_minor"] == int(Decimal(value) * 100)
     # The book's figures are the sums; invoices add up to each buyer's figures.
     assert db.execute("SELECT sum(insured_minor) FROM exposure").fetchone()[0] == int(Decimal(answer.insured) * 100)
@@ -320,7 +320,7 @@ def test_an_earlier_known_at_gives_the_earlier_figures(book: Ledger, tmp_path: P
     later = exposure_query(book, {"buyer": "B1", "as_of": AS_OF})
     assert earlier.outstanding != later.outstanding  # the late payment matters
     for db, answer in ((then, earlier), (now, later)):
-        row = rows(db, "SELECT * FROM exposure WHERE buyer = 'B1'")[0]
+        row = rows(db, "SELECT * FROM exposure JOIN buyers USING (buyer) WHERE buyer = 'B1'")[0]
         expected = msgspec.structs.asdict(answer)
         assert {name: row[name] for name in expected if name != "buyer"} == {
             name: value for name, value in expected.items() if name != "buyer"}
@@ -523,3 +523,50 @@ def test_the_example_queries_of_the_docs_run(book: Ledger, tmp_path: Path) -> No
     premium_example = next(query for query in queries if "printf" in query)
     for heading, amount, *_ in db.execute(premium_example):
         assert amount == getattr(account, heading), heading
+
+
+# ---------------------------------------------------------------- a cap of 0 says why; claims are counted as claims
+
+FULL_LIMIT_BOOK: list[dict[str, Any]] = [
+    {"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B1", "name": "Acme Ltd", "country": "GB"},
+    {"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B2", "name": "Beta GmbH", "country": "DE"},
+    {"type": "limit_granted", "effective": "2025-01-03", "buyer": "B1", "amount": "5000"},
+    {"type": "limit_granted", "effective": "2025-01-03", "buyer": "B2", "amount": "5000"},
+    {"type": "invoice_issued", "effective": "2025-01-10", "buyer": "B1", "invoice": "FILLS", "amount": "5000.00",
+     "due": "2025-03-10"},
+    {"type": "invoice_issued", "effective": "2025-01-11", "buyer": "B1", "invoice": "BEYOND", "amount": "1000.00",
+     "due": "2025-03-11"},
+    {"type": "invoice_issued", "effective": "2025-01-12", "buyer": "B1", "invoice": "NOT-DELIVERED", "amount": "10.00",
+     "due": "2025-03-12", "delivered": "2026-02-01"},
+    {"type": "overdue_reported", "effective": "2025-03-20", "buyer": "B1"},  # on watch: the waiting period runs
+    {"type": "invoice_issued", "effective": "2025-01-10", "buyer": "B2", "invoice": "J1", "amount": "5000.00",
+     "due": "2025-03-10"},
+    {"type": "invoice_issued", "effective": "2025-01-11", "buyer": "B2", "invoice": "J2", "amount": "500.00",
+     "due": "2025-03-11"},
+    {"type": "insolvency", "effective": "2025-04-01", "buyer": "B2", "proceeding": "liquidation"},
+]
+
+
+def test_a_zero_cap_from_a_full_limit_says_so_and_watch_rows_are_not_claims(
+    tmp_path: Path, policy_terms: PolicyTerms
+) -> None:
+    path = str(tmp_path / "ledger.db")
+    with Ledger(path) as ledger:
+        ledger.load_policy(policy_terms)
+        ledger.record(ledger.parse(list(enumerate(FULL_LIMIT_BOOK, 1)), "book"))
+        db = exported(ledger, tmp_path / "reports.db", as_of=datetime.date(2025, 4, 30))
+    invoices = {row["invoice"]: row for row in rows(db, "SELECT invoice, cap, not_insured, entry_limit, "
+                                                        "entry_insured_outstanding FROM invoices")}
+    assert invoices["FILLS"] == {"invoice": "FILLS", "cap": "5000.00", "not_insured": None, "entry_limit": "5000.00",
+                                 "entry_insured_outstanding": "0.00"}
+    assert invoices["BEYOND"] == {"invoice": "BEYOND", "cap": "0.00", "not_insured": export.FULL_LIMIT,
+                                  "entry_limit": "5000.00", "entry_insured_outstanding": "5000.00"}
+    assert invoices["NOT-DELIVERED"]["not_insured"] == "delivered outside the policy period"
+    assert rows(db, "SELECT count(*) AS n FROM invoices WHERE cap_minor = 0 AND not_insured IS NULL") == [{"n": 0}]
+    assert rows(db, "SELECT invoice, cap, not_insured FROM claim_invoices ORDER BY invoice") == [
+        {"invoice": "J1", "cap": "5000.00", "not_insured": None},
+        {"invoice": "J2", "cap": "0.00", "not_insured": export.FULL_LIMIT}]
+    assert rows(db, "SELECT buyer, status FROM claims ORDER BY buyer") == [
+        {"buyer": "B1", "status": "watch"}, {"buyer": "B2", "status": "open"}]
+    said = cli("export", "--sqlite", str(tmp_path / "again.db"), "--as-of", "2025-04-30", "--db", path).stdout
+    assert "1 claims, 1 buyers on watch;" in " ".join(said.split())

@@ -19,7 +19,7 @@ from ledger.vocabulary.errors import LedgerError
 
 ROOT = Path(__file__).resolve().parent.parent
 COVER_SCENARIOS = sorted((ROOT / "scenarios" / "cover").glob("*.toml"))
-FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom")
+FIGURES = ("outstanding", "overdue", "insured", "uninsured", "limit", "top_up", "headroom", "available")
 
 # Three buyers. B1's payment of 5000.00 on 2025-02-20 was recorded late, on
 # 2025-04-15; B2 owes an invoice above its limit, overdue since March and not
@@ -89,8 +89,9 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 def test_exposure_of_one_buyer(db: str):
     row = cli_json("exposure", "--buyer", "B1", "--as-of", "2025-03-31", "--db", db)
     assert row == {
-        "buyer": "B1", "outstanding": "5000.00", "overdue": "5000.00", "insured": "5000.00", "uninsured": "0.00",
-        "limit": "20000.00", "top_up": "0.00", "headroom": "15000.00", "status": "overdue",
+        "buyer": "B1", "name": "Acme Ltd", "country": "GB", "outstanding": "5000.00", "overdue": "5000.00", "insured": "5000.00", "uninsured": "0.00",
+        "limit": "20000.00", "top_up": "0.00", "headroom": "15000.00", "available": "15000.00", "status": "overdue",
+        "not_available": "",
     }
     # B2's invoice is above its limit: the cap is the limit.
     row = cli_json("exposure", "--buyer", "B2", "--as-of", "2025-01-31", "--db", db)
@@ -215,7 +216,7 @@ def test_an_unknown_buyer_is_refused(db: str):
 
 def test_obligations_json(db: str):
     duties = cli_json("obligations", "--as-of", "2025-04-20", "--db", db)
-    assert duties == sorted(duties, key=lambda d: (d["due"], d["kind"], d.get("buyer", "")))
+    assert duties == sorted(duties, key=lambda d: (d["status"] != "missed", d["due"], d["kind"], d.get("buyer", "")))
     for duty in duties:
         assert duty["kind"] in ("report_overdue", "file_claim", "declare_turnover")
         assert duty["status"] in ("pending", "met", "missed")
@@ -229,14 +230,47 @@ def test_obligations_json(db: str):
     assert cli_json("exposure", "--buyer", "B2", "--as-of", "2025-05-31", "--db", db)["insured"] == "0.00"
 
 
-def test_obligations_open_lists_only_the_pending(db: str):
+def test_obligations_open_lists_the_missed_first_and_the_pending(db: str):
     for as_of in ("2025-04-20", "2025-05-31", "2025-12-31"):
         every = cli_json("obligations", "--as-of", as_of, "--db", db)
-        pending = cli_json("obligations", "--open", "--as-of", as_of, "--db", db)
-        assert pending == [d for d in every if d["status"] == "pending"]
-    assert cli_json("obligations", "--open", "--as-of", "2025-04-20", "--db", db)
+        to_act_on = cli_json("obligations", "--open", "--as-of", as_of, "--db", db)
+        assert to_act_on == [d for d in every if d["status"] != "met"]
+        statuses = [d["status"] for d in to_act_on]
+        assert statuses == sorted(statuses, key=lambda status: status != "missed")  # the missed first
+    # On 31 May the reports due 29 April (B2) and 9 May (B1) were missed and B2's next is pending.
+    may = cli_json("obligations", "--open", "--as-of", "2025-05-31", "--db", db)
+    assert [(d["buyer"], d["due"], d["status"]) for d in may] == [
+        ("B2", "2025-04-29", "missed"), ("B1", "2025-05-09", "missed"), ("B2", "2025-07-19", "pending")]
     table = cli("obligations", "--open", "--as-of", "2025-04-20", "--db", db).stdout
     assert "report_overdue" in table and "pending" in table and "met" not in table
+
+
+def test_obligations_due_within_days(db: str):
+    every = cli_json("obligations", "--as-of", "2025-04-20", "--db", db)
+    soon = cli_json("obligations", "--as-of", "2025-04-20", "--due-within", "10", "--db", db)
+    assert soon == [d for d in every if d["due"] <= "2025-04-30"]
+    assert {"kind": "report_overdue", "buyer": "B2", "due": "2025-04-29", "status": "pending"} in soon
+    assert not any(d["due"] == "2025-05-09" for d in soon) and any(d["due"] == "2025-05-09" for d in every)
+    assert cli_json("obligations", "--as-of", "2025-04-20", "--due-within", "0", "--open", "--db", db) == [
+        d for d in every if d["due"] <= "2025-04-20" and d["status"] != "met"]
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (["obligations", "--due-within", "-1"], "due_within"),
+    (["exposure", "--status", "stopped"], "statuses"),
+    (["exposure", "--country", "G1"], "countries"),
+    (["exposure", "--sort", "size"], "sort"),
+    (["exposure", "--top", "0"], "top"),
+    (["exposure", "--buyer", "B1", "--status", "active"], "statuses"),
+    (["premium", "--kind", "fee"], "kind"),
+    (["premium", "--by", "country"], "by"),
+    (["premium", "--period", "2025-Q5"], "period"),
+])
+def test_a_bad_choice_is_one_line_naming_it(db: str, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str], args: list[str], field: str):
+    code, out, err = run_main(monkeypatch, capsys, *args, "--db", db)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"error: {field}: ") and "Traceback" not in err
 
 
 def test_obligations_as_known_at_an_earlier_time(db: str):
@@ -250,8 +284,10 @@ def test_obligations_as_known_at_an_earlier_time(db: str):
 # ---------------------------------------------------------------- help
 
 @pytest.mark.parametrize(("command", "options"), [
-    ("exposure", ["--buyer", "--as-of", "--known-at", "--diff", "--json", "--db"]),
-    ("obligations", ["--buyer", "--as-of", "--known-at", "--open", "--json", "--db"]),
+    ("exposure", ["--buyer", "--as-of", "--known-at", "--diff", "--status", "--country", "--sort", "--top", "--json",
+                  "--db"]),
+    ("obligations", ["--buyer", "--as-of", "--known-at", "--open", "--due-within", "--json", "--db"]),
+    ("premium", ["--lines", "--kind", "--period", "--by"]),
 ])
 def test_help(command: str, options: list[str]):
     result = cli(command, "--help")

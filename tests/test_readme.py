@@ -171,7 +171,7 @@ def test_the_demo_book_is_as_the_tour_describes(tour: Shell) -> None:
 def test_every_command_of_the_tour_ran(tour: Shell) -> None:
     commands = [line for line in sh_lines(section("A ten-minute tour of the demo book"))
                 if line.startswith(("creditledger ", "sqlite3 "))]
-    assert len(commands) == len(tour.outputs) == 19
+    assert len(commands) == len(tour.outputs) == 22
     assert Path("build/demo/book.png").stat().st_size > 0 and Path("build/demo/largest.png").stat().st_size > 0
     assert tour.output("sqlite3", "reports.db").count("\n") == 4  # the five largest exposures
 
@@ -187,6 +187,28 @@ def test_the_stated_exposure_figures_hold(tour: Shell) -> None:
     for line, (outstanding, insured) in stated:
         answer = exposure_json(tour, line)
         assert (answer["outstanding"], answer["insured"]) == (outstanding, insured), line
+
+
+def test_the_largest_exposures_have_names_and_missed_duties_come_first(tour: Shell) -> None:
+    largest = json.loads(creditledger("exposure", "--as-of", "2025-12-31", "--top", "5", "--json", env=tour.env))
+    outstanding = [Decimal(row["outstanding"]) for row in largest["buyers"]]
+    assert len(outstanding) == 5 and outstanding == sorted(outstanding, reverse=True) and largest["matched"] == 200
+    table = tour.output("--top 5")
+    assert all(row["buyer"] in table and row["name"].split()[0] in table for row in largest["buyers"])
+    duties = json.loads(creditledger("obligations", "--as-of", "2025-12-31", "--open", "--json", env=tour.env))
+    statuses = [duty["status"] for duty in duties]
+    assert "missed" in statuses and statuses == sorted(statuses, key=lambda status: status != "missed")
+    assert "monitoring_fee" in tour.output("--by kind") and "monitoring_fee" not in tour.output("--kind premium")
+
+
+def test_a_buyer_on_stop_has_headroom_but_nothing_available(tour: Shell) -> None:
+    """The tour's buyer on stop: the headroom and available its comment states, and why."""
+    line = tour.line("exposure --buyer B0006", "# on stop: headroom 20122.40, available 0.00")
+    answer = exposure_json(tour, line)
+    assert (answer["status"], answer["headroom"], answer["available"], answer["not_available"]) == (
+        "on_stop", "20122.40", "0.00", "on_stop")
+    assert "on stop" in tour.output("exposure --buyer B0006")
+    assert "20,122.40 of headroom" in " ".join(section("A ten-minute tour of the demo book").split())
 
 
 def test_the_diff_names_the_late_invoice(tour: Shell) -> None:

@@ -26,6 +26,7 @@ from ledger.tools import samplebook
 from ledger.vocabulary.location import Location
 from ledger.vocabulary.terms import amend_policy, parse_policy
 from projections.exposure import Exposure
+from projections.terms import TermsTimeline
 
 DAYS = [datetime.date(2024, 12, 20), datetime.date(2025, 3, 31), datetime.date(2025, 9, 30), datetime.date(2026, 6, 30)]
 
@@ -39,7 +40,8 @@ def sample_ledger(path: Path, events: int = 1500, seed: int = 3) -> Ledger:
 
 
 def folded(ledger: Ledger, day: datetime.date) -> list[tuple[str, Exposure]]:
-    return [(cover.buyer, Exposure.of(cover)) for cover in book_covers(ledger, day, None)]
+    terms = TermsTimeline(ledger.policy_events())
+    return [(cover.buyer, Exposure.of(cover, terms)) for cover in book_covers(ledger, day, None)]
 
 
 def assert_matches_the_fold(ledger: Ledger) -> None:

@@ -215,12 +215,19 @@ def test_a_query_not_in_the_registry_fails_its_scenario(tmp_path: Path):
 
 
 def test_an_expectation_may_give_any_argument_of_its_query(tmp_path: Path):
-    """The arguments are the query's own (its typed arguments), so `open`, `lines` and
-    `explain` can be given too; the other keys are the values expected."""
+    """The arguments are the query's own (its typed arguments), so `open`, `due_within`, `lines`
+    and `explain` can be given too; the other keys are the values expected."""
     path = scenario(tmp_path, "arguments", "Arguments", """
         [[expect]]
         query = "obligations"
         as_of = 2025-12-31
+        open = true
+        obligations = [{ kind = "report_overdue", buyer = "B1", due = "2025-05-09", status = "missed" }]
+
+        [[expect]]
+        query = "obligations"
+        as_of = 2025-04-01
+        due_within = 30
         open = true
         obligations = []
 
@@ -232,4 +239,4 @@ def test_an_expectation_may_give_any_argument_of_its_query(tmp_path: Path):
         filing_due = ""
         """)
     result = run_scenario(path)
-    assert result.failures == () and result.passed == 2
+    assert result.failures == () and result.passed == 3

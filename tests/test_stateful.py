@@ -61,6 +61,7 @@ from ledger.vocabulary.events import CreditNoteIssued, InvoiceIssued, PaymentRec
 from ledger.vocabulary.money import format_minor
 from ledger.write.pipeline import Outcome
 from projections.exposure import Exposure
+from projections.terms import TermsTimeline
 
 SOAK = os.environ.get("CREDITLEDGER_SOAK") == "1"
 TERMS = load_policy_file(POLICY_FILE)
@@ -565,7 +566,8 @@ class LedgerMachine(RuleBasedStateMachine):
             assert [(e.id, e.recorded) for e in fresh.events()] == [(e.id, e.recorded) for e in self.ledger.events()]
             rebuilt = ExposureModel(fresh, ":memory:")
             assert rebuilt.stored() == self.ledger.exposure_model.stored()
-            folded = [(cover.buyer, Exposure.of(cover)) for cover in book_covers(fresh, self.today, None)]
+            terms = TermsTimeline(fresh.policy_events())
+            folded = [(cover.buyer, Exposure.of(cover, terms)) for cover in book_covers(fresh, self.today, None)]
             assert book_exposures(self.ledger, self.today, None) == folded
             rebuilt.close()
 

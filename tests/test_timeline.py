@@ -1,7 +1,7 @@
 """The exposure timeline (projections/timeline.py) answers what the fold answers, on every day.
 
 The read model of the book's exposure stores each buyer's timeline; these
-tests hold it to `Exposure.of(buyer_cover(..., as_of=day))` on random books
+tests hold it to `Exposure.of(buyer_cover(..., as_of=day), terms)` on random books
 (the generator of tests/test_cover_properties.py), and pin the fold fix the
 comparison found.
 """
@@ -17,6 +17,7 @@ from test_cover_properties import ACME, FIRST_DAY, LAST_DAY, RUNS, SPEC_TERMS, U
 
 from projections.cover import buyer_cover
 from projections.exposure import Exposure
+from projections.terms import TermsTimeline
 from projections.timeline import exposure_on, exposure_timeline
 
 DAYS = st.dates(FIRST_DAY - datetime.timedelta(days=5), LAST_DAY + datetime.timedelta(days=200))
@@ -27,13 +28,14 @@ DAYS = st.dates(FIRST_DAY - datetime.timedelta(days=5), LAST_DAY + datetime.time
 def test_the_timeline_gives_the_folds_exposure_on_any_day(data: st.DataObject):
     book = data.draw(books())
     policy = book.policy_events()
+    terms = TermsTimeline(policy)
     for buyer in book.buyers:
         events = book.buyer_events(buyer)
         timeline = exposure_timeline(buyer, events, policy)
         assert [step.since for step in timeline] == sorted({step.since for step in timeline})
         for day in data.draw(st.lists(DAYS, min_size=20, max_size=20)):
             cover = buyer_cover(buyer, events, policy, day)
-            expected = Exposure.of(cover) if cover.registered is not None else None
+            expected = Exposure.of(cover, terms) if cover.registered is not None else None
             assert exposure_on(timeline, day) == expected, (buyer, day)
 
 
@@ -51,7 +53,7 @@ def test_a_delivery_is_judged_at_the_end_of_its_day_before_later_caps_are_locked
     ]
     cover = fold_one(rows, datetime.date(2025, 3, 31))
     assert (cover.invoices["A"].cap, cover.invoices["B"].cap) == (0, 20000 * UNIT)
-    assert Exposure.of(cover).insured == 20000 * UNIT
+    assert cover.insured == 20000 * UNIT
 
 
 def test_a_decision_between_issue_and_delivery_reaches_the_cap_from_its_day():
@@ -66,7 +68,7 @@ def test_a_decision_between_issue_and_delivery_reaches_the_cap_from_its_day():
         events, policy = ledger.buyer_events("B1"), ledger.policy_events()
     timeline = exposure_timeline("B1", events, policy)
     for day in (datetime.date(2025, 3, d) for d in (1, 4, 5, 9, 10, 31)):
-        assert exposure_on(timeline, day) == Exposure.of(buyer_cover("B1", events, policy, day)), day
+        assert exposure_on(timeline, day) == Exposure.of(buyer_cover("B1", events, policy, day), TermsTimeline(policy)), day
     assert exposure_on(timeline, datetime.date(2025, 3, 4)).insured == 1000 * UNIT  # type: ignore[union-attr]
     assert exposure_on(timeline, datetime.date(2025, 3, 5)).insured == 0  # type: ignore[union-attr]
 

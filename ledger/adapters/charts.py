@@ -27,7 +27,7 @@ from typing import Any
 from ledger.queries.exposure import book_exposures, buyer_exposure
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
-from ledger.vocabulary.money import minor_units
+from ledger.vocabulary.money import format_minor, minor_units
 from projections.exposure import Exposure, book_totals
 
 # A limit on everything: a chart of more points than this is unreadable and slow to fold.
@@ -40,6 +40,7 @@ OUTSTANDING_COLOUR = "#d95f02"
 INSURED_COLOUR = "#1b9e77"
 LIMIT_COLOUR = "#3b3b98"
 TOP_UP_COLOUR = "#7570b3"
+AVAILABLE_COLOUR = "#e7298a"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ExposurePoint:
     insured: int
     limit: int
     top_up: int
+    available: int  # what new deliveries that day would be insured for at most
 
 
 # ---------------------------------------------------------------- the figures
@@ -82,7 +84,7 @@ def sample_days(first: datetime.date, last: datetime.date, every: str | None = N
 def exposure_series(
     ledger: Ledger, buyer: str | None, days: Sequence[datetime.date], known_at: datetime.datetime | None
 ) -> list[ExposurePoint]:
-    """Outstanding, insured, limit and top-up at the end of each day: one buyer's, or the book's totals.
+    """Outstanding, insured, limit, top-up and available at the end of each day: one buyer's, or the book's totals.
 
     The figures are the exposure query's own (`buyer_exposure`, `book_exposures`): known now, each
     is a look-up in the exposure read model, not a fold. A buyer not yet registered on a day counts
@@ -101,7 +103,8 @@ def exposure_series(
             rows = [] if one is None else [one]
         registered = registered or bool(rows)
         totals = book_totals(rows)
-        points.append(ExposurePoint(day, totals["outstanding"], totals["insured"], totals["limit"], totals["top_up"]))
+        points.append(ExposurePoint(day, totals["outstanding"], totals["insured"], totals["limit"], totals["top_up"],
+                                    totals["available"]))
     if buyer is not None and not registered:
         when = f" as known at {known_at.isoformat()}" if known_at else ""
         raise LedgerError(f"{buyer} is not a registered buyer by {days[-1]}{when}", field="buyer")
@@ -154,7 +157,7 @@ def _money_axis(axis: Any, currency: str) -> None:
 
 
 def draw_exposure(points: Sequence[ExposurePoint], title: str, currency: str) -> bytes:
-    """A PNG of outstanding, insured and limit over time (steps: a value holds until the next sample)."""
+    """A PNG of outstanding, insured, limit and available over time (steps: a value holds until the next sample)."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     figure = _figure(10, 5.2)
@@ -173,6 +176,8 @@ def draw_exposure(points: Sequence[ExposurePoint], title: str, currency: str) ->
         with_top_up = [_units(p.limit + p.top_up, currency) for p in points]
         axes.step(days, with_top_up, where="post", color=TOP_UP_COLOUR, linewidth=1.4, linestyle=":",
                   label="limit + top-up")
+    axes.step(days, units("available"), where="post", color=AVAILABLE_COLOUR, linewidth=1.4, linestyle="-.",
+              label="available for new deliveries")
     locator = AutoDateLocator()  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
@@ -183,12 +188,13 @@ def draw_exposure(points: Sequence[ExposurePoint], title: str, currency: str) ->
     axes.set_ylabel(currency)
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
-    figure.legend(loc="outside lower center", ncol=4, frameon=False)  # outside: it never hides a line
+    figure.legend(loc="outside lower center", ncol=5, frameon=False)  # outside: it never hides a line
     return _png(figure)
 
 
 def draw_book(rows: Sequence[tuple[str, Exposure]], title: str, currency: str) -> bytes:
-    """A PNG of horizontal bars: each buyer's outstanding and insured part against its limit, largest on top."""
+    """A PNG of horizontal bars: each buyer's outstanding and insured part against its limit, largest on top,
+    each with what new deliveries would be insured for (or why nothing)."""
     figure = _figure(10, max(3.5, 1.2 + 0.5 * len(rows)))
     axes = figure.add_subplot()
     if not rows:
@@ -207,6 +213,8 @@ def draw_book(rows: Sequence[tuple[str, Exposure]], title: str, currency: str) -
               label="insured")
     for place, (_, row) in zip(places, rows, strict=True):
         share = f"{row.outstanding * 100 // (row.limit + row.top_up)}% of limit" if row.limit + row.top_up else "no limit"
+        share += (f"; available {format_minor(row.available, currency)}" if not row.not_available
+                  else f"; none available: {row.not_available.replace('_', ' ')}")
         axes.annotate(share, (max(_units(row.outstanding, currency), limits[place]), place), xytext=(4, 0),
                       textcoords="offset points", va="center", fontsize=8)
     axes.set_yticks(places, names)

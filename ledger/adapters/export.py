@@ -61,6 +61,7 @@ from projections.cover import BuyerCover
 from projections.exposure import EXPOSURE_FIGURES, Exposure, book_obligations, policy_periods
 from projections.lines import PremiumLine
 from projections.premium import minimum_premium
+from projections.terms import TermsTimeline
 from projections.turnover import BuyerSales, declarations, turnover_by_country
 
 Row = dict[str, Any]
@@ -213,7 +214,8 @@ TABLES: tuple[Table, ...] = (
             money("cap", "Insured cap locked at delivery: min(amount, max(0, limit + top-up - insured "
                   "outstanding)); 0 when not insured"),
             money("insured", "Insured part at as_of: min(cap, balance), 0 once cover was lost"),
-            text("not_insured", "Why the cap is 0, in words; NULL when insured."),
+            text("not_insured", "Why the cap is 0, in words (limit fully used at delivery: the insured "
+                 "outstanding took the whole limit); NULL when the cap is above 0."),
             date("cover_lost_from", "The day cover ended (a missed reporting deadline, a due date extended "
                  "too far); NULL if never."),
             text("cover_lost_reason", "Why cover ended."),
@@ -238,12 +240,16 @@ TABLES: tuple[Table, ...] = (
             money("limit", "The limit in force"),
             money("top_up", "The top-up cover in force"),
             money("headroom", "max(0, limit + top_up - insured)"),
+            money("available", "What a delivery on as_of would be insured for at most: 0 for a reason in "
+                  "not_available, else what the limit in force for deliveries allows"),
             text("status", "claim, insolvent, on_stop, overdue, closed or active (the first that applies)."),
+            text("not_available", "Why available is 0 whatever the headroom (outside_policy_period, an exclusion, "
+                 "country_not_covered, claim, insolvent, on_stop, limit_cancelled, no_limit); empty when not."),
         ),
         pk=("buyer",), foreign_keys=(fk("buyer", "buyers", "buyer"),), indexes=(("status",),),
     ),
     Table(
-        "obligations", "Duties with deadlines at as_of (docs/rules.md, \"Obligations\"): by due date, then kind, then buyer.",
+        "obligations", "Duties with deadlines at as_of (docs/rules.md, \"Obligations\"): missed first, then by due date, kind and buyer.",
         columns(
             integer("id", "Row number in that order (1 = first)."),
             text("kind", "report_overdue, file_claim or declare_turnover."),
@@ -337,7 +343,7 @@ TABLES: tuple[Table, ...] = (
             money("balance", "The balance at the first indemnity, or at as_of before one"),
             money("insured", "min(cap, balance): its part of the insured loss"),
             text("cap_rule", "How the cap was locked, with the figures."),
-            text("not_insured", "Why it was never insured; NULL if insured."),
+            text("not_insured", "Why its cap is 0 (as invoices.not_insured); NULL if the cap is above 0."),
             text("cover_lost", "Why and from when cover ended before the loss; NULL if not."),
         ),
         pk=("buyer", "invoice"),
@@ -455,6 +461,10 @@ class Report:
     events_exported: int = 0
     progress: ProgressHook | None = None
 
+    def claims_on_watch(self) -> int:
+        """Rows of the claims table for buyers on watch (a protracted-default clock running): not claims."""
+        return sum(1 for row in self.tables["claims"] if row["status"] == "watch")
+
     def rows(self, name: str, written: Mapping[str, int]) -> Iterable[Row]:
         """The rows of table `name`; `written` counts the rows of the tables written before it."""
         if name == "events":
@@ -553,7 +563,7 @@ def build_report(
     except NoPolicy:
         raise LedgerError("the ledger has no policy (as known at that time); nothing to export", field="known_at") from None
     report = Report(ledger, as_of, known_at, exported_at, book.terms, {}, book.max_liability, progress=progress)
-    tables = _Tables(report, book.covers, known_at)
+    tables = _Tables(report, book.covers, known_at, book.book.timeline)
     report.tables = {
         "buyers": tables.buyers(),
         "limits": tables.limits(book.book.buyers),
@@ -570,8 +580,11 @@ def build_report(
 class _Tables:
     """The row builders, one per table, sharing the report's currency and dates."""
 
-    def __init__(self, report: Report, covers: Mapping[str, BuyerCover], known_at: datetime.datetime) -> None:
+    def __init__(
+        self, report: Report, covers: Mapping[str, BuyerCover], known_at: datetime.datetime, terms: TermsTimeline
+    ) -> None:
         self.report = report
+        self.terms = terms
         self.covers = covers
         self.known_at = known_at
         self.as_of = report.as_of
@@ -647,7 +660,7 @@ class _Tables:
                     **self.money("balance", balance.balance),
                     "overdue": int(balance.balance > 0 and balance.due < self.as_of),
                     **self.money("cap", invoice.cap), **self.money("insured", invoice.insured(self.as_of)),
-                    "not_insured": invoice.not_insured,
+                    "not_insured": not_insured(invoice.not_insured, invoice.cap),
                     "cover_lost_from": lost.isoformat() if lost and lost <= self.as_of else None,
                     "cover_lost_reason": invoice.lost_reason if lost and lost <= self.as_of else None,
                     "limit_event_id": str(invoice.decision.event.id) if invoice.decision else None,
@@ -660,11 +673,12 @@ class _Tables:
     def exposure(self) -> list[Row]:
         rows: list[Row] = []
         for buyer, cover in self.covers.items():
-            figures = Exposure.of(cover)
+            figures = Exposure.of(cover, self.terms)
             row: Row = {"buyer": buyer}
             for name in EXPOSURE_FIGURES:
                 row.update(self.money(name, getattr(figures, name)))
             row["status"] = figures.status
+            row["not_available"] = figures.not_available
             rows.append(row)
         return rows
 
@@ -746,7 +760,7 @@ class _Tables:
                         f"min(amount {format_minor(line.amount, money)}, limit {format_minor(line.entry.limit, money)}"
                         f" + top-up {format_minor(line.entry.top_up, money)} - insured outstanding "
                         f"{format_minor(line.entry.insured_outstanding, money)} at entry)"),
-                    "not_insured": line.not_insured, "cover_lost": line.cover_lost,
+                    "not_insured": not_insured(line.not_insured, line.cap), "cover_lost": line.cover_lost,
                 })
                 parts = [("credit_note", line.credit_notes), ("payment", line.payments),
                          ("recovery", line.recoveries), ("after_first_indemnity", line.after_indemnity)]
@@ -766,6 +780,17 @@ class _Tables:
                                **self.money("insured", insured)})
         return {"claims": claims, "claim_invoices": invoices, "claim_applied": applied, "claim_steps": steps,
                 "claim_recovery_shares": shares}
+
+
+def not_insured(reason: str | None, cap: int) -> str | None:
+    """Why an invoice's cap is 0: the fold's reason for an invoice it did not insure, or else a
+    limit already used up by the insured outstanding when the cap was locked."""
+    if reason is None and cap == 0:
+        return FULL_LIMIT
+    return reason
+
+
+FULL_LIMIT = "limit fully used at delivery"
 
 
 # ---------------------------------------------------------------- writing

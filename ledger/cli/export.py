@@ -58,9 +58,11 @@ def export(
                 assert csv is not None
                 written = write_csv(report, csv, force=force)
     where = sqlite if sqlite is not None else csv
+    watched = report.claims_on_watch()  # rows of the claims table, but not claims
     out.print(
         f"exported {len(written)} tables to {where}: {written['events']} events, {written['buyers']} buyers, "
-        f"{written['invoices']} invoices, {written['claims']} claims; as of {report.as_of}, "
+        f"{written['invoices']} invoices, {written['claims'] - watched} claims, {watched} buyers on watch; "
+        f"as of {report.as_of}, "
         f"known at {format_recorded(report.known_at)}",
         markup=False,
     )

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import datetime
 import sys
+from decimal import Decimal
 from typing import Annotated
 
 import msgspec
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, caught_up, out, print_json
 from ledger.cli.common import open_ledger as _open
 from ledger.queries import answers
-from ledger.queries.arguments import as_of_argument
+from ledger.queries.arguments import EXPOSURE_SORTS, EXPOSURE_STATUSES, LINE_GROUPS, LINE_KINDS, as_of_argument
 from ledger.queries.claims import claim_query, claims_query
 from ledger.queries.exposure import exposure_diff_query, exposure_query, rows_of
 from ledger.queries.obligations import obligations_query
@@ -64,10 +66,23 @@ def exposure(
         typer.Option(help="As the ledger knew it then (timestamp, or a date: its end). Twice with --diff."),
     ] = None,
     diff: Annotated[bool, typer.Option("--diff", help="What changed between two --known-at, and why.")] = False,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Only buyers of this status; again for more ({', '.join(EXPOSURE_STATUSES)}).")
+    ] = None,
+    country: Annotated[
+        list[str] | None, typer.Option(help="Only buyers in this country (ISO 3166 alpha-2, e.g. GB); again for more.")
+    ] = None,
+    sort: Annotated[str | None, typer.Option(
+        help=f"Order of the rows: a figure, largest first, or name or buyer ({', '.join(EXPOSURE_SORTS)}; "
+             "default buyer, or outstanding with --top).")] = None,
+    top: Annotated[int | None, typer.Option(
+        help="Only the first N rows (the totals stay those of every buyer chosen).")] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Exposure per buyer and for the book: outstanding, insured, limit, headroom, status."""
+    """Exposure per buyer and for the book: outstanding, insured, limit, headroom, status, and what a
+    delivery today would be insured for (available; 0 with the reason why: on stop, insolvent, ...)."""
     moments = known_at or []
     with _open(db) as ledger:
         caught_up(ledger)
@@ -76,22 +91,29 @@ def exposure(
         else:
             if len(moments) > 1:
                 raise LedgerError("give one --known-at (two only with --diff)", field="known_at")
-            answer = exposure_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": moments[0] if moments else None})
+            answer = exposure_query(ledger, {
+                "buyer": buyer, "as_of": as_of, "known_at": moments[0] if moments else None, "statuses": status,
+                "countries": country, "sort": sort, "top": top,
+            })
     if diff:
         _print_diff(changes, as_json)
         return
     if as_json:
         print_json(answer)
         return
-    table = Table("buyer", title=f"Exposure as of {as_of or 'today'}")
+    table = Table("buyer", "name", title=f"Exposure as of {as_of or 'today'}")
     for name in EXPOSURE_FIGURES:
         table.add_column(name, justify="right")
     table.add_column("status")
+    table.add_column("not available")
     for row in rows_of(answer):
-        table.add_row(row.buyer, *(getattr(row, name) for name in EXPOSURE_FIGURES), row.status)
+        table.add_row(row.buyer, escape(row.name), *(getattr(row, name) for name in EXPOSURE_FIGURES), row.status,
+                      row.not_available.replace("_", " "))
     if isinstance(answer, answers.BookExposure):
         table.add_section()
-        table.add_row("[bold]book[/]", *(getattr(answer, name) for name in EXPOSURE_FIGURES), "")
+        whole = "[bold]total[/]" if status or country else "[bold]book[/]"  # the book, or the buyers chosen
+        table.add_row(whole, f"{answer.matched} buyers",
+                      *(getattr(answer, name) for name in EXPOSURE_FIGURES), "", "")
     out.print(table)
 
 
@@ -118,13 +140,16 @@ def obligations(
     buyer: Annotated[str | None, typer.Option(help="One buyer's duties (default: all, and the policy's).")] = None,
     as_of: AsOfOption = None,
     known_at: Annotated[str | None, typer.Option(help="As the ledger knew it then.")] = None,
-    open_only: Annotated[bool, typer.Option("--open", help="Only pending duties.")] = False,
+    open_only: Annotated[bool, typer.Option("--open", help="Only the duties to act on: missed (first) and pending.")] = False,
+    due_within: Annotated[int | None, typer.Option(
+        "--due-within", metavar="DAYS", help="Only duties due by --as-of + DAYS (missed ones are past due: they stay).")] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Duties with deadlines: report_overdue, file_claim, declare_turnover; pending, met or missed."""
+    """Duties with deadlines: report_overdue, file_claim, declare_turnover; missed (listed first: they cost
+    cover), pending or met."""
     with _open(db) as ledger:
-        arguments = {"buyer": buyer, "as_of": as_of, "known_at": known_at, "open": open_only}
+        arguments = {"buyer": buyer, "as_of": as_of, "known_at": known_at, "open": open_only, "due_within": due_within}
         duties = obligations_query(ledger, arguments).obligations
     if as_json:
         print_json(duties)  # the answer's list alone (docs/json.md)
@@ -172,12 +197,20 @@ def premium(
     as_of: AsOfOption = None,
     known_at: KnownAtOption = None,
     lines: Annotated[bool, typer.Option("--lines", help="Every invoice line: date, kind, period, basis, rate, amount, tax.")] = False,
+    kind: Annotated[list[str] | None, typer.Option(
+        help=f"Only lines of this kind; again for more ({', '.join(LINE_KINDS)}).")] = None,
+    period: Annotated[str | None, typer.Option(
+        help="Only lines billing a period inside this one: 2025, 2025-Q1 or 2025-03 (a fee: by its date).")] = None,
+    by: Annotated[str | None, typer.Option(
+        help=f"Sum the lines chosen by {', '.join(LINE_GROUPS)}: one row each.")] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """The premium account: premium, adjustment, fees, top-up and tax invoiced up to --as-of."""
+    """The premium account: premium, adjustment, fees, top-up and tax invoiced up to --as-of; its lines
+    with --lines, summed by kind, period or buyer with --by (--kind and --period choose the lines)."""
     with _open(db) as ledger:
-        answer = premium_query(ledger, {"as_of": as_of, "known_at": known_at, "lines": lines})
+        answer = premium_query(ledger, {"as_of": as_of, "known_at": known_at, "lines": lines, "kind": kind,
+                                        "period": period, "by": by})
     if as_json:
         print_json(answer)
         return
@@ -189,6 +222,13 @@ def premium(
             table.add_row(line.date, line.kind, _shown(line.period), _shown(line.country), _shown(line.buyer),
                           _shown(line.basis), _shown(line.rate), line.amount, line.tax)
         out.print(table)
+    if answer.groups is not msgspec.UNSET:
+        groups = Table(by or "", "lines", "amount", "tax", title=f"Lines by {by}")
+        for column in groups.columns[1:]:
+            column.justify = "right"
+        for group in answer.groups:
+            groups.add_row(escape(group.key) or "(policy)", str(group.lines), group.amount, group.tax)
+        out.print(groups)
     summary_table = Table("", "amount", title=f"Premium account as of {as_of or 'today'}")
     summary_table.columns[1].justify = "right"
     for name in SUMMARY[:-1]:  # the total after a line
@@ -254,11 +294,16 @@ def _print_explanation(claim: answers.ClaimExplained) -> None:
     if claim.filing_due:
         filed = claim.filed or "not filed"
         out.print(f"claim filing: due {claim.filing_due}, filed: {filed}")
-    shown = [line for line in claim.invoices if line.balance != "0.00" and not line.balance.startswith("-")]
-    settled = len(claim.invoices) - len(shown)
-    out.print(f"[bold]invoices open at the loss[/] ({settled} issued before it were settled: see --json)")
-    for line in shown:
+    open_lines = [line for line in claim.invoices if Decimal(line.balance) > 0]
+    settled = [line for line in claim.invoices if Decimal(line.balance) <= 0]
+    out.print(f"[bold]invoices in the insured loss[/]: {len(claim.invoices)} issued and delivered by the loss date, "
+              f"{len(open_lines)} with a balance")
+    for line in open_lines:
         _print_invoice(line)
+    if settled:
+        out.print(f"[bold]settled[/] (balance 0: nothing in the insured loss): {len(settled)}")
+        for line in settled:
+            _print_invoice(line)
     if claim.deadlines:
         out.print("[bold]deadlines[/]")
         for deadline in claim.deadlines:

@@ -35,6 +35,10 @@ Stamp = Annotated[
 EventId = Annotated[str, Meta(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
 
 ExposureStatus = Literal["claim", "insolvent", "on_stop", "overdue", "closed", "active"]
+NotAvailable = Literal[  # why `available` is 0 whatever the headroom; "" when it is not (projections.exposure)
+    "", "outside_policy_period", "private_individual", "related_company", "public_body", "named_exclusion",
+    "outside_selection", "country_not_covered", "claim", "insolvent", "on_stop", "limit_cancelled", "no_limit",
+]
 DutyKind = Literal["report_overdue", "file_claim", "declare_turnover"]
 DutyStatus = Literal["pending", "met", "missed"]
 ExclusionReason = Literal[
@@ -109,6 +113,8 @@ class Summary(Schema, frozen=True):
 
 class BuyerExposure(Schema, frozen=True):
     buyer: str
+    name: str
+    country: str
     outstanding: Money
     overdue: Money
     insured: Money
@@ -116,7 +122,9 @@ class BuyerExposure(Schema, frozen=True):
     limit: Money
     top_up: Money
     headroom: Money
+    available: Money  # what a delivery today would be insured for at most
     status: ExposureStatus
+    not_available: NotAvailable
 
 
 class BookExposure(Schema, frozen=True):
@@ -127,6 +135,8 @@ class BookExposure(Schema, frozen=True):
     limit: Money
     top_up: Money
     headroom: Money
+    available: Money
+    matched: int  # the buyers of the chosen statuses and country, whose figures these are (before `top`)
     buyers: tuple[BuyerExposure, ...]
 
 
@@ -137,7 +147,7 @@ class FieldChange(Schema, frozen=True):
 
 class BuyerChange(Schema, frozen=True):
     buyer: str
-    changed: dict[str, FieldChange]  # by exposure figure or `status`
+    changed: dict[str, FieldChange]  # by exposure figure, `status` or `not_available`
     because: tuple[PublicEvent, ...]
 
 
@@ -158,7 +168,7 @@ class Obligation(Schema, frozen=True):
 
 
 class Obligations(Schema, frozen=True):
-    """The `obligations` answer: the duties by due date, then kind, then buyer."""
+    """The `obligations` answer: the duties, missed first, then by due date, kind and buyer."""
 
     # `creditledger obligations --json` prints this list alone (see docs/json.md).
     obligations: tuple[Obligation, ...]
@@ -185,6 +195,15 @@ class PremiumLine(Schema, frozen=True):
     rate: str | UnsetType = UNSET
 
 
+class LineGroup(Schema, frozen=True):
+    """The chosen lines of one kind, period or buyer (`premium --by`), summed."""
+
+    key: str  # the kind, the period, or the buyer ("" for the policy's own lines)
+    lines: int
+    amount: Money
+    tax: Money
+
+
 class Premium(Schema, frozen=True):
     premium: Money
     adjustment: Money
@@ -196,6 +215,7 @@ class Premium(Schema, frozen=True):
     minimum: Money
     max_liability: MoneyOrBlank
     lines: tuple[PremiumLine, ...] | UnsetType = UNSET  # only with --lines
+    groups: tuple[LineGroup, ...] | UnsetType = UNSET  # only with --by
 
 
 class CountryTurnover(Schema, frozen=True):

@@ -10,14 +10,17 @@ from __future__ import annotations
 import datetime
 import functools
 import re
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
 import msgspec
 
+from ledger.queries import answers
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.errors import LedgerError
+from projections.exposure import EXPOSURE_FIGURES
 
 
 def day_argument(value: Any, field: str) -> datetime.date:
@@ -112,6 +115,55 @@ def _day(value: Any) -> datetime.date:
     return day_argument(value, "as_of")
 
 
+def _listed(value: Any) -> tuple[str, ...]:
+    """A list, or text with commas (as an HTTP query string gives it)."""
+    given = [str(item) for item in value] if isinstance(value, (list, tuple)) else str(value).split(",")
+    return tuple(item.strip() for item in given if item.strip())
+
+
+def _choices(value: Any, field: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """One or more of `allowed`."""
+    chosen = _listed(value)
+    for item in chosen:
+        if item not in allowed:
+            raise LedgerError(f"{item!r} is not one of {', '.join(allowed)}", field=field)
+    if not chosen:
+        raise LedgerError(f"give one or more of {', '.join(allowed)}", field=field)
+    return chosen
+
+
+def _choice(value: Any, field: str, allowed: tuple[str, ...]) -> str:
+    """One of `allowed`."""
+    if str(value) not in allowed:
+        raise LedgerError(f"{value!r} is not one of {', '.join(allowed)}", field=field)
+    return str(value)
+
+
+def _count(value: Any, field: str, least: int) -> int:
+    """A whole number of at least `least`, given as a number or as text."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+        raise LedgerError(f"{value!r} is not a whole number", field=field)
+    number = int(value)
+    if number < least:
+        raise LedgerError(f"{number} is below {least}", field=field)
+    return number
+
+
+def _country(value: Any, field: str = "country") -> str:
+    """A country code: two letters, ISO 3166 alpha-2 as the events hold it (gb reads as GB)."""
+    code = str(value).strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", code):
+        raise LedgerError(f"{value!r} is not a country code such as GB", field=field)
+    return code
+
+
+# What the queries filter, sort and group by (one place: the CLI's help and the HTTP API read them too).
+EXPOSURE_STATUSES: tuple[str, ...] = typing.get_args(answers.ExposureStatus)
+EXPOSURE_SORTS = ("buyer", "name", *EXPOSURE_FIGURES)
+LINE_KINDS: tuple[str, ...] = typing.get_args(answers.LineKind)
+LINE_GROUPS = ("kind", "period", "buyer")
+
+
 def _moment(value: Any) -> datetime.datetime:
     return moment_argument(value, "known_at")
 
@@ -121,7 +173,14 @@ _READERS: dict[str, Callable[[Any], Any]] = {
     "known_at": _moment,
     "period": period_argument,
     "buyer": str,
-    "country": str,
+    "country": _country,
+    "statuses": functools.partial(_choices, field="statuses", allowed=EXPOSURE_STATUSES),
+    "countries": lambda value: tuple(_country(code, "countries") for code in _listed(value)),
+    "sort": functools.partial(_choice, field="sort", allowed=EXPOSURE_SORTS),
+    "top": functools.partial(_count, field="top", least=1),
+    "due_within": functools.partial(_count, field="due_within", least=0),
+    "kind": functools.partial(_choices, field="kind", allowed=LINE_KINDS),
+    "by": functools.partial(_choice, field="by", allowed=LINE_GROUPS),
     "explain": functools.partial(_flag, field="explain"),
     "open": functools.partial(_flag, field="open"),
     "lines": functools.partial(_flag, field="lines"),
@@ -136,6 +195,13 @@ class ExposureArgs(Arguments, frozen=True):
     as_of: datetime.date | None = None  # default: the ledger's today
     known_at: datetime.datetime | None = None  # default: everything recorded
     buyer: str | None = None  # default: the whole book
+    # Which of the book's buyers to list (not with `buyer`): the figures sum the buyers of these
+    # statuses and countries; `top` then keeps the first N rows in `sort` order. (Plural names: an
+    # answer's `status` and `country` are what a scenario expects, not what it asks.)
+    statuses: tuple[str, ...] | None = None  # default: every status
+    countries: tuple[str, ...] | None = None  # default: every country
+    sort: str | None = None  # a figure (largest first), name or buyer (A to Z); default buyer, outstanding with top
+    top: int | None = None  # default: every row
 
 
 class ExposureDiffArgs(Arguments, frozen=True):
@@ -161,7 +227,8 @@ class ObligationsArgs(Arguments, frozen=True):
     as_of: datetime.date | None = None
     known_at: datetime.datetime | None = None
     buyer: str | None = None  # default: every buyer's duties and the policy's
-    open: bool = False  # only the pending duties
+    open: bool = False  # only the duties still to act on: missed (first) and pending
+    due_within: int | None = None  # only those due by as_of + this many days
 
 
 class TurnoverArgs(Arguments, frozen=True):
@@ -179,6 +246,10 @@ class PremiumArgs(Arguments, frozen=True):
     as_of: datetime.date | None = None
     known_at: datetime.datetime | None = None
     lines: bool = True  # every line too (the CLI asks for them only with --lines)
+    # Which lines to list and group (the account's totals are always the whole account's):
+    kind: tuple[str, ...] | None = None  # default: every kind
+    period: str | None = None  # lines billing a period inside this one (a line without a period: its date)
+    by: str | None = None  # group the chosen lines by kind, period or buyer: a sum per group
 
 
 class ClaimArgs(Arguments, frozen=True):

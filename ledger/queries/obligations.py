@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import cast
 
 from ledger.queries import answers
@@ -22,8 +23,9 @@ def obligation_answer(obligation: Obligation) -> answers.Obligation:
 
 
 def _obligations(ledger: LedgerReader, arguments: ObligationsArgs) -> answers.Obligations:
-    """`obligations` of one buyer, or of the book and the policy: by due date, then kind, then
-    buyer; with `open`, only the pending ones."""
+    """`obligations` of one buyer, or of the book and the policy: missed first, then by due date,
+    kind and buyer; with `open`, only the missed and pending ones (not the met); with
+    `due_within`, only those due by as_of + that many days."""
     as_of = arguments.as_of or ledger.clock().date()
     known_at = arguments.known_at
     if arguments.buyer is not None:
@@ -32,7 +34,10 @@ def _obligations(ledger: LedgerReader, arguments: ObligationsArgs) -> answers.Ob
         covers = book_covers(ledger, as_of, known_at)  # not `read_book`: see there why
         duties = book_obligations(covers, ledger.policy_events(), as_of, known_at)
     if arguments.open:
-        duties = [duty for duty in duties if duty.status == "pending"]
+        duties = [duty for duty in duties if duty.status != "met"]
+    if arguments.due_within is not None:
+        last = as_of + datetime.timedelta(days=arguments.due_within)
+        duties = [duty for duty in duties if duty.due <= last]
     return answers.Obligations(obligations=tuple(obligation_answer(duty) for duty in duties))
 
 

@@ -12,9 +12,11 @@ from ledger.queries import answers
 from ledger.queries.arguments import PremiumArgs, Query
 from ledger.queries.book import account_lines, bought_top_up, read_book
 from ledger.queries.reading import LedgerReader
+from ledger.vocabulary.dates import period_bounds
 from ledger.vocabulary.money import format_minor
 from ledger.vocabulary.terms import PolicyTerms
 from projections.cover import buyer_cover
+from projections.exposure import policy_periods
 from projections.lines import PremiumLine
 from projections.premium import maximum_liability, minimum_premium, summarise
 
@@ -57,15 +59,55 @@ def _premium(ledger: LedgerReader, arguments: PremiumArgs) -> answers.Premium:
     money = functools.partial(format_minor, currency=terms.currency)
     totals = summarise(lines, as_of)
     cap = maximum_liability(terms, lines, as_of)
+    chosen = chosen_lines(lines, as_of, arguments, terms)
     return answers.Premium(
         premium=money(totals["premium"]), adjustment=money(totals["adjustment"]),
         investigation_fees=money(totals["investigation_fees"]), monitoring_fees=money(totals["monitoring_fees"]),
         top_up=money(totals["top_up"]), tax=money(totals["tax"]), total=money(totals["total"]),
         minimum=money(minimum_premium(terms)),
         max_liability="" if cap is None else money(cap),
-        lines=tuple(line_answer(line, terms.currency) for line in lines if line.day <= as_of)
-        if arguments.lines else msgspec.UNSET,
+        lines=tuple(line_answer(line, terms.currency) for line in chosen) if arguments.lines else msgspec.UNSET,
+        groups=line_groups(chosen, arguments.by, terms) if arguments.by else msgspec.UNSET,
     )
+
+
+def chosen_lines(
+    lines: list[PremiumLine], as_of: datetime.date, arguments: PremiumArgs, terms: PolicyTerms
+) -> list[PremiumLine]:
+    """The lines dated up to as_of of the kinds asked for (all by default) that bill a period
+    inside `arguments.period` (a line billing no period: by its date)."""
+    first, last = period_bounds(arguments.period) if arguments.period else (datetime.date.min, datetime.date.max)
+    chosen = []
+    for line in lines:
+        if line.day > as_of or (arguments.kind is not None and line.kind not in arguments.kind):
+            continue
+        billed = period_bounds(line.period) if line.period else (line.day, line.day)
+        if first <= billed[0] and billed[1] <= last:
+            chosen.append(line)
+    return chosen
+
+
+def line_groups(lines: list[PremiumLine], by: str, terms: PolicyTerms) -> tuple[answers.LineGroup, ...]:
+    """The lines summed by kind, by period (a line billing none: the declaration period of its
+    date) or by buyer ("" for the policy's own lines), in key order."""
+    periods = policy_periods(terms)
+
+    def key(line: PremiumLine) -> str:
+        if by == "kind":
+            return line.kind
+        if by == "buyer":
+            return line.buyer or ""
+        return line.period or next((p.name for p in periods if p.first <= line.day <= p.last), line.day.isoformat())
+
+    sums: dict[str, list[int]] = {}
+    for line in lines:
+        found = sums.setdefault(key(line), [0, 0, 0])
+        found[0] += 1
+        found[1] += line.amount
+        found[2] += line.tax
+    money = functools.partial(format_minor, currency=terms.currency)
+    return tuple(answers.LineGroup(key=name, lines=count, amount=money(amount), tax=money(tax))
+                 for name, (count, amount, tax) in sorted(sums.items()))
 
 
 premium_query = Query(PremiumArgs, _premium)

@@ -50,17 +50,17 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS buyers (buyer TEXT PRIMARY KEY) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS exposure_timeline (buyer TEXT NOT NULL, since TEXT NOT NULL, "
     + ", ".join(f'"{name}" INTEGER NOT NULL' for name in EXPOSURE_FIGURES)
-    + ", status TEXT NOT NULL, PRIMARY KEY (buyer, since)) WITHOUT ROWID",
+    + ", status TEXT NOT NULL, not_available TEXT NOT NULL, PRIMARY KEY (buyer, since)) WITHOUT ROWID",
 )
 # For each buyer, the entry in force on the day: two index seeks per buyer (CROSS JOIN
 # keeps SQLite's planner from scanning the timelines instead).
 _BOOK_ON = (
-    f"SELECT t.buyer, {', '.join(f't.{column}' for column in _FIGURES.split(', '))}, t.status "  # noqa: S608 (constant names)
+    f"SELECT t.buyer, {', '.join(f't.{column}' for column in _FIGURES.split(', '))}, t.status, t.not_available "  # noqa: S608 (constant names)
     "FROM buyers b CROSS JOIN exposure_timeline t ON t.buyer = b.buyer AND t.since = "
     "(SELECT max(since) FROM exposure_timeline x WHERE x.buyer = b.buyer AND x.since <= :day) ORDER BY b.buyer"
 )
 _BUYER_ON = (
-    f"SELECT buyer, {_FIGURES}, status FROM exposure_timeline "  # noqa: S608 (constant names)
+    f"SELECT buyer, {_FIGURES}, status, not_available FROM exposure_timeline "  # noqa: S608 (constant names)
     "WHERE buyer = :buyer AND since <= :day ORDER BY since DESC LIMIT 1"
 )
 
@@ -113,7 +113,7 @@ class ExposureModel:
                 db.executemany("DELETE FROM exposure_timeline WHERE buyer = ?", [(b,) for b in buyers])
                 db.executemany("DELETE FROM buyers WHERE buyer = ?", [(b,) for b in buyers])
             db.executemany(
-                f"INSERT INTO exposure_timeline VALUES ({', '.join('?' * (len(EXPOSURE_FIGURES) + 3))})", rows  # noqa: S608 (placeholders only)
+                f"INSERT INTO exposure_timeline VALUES ({', '.join('?' * (len(EXPOSURE_FIGURES) + 4))})", rows  # noqa: S608 (placeholders only)
             )
             db.executemany("INSERT OR IGNORE INTO buyers VALUES (?)", [(row[0],) for row in rows])
             db.execute("INSERT OR REPLACE INTO tracking VALUES (?, ?, ?)", [NAME, last, first_id])
@@ -148,7 +148,7 @@ class ExposureModel:
         """Every stored timeline (for checks: a fresh fold must give the same)."""
         self.catch_up()
         timelines: dict[str, Timeline] = {}
-        for row in self.db.execute(f"SELECT buyer, since, {_FIGURES}, status FROM exposure_timeline ORDER BY buyer, since"):  # noqa: S608 (constant names)
+        for row in self.db.execute(f"SELECT buyer, since, {_FIGURES}, status, not_available FROM exposure_timeline ORDER BY buyer, since"):  # noqa: S608 (constant names)
             timelines.setdefault(row[0], []).append(
                 ExposureStep(datetime.date.fromisoformat(row[1]), _exposure((row[0], *row[2:]))))
         return timelines
@@ -157,6 +157,10 @@ class ExposureModel:
 def _open_cache(location: str) -> sqlite3.Connection:
     db = sqlite3.connect(location, isolation_level=None)
     try:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(exposure_timeline)")]
+        if columns and columns != ["buyer", "since", *EXPOSURE_FIGURES, "status", "not_available"]:
+            # a cache of an older layout (other figures): rebuilt
+            db.executescript("DROP TABLE exposure_timeline; DROP TABLE IF EXISTS buyers; DROP TABLE IF EXISTS tracking")
         for statement in _SCHEMA:
             db.execute(statement)
     except sqlite3.Error:
@@ -168,9 +172,10 @@ def _open_cache(location: str) -> sqlite3.Connection:
 def _rows(buyer: str, timeline: Timeline) -> Iterable[tuple[object, ...]]:
     for step in timeline:
         exposure = step.exposure
-        yield (buyer, step.since.isoformat(), *(getattr(exposure, name) for name in EXPOSURE_FIGURES), exposure.status)
+        yield (buyer, step.since.isoformat(), *(getattr(exposure, name) for name in EXPOSURE_FIGURES), exposure.status,
+               exposure.not_available)
 
 
 def _exposure(row: tuple[object, ...]) -> Exposure:
-    values = dict(zip(EXPOSURE_FIGURES, row[1:-1], strict=True))
-    return Exposure(**values, status=str(row[-1]))  # type: ignore[arg-type]
+    values = dict(zip(EXPOSURE_FIGURES, row[1:-2], strict=True))
+    return Exposure(**values, status=str(row[-2]), not_available=str(row[-1]))  # type: ignore[arg-type]
