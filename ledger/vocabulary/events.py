@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_type_hints
 
 import msgspec
 
+from ledger.vocabulary.countries import check_country
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.money import (
     MAX_AMOUNT_MINOR,
@@ -30,7 +31,6 @@ from ledger.vocabulary.money import (
 from ledger.vocabulary.terms import CURRENCY_CODE, PLAIN_TEXT, PolicyTerms, check_day, parse_policy, terms_to_table
 
 # Identifiers that users type: no control characters, bounded length.
-_COUNTRY = r"^[A-Z]{2}\Z"
 _PERIOD = r"^(19|2\d)\d\d(-Q[1-4]|-(0[1-9]|1[0-2]))?\Z"  # years 1900 to 2999, as every date
 # The types bound the length; their patterns are checked by parse_event, the one way in, and
 # not on every decode: events read back were checked when recorded, and a regex per field was
@@ -39,11 +39,10 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Country = Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
 Period = Annotated[str, msgspec.Meta(min_length=4, max_length=7)]
-_TEXT_PATTERNS = ((Name, PLAIN_TEXT), (Ident, PLAIN_TEXT), (Country, _COUNTRY), (Period, _PERIOD))
+_TEXT_PATTERNS = ((Name, PLAIN_TEXT), (Ident, PLAIN_TEXT), (Period, _PERIOD))
 # What each pattern means, for refusals a person can read.
 _PATTERN_WORDS = {
     PLAIN_TEXT: "text without control characters or line breaks",
-    _COUNTRY: "an ISO 3166 alpha-2 country code such as GB",
     _PERIOD: "a declaration period such as 2025, 2025-Q1 or 2025-03 (years 1900 to 2999)",
 }
 
@@ -205,6 +204,11 @@ def _text_checks(cls: type[Event]) -> list[tuple[str, re.Pattern[str]]]:
 
 
 _CHECKED_TEXT = {cls: _text_checks(cls) for cls in EVENT_TYPES.values()}
+# Country fields are checked against the ISO list (ledger/vocabulary/countries.py), not a pattern.
+_COUNTRY_FIELDS = {
+    cls: tuple(name for name, hint in get_type_hints(cls, include_extras=True).items() if hint == Country)
+    for cls in EVENT_TYPES.values()
+}
 
 # Amounts that must be above 0; the others (limits, declarations) may be 0.
 _POSITIVE_AMOUNTS = {
@@ -297,6 +301,8 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
         value = getattr(event, name)
         if value is not None and not pattern.match(value):
             raise LedgerError("expected " + _PATTERN_WORDS[pattern.pattern], field=name)
+    for name in _COUNTRY_FIELDS[cls]:
+        check_country(getattr(event, name), name)
     return event
 
 
