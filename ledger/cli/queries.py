@@ -14,7 +14,7 @@ import msgspec
 import typer
 from rich.table import Table
 
-from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, caught_up, out, print_json
+from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, caught_up, err, optional_day, out, print_json
 from ledger.cli.common import open_ledger as _open
 from ledger.queries import answers
 from ledger.queries.arguments import as_of_argument
@@ -23,8 +23,11 @@ from ledger.queries.exposure import exposure_diff_query, exposure_query, rows_of
 from ledger.queries.obligations import obligations_query
 from ledger.queries.premium import premium_query
 from ledger.queries.summary import summary_query
-from ledger.queries.turnover import declaration_query, turnover_query
+from ledger.queries.turnover import declaration_events, declaration_query, turnover_query
 from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import TurnoverDeclared
+from ledger.vocabulary.money import format_minor
+from ledger.write.pipeline import Outcome
 from projections.exposure import EXPOSURE_FIGURES
 from projections.premium import SUMMARY
 
@@ -204,20 +207,51 @@ def premium(
 def declare(
     period: PeriodOption,
     known_at: KnownAtOption = None,
+    record: Annotated[bool, typer.Option(
+        "--record", help="Also record the declaration (one turnover_declared per country, keyed by period and "
+        "country: running it again records nothing).")] = False,
+    effective: Annotated[str | None, typer.Option(
+        help="With --record: the day the declaration is made, YYYY-MM-DD (default today).")] = None,
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Print the turnover declaration of a period, by country, as CSV ready to send to the insurer."""
+    """Print the turnover declaration of a period, by country, as CSV ready to send to the insurer.
+
+    With --record the ledger records it too, and says on stderr what it recorded.
+    """
     import csv
 
     from ledger.adapters.csvsafe import safe_cell
 
+    if effective is not None and not record:
+        raise LedgerError("is only for --record", field="effective")
     with _open(db) as ledger:
         answer = declaration_query(ledger, {"period": period, "known_at": known_at})
+        if record:
+            day = optional_day(effective, "effective") or ledger.clock().date()
+            outcome = ledger.record(ledger.parse([(None, raw) for raw in declaration_events(answer, day)]))
+            _report_declaration(answer, outcome)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["policy", "period", "country", "currency", "insurable_turnover"])
     for row in answer.countries:
         cells = [answer.policy, answer.period, row.country, answer.currency, row.insurable_turnover]
         writer.writerow([safe_cell(cell) for cell in cells])  # a policy id `=...` stays text in a spreadsheet
+
+
+def _report_declaration(answer: answers.Declaration, outcome: Outcome) -> None:
+    """What `declare --record` recorded and what it found recorded already, on stderr
+    (stdout keeps the CSV whole)."""
+    for event in outcome.recorded:
+        assert isinstance(event, TurnoverDeclared)
+        err.print(f"recorded turnover_declared {event.period} {event.country} "
+                  f"{format_minor(event.amount, answer.currency)} {answer.currency} effective {event.effective} "
+                  f"(key {event.key})", markup=False)
+    for skipped in outcome.skipped:
+        err.print(f"already recorded: key {skipped.draft.event.key} (event {skipped.earlier}); a corrected figure is "
+                  "a new turnover_declared with its own key (creditledger append)", markup=False)
+    for warning in outcome.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    if not answer.countries:
+        err.print(f"nothing recorded: no sales in {answer.period}", markup=False)
 
 
 @app.command()
