@@ -116,6 +116,31 @@ def test_policy_load_show_and_amend(db: str):
     assert [e["type"] for e in log_json(db)] == ["policy_started", "policy_amended"]
 
 
+def test_loading_unchanged_terms_records_nothing_and_says_so(db: str):
+    again = cli("policy", "load", str(POLICY_FILE), "--db", db)
+    assert "policy POL-2025-001 unchanged" in again.stdout and "nothing recorded" in again.stdout
+    as_json = json.loads(cli("policy", "load", str(POLICY_FILE), "--effective", "2025-07-01", "--json", "--db", db).stdout)
+    assert as_json["recorded"] == [] and "nothing recorded" in as_json["warnings"][0]
+    assert [e["type"] for e in log_json(db)] == ["policy_started"]
+
+
+@pytest.mark.parametrize(("effective", "words"), [
+    (None, "is after the policy end 2025-12-31"),  # today, by the real clock, is after the 2025 policy
+    ("2026-01-01", "is after the policy end 2025-12-31"),
+    ("2024-12-31", "is before the policy start 2025-01-01"),
+])
+def test_an_amendment_dated_outside_the_policy_period_is_refused(db: str, effective: str | None, words: str):
+    Path("amended.toml").write_text(
+        POLICY_FILE.read_text().replace('discretionary_limit_max = "5000"', 'discretionary_limit_max = "8000"'))
+    result = cli("policy", "load", "amended.toml", *(["--effective", effective] if effective else []), "--db", db,
+                 ok=False)
+    assert result.exit_code == 1 and words in str(result.exception)
+    assert str(result.exception).startswith("effective: ") and "\n" not in str(result.exception)
+    assert [e["type"] for e in log_json(db)] == ["policy_started"]
+    on_the_last_day = cli("policy", "load", "amended.toml", "--effective", "2025-12-31", "--db", db)
+    assert "policy_amended POL-2025-001 effective 2025-12-31" in on_the_last_day.stdout
+
+
 def test_append_records_one_event(db: str):
     assert "recorded 1 events" in cli("append", "buyer_registered", *BUYER, "--db", db).stdout
     result = cli("append", "invoice_issued", *INVOICE, "--prepaid", "--key", "INV-KEY", "--db", db, "--json")

@@ -47,7 +47,8 @@ def init(db: DbOption = DEFAULT_DB) -> None:
 def policy_load(
     file: Annotated[Path, typer.Argument(help="A policy document: TOML with a \\[policy] table (its terms: docs/rules.md).")],
     effective: Annotated[
-        str | None, typer.Option(help="For an amendment: the date it takes effect (default today).")
+        str | None, typer.Option(help="For an amendment: the date it takes effect, YYYY-MM-DD, within the policy "
+                                 "period (default today).")
     ] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
@@ -56,6 +57,9 @@ def policy_load(
     terms = load_policy_file(file)
     with _open(db) as ledger:
         outcome = ledger.load_policy(terms, effective=optional_day(effective, "effective"))
+        if not outcome.recorded and not as_json:
+            out.print(f"policy {terms.id} unchanged: {outcome.warnings[0]}", markup=False)
+            return
         report_outcome(outcome, as_json=as_json)
         if not as_json:
             event = outcome.recorded[0]
