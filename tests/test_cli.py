@@ -305,6 +305,33 @@ def test_log_json_output_saved_as_is_imports_again(db: str, tmp_path: Path):
     assert log_json(fresh) == log_json(db)
 
 
+def test_a_file_with_recorded_stamps_is_refused_until_told_what_to_do_with_them(db: str, tmp_path: Path):
+    """An audit copy (`log --json`) imported without a choice would lose its recorded axis: refused, naming both."""
+    cli("import", str(write(tmp_path / "events.jsonl", EVENTS)), "--db", db)
+    exported = log_json(db)
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(exported))
+    fresh = str(tmp_path / "copy.db")
+    cli("init", "--db", fresh)
+    refused = cli("import", str(export), "--db", fresh, ok=False)
+    message = str(refused.exception)
+    assert refused.exit_code == 1 and message.startswith(f"{export}:") and " recorded: " in message
+    assert "--keep-recorded" in message and "--restamp" in message
+    both = cli("import", str(export), "--keep-recorded", "--restamp", "--db", fresh, ok=False)
+    assert both.exit_code == 1 and "not both" in str(both.exception)
+    assert count(fresh) == 0
+    restamped = cli("import", str(export), "--restamp", "--db", fresh)
+    assert f"recorded {len(exported)} events" in restamped.stdout and "carried recorded stamps" in restamped.stderr
+    assert [e["recorded"] for e in log_json(fresh)] != [e["recorded"] for e in exported]
+    assert [e["id"] for e in log_json(fresh)] == [e["id"] for e in exported]  # the same events, stamped now
+
+
+def test_a_file_without_recorded_stamps_needs_no_choice(db: str, tmp_path: Path):
+    path = tmp_path / "events.csv"
+    write(path, [{**row, "recorded": ""} for row in EVENTS])  # an empty recorded column is no stamp
+    assert f"recorded {len(EVENTS)} events" in cli("import", str(path), "--db", db).stdout
+
+
 def test_append_field_equals_value_keeps_the_value(db: str):
     cli("append", "buyer_registered", "--effective", "2025-01-02", "--buyer=B-2", "--name=Acme-Nord",
         "--country=GB", "--key=REG-2", "--db", db)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +28,7 @@ from ledger.cli.common import progress_bar as _progress
 from ledger.queries.arguments import known_at_argument
 from ledger.service import Ledger, ledger_exists
 from ledger.vocabulary.errors import LedgerError
-from ledger.vocabulary.events import EVENT_TYPES, to_public
+from ledger.vocabulary.events import EVENT_TYPES, read_recorded, to_public
 from ledger.vocabulary.terms import PolicyTerms, parse_policy, terms_to_table
 
 policy_app = typer.Typer(help="Load and show the ledger's policy.", no_args_is_help=True)
@@ -119,7 +120,10 @@ def append(
 def import_(
     file: Annotated[Path, typer.Argument(help="Events as TOML (\\[\\[events]] as in a scenario), JSON Lines or CSV.")],
     keep_recorded: Annotated[
-        bool, typer.Option("--keep-recorded", help="Keep the file's recorded stamps (a historical ledger).")
+        bool, typer.Option("--keep-recorded", help="Keep the file's recorded stamps (a historical ledger, an audit copy).")
+    ] = False,
+    restamp: Annotated[
+        bool, typer.Option("--restamp", help="Replace the file's recorded stamps with now (its events are new to this ledger).")
     ] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="toml, jsonl or csv (default: from the name).")] = None,
     db: DbOption = DEFAULT_DB,
@@ -133,6 +137,7 @@ def import_(
     with _open(db) as ledger:
         source = read_event_file(file, fmt)
         rows = list(source.events)
+        _check_stamps(rows, keep_recorded, restamp, source.source)
         terms = _file_policy(ledger, source.policy, source.source) if source.policy is not None else None
         if not source.events and terms is None:
             raise LedgerError("has no events", source=source.source)
@@ -142,6 +147,25 @@ def import_(
                 drafts.insert(0, ledger.starting_draft(terms, drafts, source.source))
             outcome = ledger.record(drafts, keep_recorded=keep_recorded, progress=advance)
         report_outcome(outcome, as_json=as_json)
+
+
+def _check_stamps(rows: Sequence[tuple[int | None, Any]], keep: bool, restamp: bool, source: str) -> None:
+    """A file whose events carry recorded stamps (`log --json`, an audit copy) says what to do with them:
+    restamped silently, a copy would lose its recorded axis; kept by mistake, new events would claim the past."""
+    if keep and restamp:
+        raise LedgerError("give --keep-recorded or --restamp, not both", field="restamp")
+    if keep or restamp:
+        return
+    for line, raw in rows:
+        if isinstance(raw, dict) and raw.get("recorded") not in (None, ""):
+            try:
+                read_recorded(raw["recorded"])  # a stamp that is not one is refused as such first
+            except LedgerError as problem:
+                raise problem.located(source=source, line=line) from None
+            raise LedgerError(
+                "events carry recorded stamps: give --keep-recorded to keep them (a historical ledger, an audit "
+                "copy) or --restamp to record them now", field="recorded", source=source, line=line,
+            )
 
 
 def _file_policy(ledger: Ledger, table: dict[str, Any], source: str) -> PolicyTerms:

@@ -286,7 +286,7 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
                               field="foreign_amount")
         _convert_invoice(data, currency)
     if "recorded" in data:
-        data["recorded"] = _recorded(data["recorded"])
+        data["recorded"] = read_recorded(data["recorded"])
     for name, value in data.items():  # a lone surrogate, from a file decoded with errors allowed
         if not _valid_unicode(name):
             raise LedgerError("a field name is not valid Unicode text",
@@ -316,7 +316,8 @@ def _valid_unicode(text: str) -> bool:
     return True
 
 
-def _recorded(value: Any) -> datetime.datetime:
+def read_recorded(value: Any) -> datetime.datetime:
+    """A `recorded` stamp as a file gives it (ISO text with a time zone), in UTC; refused naming `recorded`."""
     if isinstance(value, str):
         try:
             value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
