@@ -19,6 +19,7 @@ from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db
 from ledger.cli import app, main
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import EVENT_TYPES, field_words
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "creditledger"
@@ -79,6 +80,51 @@ def test_help_shows_brackets_as_written() -> None:
     """Rich reads [policy] as markup and drops it unless escaped."""
     assert "[[events]]" in cli("import", "--help").stdout
     assert "[policy]" in cli("policy", "load", "--help").stdout
+
+
+# Options that take a date (or a date or timestamp): their help must show the format.
+DATE_OPTIONS = {"as_of", "known_at", "effective", "effective_from", "effective_to", "date_from", "date_to"}
+
+
+def squeezed(text: str) -> str:
+    """`text` without whitespace or the box lines Rich draws around help panels, so that
+    wrapped help compares with the help as written."""
+    return "".join(ch for ch in text if not ch.isspace() and ch not in "│╭╮╰╯─")
+
+
+@pytest.mark.parametrize("path", list(command_paths()), ids=lambda p: " ".join(p) or "creditledger")
+def test_help_loses_no_text_to_markup_and_shows_date_formats(path: list[str]):
+    """Every help text of every command and option shows whole, brackets and all ([[events]] was
+    once eaten by Rich's markup), and every date option says how to write the date."""
+    shown = squeezed(cli(*path, "--help").stdout)
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    first_paragraph = (command.help or "").strip().split("\n\n")[0]
+    assert squeezed(first_paragraph) in shown
+    for param in command.params:
+        written = (getattr(param, "help", None) or "").replace("\\[", "[")
+        assert squeezed(written) in shown, (param.name, written)
+        if param.name in DATE_OPTIONS:
+            assert "YYYY-MM-DD" in written, (param.name, written)
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
+def test_append_type_help_lists_the_fields_of_that_type_with_their_formats(event_type: str):
+    shown = cli("append", event_type, "--help").stdout
+    assert f"Fields of {event_type}" in shown
+    fields = field_words(event_type)
+    for name, words in fields:
+        assert f"--{name.replace('_', '-')}" in shown and squeezed(words) in squeezed(shown), name
+    assert "--recorded" not in shown and "--id " not in shown  # the ledger sets them
+    assert {name for name, _ in fields} >= {"effective", "key"}
+    if "due" in dict(fields):
+        assert "date YYYY-MM-DD" in dict(fields)["due"]
+
+
+def test_append_help_without_a_type_lists_the_types():
+    shown = " ".join(cli("append", "--help").stdout.split())
+    assert "append TYPE --help lists" in shown and all(name in shown for name in EVENT_TYPES)
 
 
 def test_the_app_has_the_commands_of_the_contract():

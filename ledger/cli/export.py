@@ -21,10 +21,10 @@ def export(
     ] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write one CSV file per table into this folder.")] = None,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="The effective date of every figure (default today, as every query).")
+        str | None, typer.Option("--as-of", help="The effective date of every figure, YYYY-MM-DD (default today, as every query).")
     ] = None,
     known_at: Annotated[
-        str | None, typer.Option(help="As the ledger knew it then (timestamp, or a date: its end; default now).")
+        str | None, typer.Option(help="As the ledger knew it then (a timestamp such as 2025-03-10T09:00:00Z, or a date YYYY-MM-DD: its end; default now).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing export file (or the folder's CSV files).")] = False,
     db: Annotated[

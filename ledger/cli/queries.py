@@ -55,7 +55,7 @@ def summary(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     out.print(table)
 
 
-AsOfOption = Annotated[str | None, typer.Option("--as-of", help="The effective date (default today).")]
+AsOfOption = Annotated[str | None, typer.Option("--as-of", help="The effective date, YYYY-MM-DD (default today).")]
 
 
 @app.command()
@@ -64,7 +64,7 @@ def exposure(
     as_of: AsOfOption = None,
     known_at: Annotated[
         list[str] | None,
-        typer.Option(help="As the ledger knew it then (timestamp, or a date: its end). Twice with --diff."),
+        typer.Option(help="As the ledger knew it then (a timestamp such as 2025-03-10T09:00:00Z, or a date YYYY-MM-DD: its end). Twice with --diff."),
     ] = None,
     diff: Annotated[bool, typer.Option("--diff", help="What changed between two --known-at, and why.")] = False,
     db: DbOption = DEFAULT_DB,
@@ -120,7 +120,7 @@ def _print_diff(answer: answers.ExposureDiff, as_json: bool) -> None:
 def obligations(
     buyer: Annotated[str | None, typer.Option(help="One buyer's duties (default: all, and the policy's).")] = None,
     as_of: AsOfOption = None,
-    known_at: Annotated[str | None, typer.Option(help="As the ledger knew it then.")] = None,
+    known_at: Annotated[str | None, typer.Option(help="As the ledger knew it then (a timestamp such as 2025-03-10T09:00:00Z, or a date YYYY-MM-DD: its end).")] = None,
     open_only: Annotated[bool, typer.Option("--open", help="Only pending duties.")] = False,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
@@ -140,7 +140,7 @@ def obligations(
 
 
 PeriodOption = Annotated[str, typer.Option(help="A declaration period: 2025, 2025-Q1 or 2025-03.")]
-KnownAtOption = Annotated[str | None, typer.Option(help="As the ledger knew it then (timestamp, or a date: its end).")]
+KnownAtOption = Annotated[str | None, typer.Option(help="As the ledger knew it then (a timestamp such as 2025-03-10T09:00:00Z, or a date YYYY-MM-DD: its end).")]
 
 
 @app.command()

@@ -418,6 +418,71 @@ def parse_recorded(text: str) -> datetime.datetime:
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
 
 
+# ---------------------------------------------------------------- the fields, in words (append TYPE --help)
+
+_SET_BY_THE_LEDGER = ("id", "recorded", "foreign_amount")
+_FIELD_WORDS = {  # by field name, where the name says more than the type
+    "effective": "date YYYY-MM-DD, the day it happened",
+    "key": "text, 1 to 100 characters: the idempotency key (an event whose key is recorded is skipped)",
+    "amount": "decimal amount in the policy currency, e.g. 1500.00 (never a float; no more decimals than "
+              "the currency has)",
+    "currency": "ISO 4217 currency code, e.g. USD (an invoice in another currency than the policy's)",
+    "fx_rate": "decimal, policy currency per unit of currency, e.g. 0.7931",
+    "payment": "the event id or the key of the payment",
+    "terms": "a [policy] table (load a policy file with creditledger policy load FILE)",
+    "delivered": "date YYYY-MM-DD (default: effective)",
+}
+
+
+def field_words(type_name: str) -> list[tuple[str, str]]:
+    """Each field a user gives for an event of `type_name`, with its format and whether it is
+    required (or its default), read from the event's Struct: `append TYPE --help` lists them."""
+    cls = EVENT_TYPES[type_name]
+    hints = get_type_hints(cls, include_extras=True)
+    rows = []
+    for info in msgspec.structs.fields(cls):
+        if info.name in _SET_BY_THE_LEDGER:
+            continue
+        words = _FIELD_WORDS.get(info.name) or _type_words(hints[info.name])
+        if info.name == "amount" and type_name == "invoice_issued":
+            words = words.replace("in the policy currency", "in the policy currency (or in currency)")
+        if info.required and info.name not in ("effective", "delivered"):
+            need = "required"
+        elif info.name == "effective":
+            need = "required (append: default today)"
+        elif info.default in (None, msgspec.NODEFAULT) or info.name == "delivered":
+            need = "optional"
+        else:
+            need = f"default {str(info.default).lower() if isinstance(info.default, bool) else info.default}"
+        rows.append((info.name, f"{words}; {need}"))
+    return rows
+
+
+def _type_words(hint: Any) -> str:
+    """A field's format from its annotation (the aliases above: Ident, Name, Country, Period)."""
+    if type(None) in get_args(hint):  # an optional field: the format of what it holds when given
+        hint = next(h for h in get_args(hint) if h is not type(None))
+    if hint == Country:
+        return "ISO 3166-1 alpha-2 country code, e.g. GB"
+    if hint == Period:
+        return "a declaration period: 2025, 2025-Q1 or 2025-03"
+    if hint == Name:
+        return "text, 1 to 200 characters"
+    if hint == Ident:
+        return "text, 1 to 100 characters"
+    if _is_literal(hint):
+        return "one of " + ", ".join(get_args(hint))
+    if hint is bool:
+        return "true or false (a bare --flag is true)"
+    if hint is datetime.date:
+        return "date YYYY-MM-DD"
+    return "text"
+
+
+def _is_literal(hint: Any) -> bool:
+    return getattr(hint, "__origin__", None) is Literal
+
+
 def buyer_of(event: Event) -> str | None:
     """The buyer whose stream holds `event`, or None for policy-wide events."""
     return event.buyer if isinstance(event, BuyerEvent) else None
