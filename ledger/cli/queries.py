@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -212,6 +213,10 @@ def declare(
         "country: running it again records nothing).")] = False,
     effective: Annotated[str | None, typer.Option(
         help="With --record: the day the declaration is made, YYYY-MM-DD (default today).")] = None,
+    xlsx: Annotated[Path | None, typer.Option(
+        "--xlsx", help="Write it to this spreadsheet (.xlsx) instead, the turnover as numbers in the policy "
+        "currency's format.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --xlsx: replace the file if it exists.")] = False,
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Print the turnover declaration of a period, by country, as CSV ready to send to the insurer.
@@ -224,12 +229,21 @@ def declare(
 
     if effective is not None and not record:
         raise LedgerError("is only for --record", field="effective")
+    if force and xlsx is None:
+        raise LedgerError("is only for --xlsx", field="force")
     with _open(db) as ledger:
         answer = declaration_query(ledger, {"period": period, "known_at": known_at})
+        if xlsx is not None:  # before recording: a file that cannot be written leaves the ledger as it was
+            from ledger.adapters.xlsx import declaration_sheet, write_xlsx  # openpyxl only when used
+
+            write_xlsx([declaration_sheet(answer)], xlsx, answer.currency, force=force, field="xlsx")
         if record:
             day = optional_day(effective, "effective") or ledger.clock().date()
             outcome = ledger.record(ledger.parse([(None, raw) for raw in declaration_events(answer, day)]))
             _report_declaration(answer, outcome)
+    if xlsx is not None:
+        out.print(f"wrote the {answer.period} declaration ({len(answer.countries)} countries) to {xlsx}", markup=False)
+        return
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["policy", "period", "country", "currency", "insurable_turnover"])
     for row in answer.countries:
