@@ -97,6 +97,7 @@ def test_help_loses_no_text_to_markup_and_shows_date_formats(path: list[str]):
     """Every help text of every command and option shows whole, brackets and all ([[events]] was
     once eaten by Rich's markup), and every date option says how to write the date."""
     shown = squeezed(cli(*path, "--help").stdout)
+    assert "\\[" not in shown  # help is printed as written: an escape for Rich markup would show
     command = typer.main.get_command(app)
     for name in path:
         command = command.commands[name]  # type: ignore[attr-defined]
