@@ -24,8 +24,10 @@ demo: $(STAMP)
 	$(BIN)/creditledger summary --db $(DEMO)/ledger.db
 	$(BIN)/creditledger exposure --db $(DEMO)/ledger.db --as-of 2025-12-31
 	$(BIN)/creditledger obligations --db $(DEMO)/ledger.db --as-of 2025-12-31 --open
-	for quarter in 2025-Q1 2025-Q2 2025-Q3 2025-Q4; do \
-		$(BIN)/creditledger declare --db $(DEMO)/ledger.db --period $$quarter || exit 1; done
+	# Each quarter declared and recorded (QUARTER:DAY MADE), in time for its due date.
+	for declaration in 2025-Q1:2025-04-20 2025-Q2:2025-07-20 2025-Q3:2025-10-20 2025-Q4:2026-01-20; do \
+		$(BIN)/creditledger declare --db $(DEMO)/ledger.db --period $${declaration%:*} \
+			--record --effective $${declaration#*:} || exit 1; done
 	$(BIN)/creditledger premium --db $(DEMO)/ledger.db --as-of 2026-01-31
 	$(BIN)/creditledger claims --db $(DEMO)/ledger.db --as-of 2025-12-31
 	$(BIN)/creditledger claim --db $(DEMO)/ledger.db --as-of 2025-12-31 --explain \

@@ -59,6 +59,7 @@ from ledger.write.streams import BuyerStream, PolicyStream
 
 Clock = Callable[[], datetime.datetime]
 MAX_ATTEMPTS = 8
+UNCHANGED_TERMS = "the terms are those in force; nothing recorded"
 
 
 def utc_now() -> datetime.datetime:
@@ -184,10 +185,16 @@ class Ledger:
     # ------------------------------------------------------------ writing
 
     def load_policy(self, terms: PolicyTerms, *, effective: datetime.date | None = None) -> Outcome:
-        """Start the ledger's policy, or amend it (effective `effective`, default today)."""
+        """Start the ledger's policy, or amend it (effective `effective`, default today).
+
+        Terms equal to those in force (on `effective`, or after every amendment) record
+        nothing: an identical amendment would only add noise, dated today."""
         if not self.has_policy():
             event: Event = PolicyStarted(effective=terms.start, terms=terms)
         else:
+            policy = self.policy_stream()
+            if terms == (policy.terms_at(effective) if effective else policy.current()):
+                return Outcome(warnings=[UNCHANGED_TERMS])
             event = PolicyAmended(effective=effective or self.clock().date(), terms=terms)
         return self.record([Draft(event)])
 

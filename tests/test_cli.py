@@ -19,6 +19,7 @@ from helpers import POLICY_FILE, cli, no_default_db  # noqa: F401 (no_default_db
 from ledger.cli import app, main
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import EVENT_TYPES, field_words
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "creditledger"
@@ -81,6 +82,52 @@ def test_help_shows_brackets_as_written() -> None:
     assert "[policy]" in cli("policy", "load", "--help").stdout
 
 
+# Options that take a date (or a date or timestamp): their help must show the format.
+DATE_OPTIONS = {"as_of", "known_at", "effective", "effective_from", "effective_to", "date_from", "date_to"}
+
+
+def squeezed(text: str) -> str:
+    """`text` without whitespace or the box lines Rich draws around help panels, so that
+    wrapped help compares with the help as written."""
+    return "".join(ch for ch in text if not ch.isspace() and ch not in "│╭╮╰╯─")
+
+
+@pytest.mark.parametrize("path", list(command_paths()), ids=lambda p: " ".join(p) or "creditledger")
+def test_help_loses_no_text_to_markup_and_shows_date_formats(path: list[str]):
+    """Every help text of every command and option shows whole, brackets and all ([[events]] was
+    once eaten by Rich's markup), and every date option says how to write the date."""
+    shown = squeezed(cli(*path, "--help").stdout)
+    assert "\\[" not in shown  # help is printed as written: an escape for Rich markup would show
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    first_paragraph = (command.help or "").strip().split("\n\n")[0]
+    assert squeezed(first_paragraph) in shown
+    for param in command.params:
+        written = (getattr(param, "help", None) or "").replace("\\[", "[")
+        assert squeezed(written) in shown, (param.name, written)
+        if param.name in DATE_OPTIONS:
+            assert "YYYY-MM-DD" in written, (param.name, written)
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
+def test_append_type_help_lists_the_fields_of_that_type_with_their_formats(event_type: str):
+    shown = cli("append", event_type, "--help").stdout
+    assert f"Fields of {event_type}" in shown
+    fields = field_words(event_type)
+    for name, words in fields:
+        assert f"--{name.replace('_', '-')}" in shown and squeezed(words) in squeezed(shown), name
+    assert "--recorded" not in shown and "--id " not in shown  # the ledger sets them
+    assert {name for name, _ in fields} >= {"effective", "key"}
+    if "due" in dict(fields):
+        assert "date YYYY-MM-DD" in dict(fields)["due"]
+
+
+def test_append_help_without_a_type_lists_the_types():
+    shown = " ".join(cli("append", "--help").stdout.split())
+    assert "append TYPE --help lists" in shown and all(name in shown for name in EVENT_TYPES)
+
+
 def test_the_app_has_the_commands_of_the_contract():
     paths = {" ".join(p) for p in command_paths()}
     assert {"init", "policy load", "policy show", "append", "import", "log", "scenario run"} <= paths
@@ -114,6 +161,31 @@ def test_policy_load_show_and_amend(db: str):
     assert "policy_amended POL-2025-001 effective 2025-07-01" in result.stdout
     assert json.loads(cli("policy", "show", "--json", "--db", db).stdout)["discretionary_limit_max"] == "8000.00"
     assert [e["type"] for e in log_json(db)] == ["policy_started", "policy_amended"]
+
+
+def test_loading_unchanged_terms_records_nothing_and_says_so(db: str):
+    again = cli("policy", "load", str(POLICY_FILE), "--db", db)
+    assert "policy POL-2025-001 unchanged" in again.stdout and "nothing recorded" in again.stdout
+    as_json = json.loads(cli("policy", "load", str(POLICY_FILE), "--effective", "2025-07-01", "--json", "--db", db).stdout)
+    assert as_json["recorded"] == [] and "nothing recorded" in as_json["warnings"][0]
+    assert [e["type"] for e in log_json(db)] == ["policy_started"]
+
+
+@pytest.mark.parametrize(("effective", "words"), [
+    (None, "is after the policy end 2025-12-31"),  # today, by the real clock, is after the 2025 policy
+    ("2026-01-01", "is after the policy end 2025-12-31"),
+    ("2024-12-31", "is before the policy start 2025-01-01"),
+])
+def test_an_amendment_dated_outside_the_policy_period_is_refused(db: str, effective: str | None, words: str):
+    Path("amended.toml").write_text(
+        POLICY_FILE.read_text().replace('discretionary_limit_max = "5000"', 'discretionary_limit_max = "8000"'))
+    result = cli("policy", "load", "amended.toml", *(["--effective", effective] if effective else []), "--db", db,
+                 ok=False)
+    assert result.exit_code == 1 and words in str(result.exception)
+    assert str(result.exception).startswith("effective: ") and "\n" not in str(result.exception)
+    assert [e["type"] for e in log_json(db)] == ["policy_started"]
+    on_the_last_day = cli("policy", "load", "amended.toml", "--effective", "2025-12-31", "--db", db)
+    assert "policy_amended POL-2025-001 effective 2025-12-31" in on_the_last_day.stdout
 
 
 def test_append_records_one_event(db: str):
@@ -278,6 +350,33 @@ def test_log_json_output_saved_as_is_imports_again(db: str, tmp_path: Path):
     cli("init", "--db", fresh)
     cli("import", str(export), "--keep-recorded", "--db", fresh)
     assert log_json(fresh) == log_json(db)
+
+
+def test_a_file_with_recorded_stamps_is_refused_until_told_what_to_do_with_them(db: str, tmp_path: Path):
+    """An audit copy (`log --json`) imported without a choice would lose its recorded axis: refused, naming both."""
+    cli("import", str(write(tmp_path / "events.jsonl", EVENTS)), "--db", db)
+    exported = log_json(db)
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(exported))
+    fresh = str(tmp_path / "copy.db")
+    cli("init", "--db", fresh)
+    refused = cli("import", str(export), "--db", fresh, ok=False)
+    message = str(refused.exception)
+    assert refused.exit_code == 1 and message.startswith(f"{export}:") and " recorded: " in message
+    assert "--keep-recorded" in message and "--restamp" in message
+    both = cli("import", str(export), "--keep-recorded", "--restamp", "--db", fresh, ok=False)
+    assert both.exit_code == 1 and "not both" in str(both.exception)
+    assert count(fresh) == 0
+    restamped = cli("import", str(export), "--restamp", "--db", fresh)
+    assert f"recorded {len(exported)} events" in restamped.stdout and "carried recorded stamps" in restamped.stderr
+    assert [e["recorded"] for e in log_json(fresh)] != [e["recorded"] for e in exported]
+    assert [e["id"] for e in log_json(fresh)] == [e["id"] for e in exported]  # the same events, stamped now
+
+
+def test_a_file_without_recorded_stamps_needs_no_choice(db: str, tmp_path: Path):
+    path = tmp_path / "events.csv"
+    write(path, [{**row, "recorded": ""} for row in EVENTS])  # an empty recorded column is no stamp
+    assert f"recorded {len(EVENTS)} events" in cli("import", str(path), "--db", db).stdout
 
 
 def test_append_field_equals_value_keeps_the_value(db: str):

@@ -116,7 +116,6 @@ def test_the_example_mapping_and_book_use_the_spec_4_policy():
     ({"exports.invoices.amounts_negative": "yes"}, "exports.invoices.amounts_negative", "true or false"),
     ({"exports.invoices.event_column": "Kind"}, "exports.invoices.event_column", "not with event"),
     ({"format.delimiter": ";;"}, "format.delimiter", "one character"),
-    ({"format.delimiter": "."}, "format.delimiter", "also separates numbers"),
     ({"format.encoding": "klingon"}, "format.encoding", "is not an encoding"),
     ({"format.date": "%d/%m"}, "format.date", "whole date"),
     ({"format.date": "%d/%m/%Y%d"}, "format.date", "whole date"),  # a directive twice: found by the long fuzz run
@@ -488,3 +487,81 @@ def test_the_example_in_docs_erp_md_is_the_example_in_examples_erp():
     csv_block = re.search(r"`invoices.csv`.*?```\n(.*?)```", text, re.S)
     assert csv_block is not None
     assert csv_block.group(1).splitlines() == (EXAMPLES / "invoices.csv").read_text(encoding="utf-8").splitlines()
+
+
+# ---------------------------------------------------------------- comma-separated, and reject files as the input was
+
+US_MAPPING = (
+    '[format]\ndelimiter = ","\ndate = "%m/%d/%Y"\ndecimal_separator = "."\nthousands_separator = ","\n'
+    '[exports.invoices]\nevent = "invoice_issued"\nkey_columns = "Invoice"\n'
+    '[exports.invoices.columns]\nCustomer = "buyer"\nInvoice = "invoice"\n"Invoice Date" = "effective"\n'
+    '"Due Date" = "due"\nAmount = "amount"\n'
+)
+US_HEADER = "Customer,Invoice,Invoice Date,Due Date,Amount"
+
+
+def test_a_comma_separated_export_with_quoted_thousands_separators_imports(db: str, tmp_path: Path):
+    """An ordinary US export: cells separated by ',', "2,345.67" quoted, dates 01/15/2025 (docs/erp.md's)."""
+    import re
+    import tomllib
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "erp.md").read_text(encoding="utf-8")
+    block = re.search(r"## A comma-separated export\n.*?```toml\n(.*?)```", text, re.S)
+    assert block is not None and tomllib.loads(block.group(1)) == tomllib.loads(US_MAPPING)
+    mapping = tmp_path / "us.toml"
+    mapping.write_text(US_MAPPING, encoding="utf-8")
+    path = write(tmp_path, "invoices.csv", US_HEADER,
+                 'B-1001,INV-1,01/15/2025,03/16/2025,"2,345.67"',
+                 "B-1002,INV-2,01/20/2025,03/21/2025,999.00",
+                 'B-1002,INV-3,01/21/2025,03/22/2025,"1,002,003.04"')
+    result = json.loads(cli("import-erp", str(path), "--mapping", str(mapping), "--db", db, "--json").stdout)
+    assert len(result["recorded"]) == 3 and result["rejected"] == []
+    assert [(e["invoice"], e["effective"], e["due"], e["amount"]) for e in events(db, "invoice_issued")] == [
+        ("INV-1", "2025-01-15", "2025-03-16", "2345.67"),
+        ("INV-2", "2025-01-20", "2025-03-21", "999.00"),
+        ("INV-3", "2025-01-21", "2025-03-22", "1002003.04"),
+    ]
+
+
+def test_an_unquoted_number_in_a_comma_separated_export_is_refused_with_the_cure(db: str, tmp_path: Path,
+                                                                                 capsys: pytest.CaptureFixture[str]):
+    mapping = tmp_path / "us.toml"
+    mapping.write_text(US_MAPPING, encoding="utf-8")
+    path = write(tmp_path, "invoices.csv", US_HEADER, "B-1001,INV-1,01/15/2025,03/16/2025,2,345.67")
+    before = len(events(db))
+    code, _, err = run("import-erp", str(path), "--mapping", str(mapping), "--db", db, capsys=capsys)
+    assert code == 1
+    assert f"{path}:2: has 6 cells; the header row has 5 (a number written with ',' must be quoted, " in err
+    assert '"1,234.56"' in err and len(err.splitlines()) == 1
+    assert len(events(db)) == before
+
+
+@pytest.mark.parametrize(("encoding", "bom"), [
+    ("utf-8", b""),
+    ("utf-8", b"\xef\xbb\xbf"),
+    ("cp1252", b""),
+    ("utf-16", b"\xff\xfe"),
+    ("utf-16", b"\xfe\xff"),
+    ("utf-16-le", b""),
+])
+def test_the_reject_file_keeps_the_encoding_and_byte_order_mark_of_the_export(db: str, tmp_path: Path,
+                                                                               encoding: str, bom: bytes):
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(MAPPING.read_text(encoding="utf-8").replace('encoding = "utf-8"', f'encoding = "{encoding}"'),
+                       encoding="utf-8")
+    lines = [INVOICE_HEADER, "B-1001;Acme;RE-1;15/01/2025;;16/03/2025;1.000,00;GBP",
+             "B-9999;Müller;RE-3;15/01/2025;;16/03/2025;3.000,00;GBP"]  # not a registered buyer
+    text = "".join(line + "\r\n" for line in lines)
+    body_codec = {b"\xfe\xff": "utf-16-be", b"\xff\xfe": "utf-16-le"}.get(bom, encoding)
+    path = tmp_path / "invoices.csv"
+    path.write_bytes(bom + text.encode(body_codec))
+    cli("import-erp", str(path), "--mapping", str(mapping), "--db", db, "--skip-bad")
+    written = (tmp_path / "invoices.rejects.csv").read_bytes()
+    assert written.startswith(bom) and not written[len(bom):].startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))
+    rows = written[len(bom):].decode(body_codec).split("\r\n")
+    assert rows[0] == INVOICE_HEADER + ";reject_reason"
+    assert rows[1].startswith(lines[2] + ";line 3: buyer: B-9999")  # the row as read, ü and all
+    # As the input was, so the mapping reads it again: the same row, the same reason.
+    again = json.loads(cli("import-erp", str(tmp_path / "invoices.rejects.csv"), "--mapping", str(mapping),
+                           "--db", db, "--dry-run", "--skip-bad", "--json").stdout)
+    assert [(r["line"], r["field"]) for r in again["rejected"]] == [(2, "buyer")]

@@ -450,7 +450,7 @@ def test_never_exports_over_the_ledger_itself(book_file: str) -> None:
 
 def test_bad_arguments_are_one_line_refusals(book_file: str, tmp_path: Path) -> None:
     neither = cli("export", "--db", book_file, ok=False)
-    assert neither.exit_code == 1 and "--sqlite FILE or --csv FOLDER" in str(neither.exception)
+    assert neither.exit_code == 1 and "--sqlite FILE, --csv FOLDER or --xlsx FILE" in str(neither.exception)
     both = cli("export", "--sqlite", "a.db", "--csv", "dir", "--db", book_file, ok=False)
     assert both.exit_code == 1 and isinstance(both.exception, LedgerError)
     bad_date = cli("export", "--sqlite", "a.db", "--as-of", "2025-02-30", "--db", book_file, ok=False)

@@ -180,8 +180,6 @@ MAPPING_CASES: list[tuple[str, str, str | None, str | None, str]] = [
      "thousands_separator", "format.thousands_separator", "is the same as the decimal separator"),
     ("thousands-underscore", changed('thousands_separator = "."', 'thousands_separator = "_"'),
      "thousands_separator", "format.thousands_separator", "is not one of"),
-    ("delimiter-separates-numbers", changed('delimiter = ";"', 'delimiter = ","'), "delimiter =",
-     "format.delimiter", "also separates numbers"),
     ("delimiter-empty", changed('delimiter = ";"', 'delimiter = ""'), "delimiter =", "format.delimiter",
      "is not one character"),
     ("delimiter-two", changed('delimiter = ";"', 'delimiter = ";;"'), "delimiter =", "format.delimiter",
@@ -376,7 +374,7 @@ def test_a_row_just_under_the_line_limit_is_not_refused_as_long(tmp_path: Path):
     path = tmp_path / "wide.csv"
     write_long_row(path, MAX_LINE_CHARS - 200)
     assert path.stat().st_size > 2 * (MAX_LINE_CHARS - 200)
-    assert MAX_LINE_CHARS - 200 < len(_decode(path, "utf-8-sig").splitlines()[1]) <= MAX_LINE_CHARS
+    assert MAX_LINE_CHARS - 200 < len(_decode(path, "utf-8-sig")[0].splitlines()[1]) <= MAX_LINE_CHARS
 
 
 def test_a_100_mb_row_is_refused_without_loading_it(tmp_path: Path, erp_db: str):

@@ -243,3 +243,13 @@ def test_the_late_invoice_is_explained_by_its_cap(tour: Shell) -> None:
                    money(late_cap) - money(pushed_amount), before, after):
         assert shown(amount) in explanation, shown(amount)
     assert "LATE-1, delivered on 30 June" in explanation and "NW25-001838" in explanation
+
+
+def test_the_tour_records_a_declaration(tour: Shell) -> None:
+    """`declare --record` in the tour records Q3 by country, so its duty is met."""
+    line = tour.line("declare --period 2025-Q3 --record")
+    assert tour.outputs[line].startswith("policy,period,country,currency,insurable_turnover\n")
+    declared = json.loads(creditledger("log", "--type", "turnover_declared", "--json", env=tour.env))
+    assert {e["period"] for e in declared} == {"2025-Q3"} and len(declared) == 5  # one per country
+    duties = json.loads(creditledger("obligations", "--as-of", "2025-12-31", "--json", env=tour.env))
+    assert {"kind": "declare_turnover", "due": "2025-10-30", "status": "met"} in duties

@@ -89,6 +89,18 @@ POLICY_REFUSALS = [
     pytest.param({"max_credit_days": "120"}, "policy.max_credit_days", "whole number", id="days-as-text"),
     pytest.param({"max_credit_days": 0}, "policy.max_credit_days", "out of range", id="zero-credit-days"),
     pytest.param({"countries": ["GB", "UK1"]}, "policy.countries", "ISO 3166", id="bad-country"),
+    pytest.param({"countries": ["UK", "DE"]}, "policy.countries", "did you mean GB (United Kingdom)?",
+                 id="uk-is-not-a-country-code"),
+    pytest.param({"countries": ["GB", "XX"]}, "policy.countries", "'XX' is not an ISO 3166-1 alpha-2",
+                 id="unassigned-country-code"),
+    pytest.param({"structure": "selected_risk", "selected_countries": ["EL"]}, "policy.selected_countries",
+                 "did you mean GR (Greece)?", id="el-is-not-greece"),
+    pytest.param({"premium": {**{k: v for k, v in SPEC_TABLE["premium"].items() if k != "rate"},
+                              "rates": {"default": "0.003", "UK": "0.004"}}},
+                 "policy.premium.rates", "not default or an ISO 3166-1 alpha-2 country code; did you mean GB",
+                 id="rates-uk"),
+    pytest.param({"fees": {**SPEC_TABLE["fees"], "zones": {**SPEC_TABLE["fees"]["zones"], "UK": "A"}}},
+                 "policy.fees.zones", "did you mean GB", id="zones-uk"),
     pytest.param({"start": "2025-02-30"}, "policy.start", "not a valid date", id="february-30"),
     pytest.param({"start": datetime.datetime(2025, 1, 1, 9, 0)}, "policy.start", "not a date", id="start-timestamp"),
     pytest.param({"structure": "selected_risk"}, "policy.structure", "selected_buyers", id="selection-missing"),
@@ -200,8 +212,22 @@ def test_buyer_country_without_fee_zone(book: Ledger):
 
 
 def test_buyer_country_must_be_an_iso_code(book: Ledger):
-    refusal(book, {"type": "buyer_registered", "effective": "2025-02-01", "buyer": "B2", "name": "x",
-                   "country": "gb"}, "country")
+    error = refusal(book, {"type": "buyer_registered", "effective": "2025-02-01", "buyer": "B2", "name": "x",
+                           "country": "gb"}, "country")
+    assert "did you mean GB" in error.message
+
+
+@pytest.mark.parametrize(("code", "meant"), [("UK", "GB (United Kingdom)"), ("EL", "GR (Greece)"), ("QQ", None)])
+def test_a_country_code_of_the_right_shape_that_names_no_country_is_refused(book: Ledger, code: str,
+                                                                            meant: str | None):
+    """UK would leave the buyer outside every GB term while showing active: refused, with the code meant."""
+    for raw in ({"type": "buyer_registered", "effective": "2025-02-01", "buyer": "B2", "name": "x", "country": code},
+                {"type": "turnover_declared", "effective": "2025-04-10", "period": "2025-Q1", "country": code,
+                 "amount": "0"},
+                {"type": "political_event", "effective": "2025-04-10", "country": code, "description": "war"}):
+        error = refusal(book, raw, "country")
+        assert f"{code!r} is not an ISO 3166-1 alpha-2 country code" in error.message
+        assert (f"did you mean {meant}?" in error.message) if meant else "did you mean" not in error.message
 
 
 def test_buyer_kind_must_be_one_of_spec_5(book: Ledger):

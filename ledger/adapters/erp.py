@@ -142,6 +142,7 @@ class ErpFile:
     export: ExportMapping
     header: list[str]
     rows: list[ErpRow] = field(default_factory=list)
+    bom: bytes = b""  # the byte-order mark the file starts with, if any, which its reject file keeps
 
 
 # ---------------------------------------------------------------- the mapping
@@ -195,9 +196,8 @@ def parse_mapping(document: dict[str, Any], source: str = "mapping") -> ErpMappi
         raise LedgerError(f"{thousands!r} is not one of {shown}", field="format.thousands_separator")
     if thousands == decimal:
         raise LedgerError("is the same as the decimal separator", field="format.thousands_separator")
-    if delimiter in (decimal, thousands):
-        # Allowed by CSV quoting, but an unquoted 1,5 would split the cell: say so now, not per row.
-        raise LedgerError(f"{delimiter!r} also separates numbers; use another delimiter", field="format.delimiter")
+    # A delimiter that also separates numbers (`,` with "2,345.67") is fine where the ERP quotes such
+    # cells, as CSV does; a row whose number was left unquoted has a cell too many and is refused, saying so.
     if "exports" not in document:
         raise LedgerError("is required: one [exports.NAME] table per kind of export", field="exports")
     exports = _table(document["exports"], "exports")
@@ -349,7 +349,7 @@ def read_export(path: Path, mapping: ErpMapping, export: str | None = None) -> E
     one row is kept on the row, so that a caller can list every bad row.
     """
     source = str(path)
-    text = _decode(path, mapping.encoding)
+    text, bom = _decode(path, mapping.encoding)
     # strict: a quote left open would otherwise swallow the rest of the file into one cell.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=mapping.delimiter, strict=True)
     start = 1  # the line the row being read starts on, which a malformed row is named by
@@ -362,7 +362,7 @@ def read_export(path: Path, mapping: ErpMapping, export: str | None = None) -> E
         twice = sorted(h for h in chosen.headers() if header.count(h) > 1)
         if twice:
             raise LedgerError(f"the header row has the column {twice[0]!r} twice", source=source, line=1)
-        file = ErpFile(source, mapping, chosen, header)
+        file = ErpFile(source, mapping, chosen, header, bom=bom)
         start = reader.line_num + 1
         for cells in reader:
             if any(cell.strip(PADDING) for cell in cells):
@@ -387,8 +387,9 @@ _BOMS = (
 )
 
 
-def _decode(path: Path, encoding: str) -> str:
-    """The text of the export; refused with its line if it is not in `encoding` or has an over-long line.
+def _decode(path: Path, encoding: str) -> tuple[str, bytes]:
+    """The text of the export and the byte-order mark it starts with (b"" if none); refused with
+    its line if it is not in `encoding` or has an over-long line.
 
     The file is first streamed through an incremental decoder in 1 MiB chunks,
     counting characters per line in the mapping's encoding, so that a 100 MB
@@ -396,6 +397,7 @@ def _decode(path: Path, encoding: str) -> str:
     """
     source = str(path)
     shown = "utf-8" if encoding == "utf-8-sig" else encoding
+    bom = b""
     try:
         with path.open("rb") as handle:
             head = handle.read(4)
@@ -404,6 +406,7 @@ def _decode(path: Path, encoding: str) -> str:
                     if not codecs.lookup(encoding).name.replace("_", "-").startswith(family):
                         raise LedgerError(f"starts with a {family} byte-order mark but format.encoding of the "
                                           f"mapping is {shown}", source=source, line=1)
+                    bom = mark
                     break
             handle.seek(0)
             _check_lines(handle, encoding, shown, source)
@@ -411,7 +414,7 @@ def _decode(path: Path, encoding: str) -> str:
     except OSError as e:
         raise LedgerError(f"cannot read the file: {e.strerror}", source=source) from None
     # Checked above, so this decodes; a byte-order mark is never part of the first header.
-    return data.decode(encoding).removeprefix("\ufeff")
+    return data.decode(encoding).removeprefix("\ufeff"), bom
 
 
 def _check_lines(handle: Any, encoding: str, shown: str, source: str) -> None:
@@ -478,7 +481,11 @@ def convert_row(
 ) -> dict[str, Any]:
     """One CSV row as a raw event: constants, mapped cells in ISO dates and plain decimals, the key."""
     if len(cells) != len(header):
-        raise LedgerError(f"has {len(cells)} cells; the header row has {len(header)}")
+        numbers = mapping.numbers
+        hint = (f" (a number written with {mapping.delimiter!r} must be quoted, e.g. "
+                f"\"{numbers.example().removeprefix('like ')}\")"
+                if mapping.delimiter in (numbers.decimal, numbers.thousands) else "")
+        raise LedgerError(f"has {len(cells)} cells; the header row has {len(header)}{hint}")
     event = export.event
     if export.event_column is not None:
         code = cells[index[export.event_column]].strip(PADDING)
@@ -525,12 +532,31 @@ def _date(text: str, date_format: str, target: str, column: str) -> str:
         ) from None
 
 
-def reject_writer(path: Path, mapping: ErpMapping, header: list[str]) -> tuple[Any, Any]:
-    """An open reject file and its CSV writer, in the export's own format, so that it imports again."""
-    handle = path.open("w", encoding=mapping.encoding, newline="")
-    writer = csv.writer(handle, delimiter=mapping.delimiter, lineterminator="\r\n")
-    writer.writerow([*header, REASON_COLUMN])
+def reject_writer(path: Path, source: ErpFile) -> tuple[Any, Any]:
+    """An open reject file and its CSV writer, in the export's own format (delimiter, encoding,
+    and the byte-order mark it had or had not), so that it imports again and diffs cleanly."""
+    handle = io.TextIOWrapper(path.open("wb"), encoding=_without_mark(source.mapping.encoding, source.bom),
+                              newline="")
+    try:
+        handle.buffer.write(source.bom)
+        writer = csv.writer(handle, delimiter=source.mapping.delimiter, lineterminator="\r\n")
+        writer.writerow([*source.header, REASON_COLUMN])
+    except BaseException:
+        handle.close()
+        raise
     return handle, writer
+
+
+def _without_mark(encoding: str, bom: bytes) -> str:
+    """The codec that writes `encoding` without a byte-order mark of its own (the reject file
+    writes the input's, if it had one): utf-8-sig, utf-16 and utf-32 would add one each time."""
+    name = codecs.lookup(encoding).name
+    if name in ("utf-8", "utf-8-sig"):
+        return "utf-8"
+    if name in ("utf-16", "utf-32"):
+        big = bom in (codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)
+        return f"{name}-{'be' if big else 'le'}"  # no mark: little-endian, as the decoder read it
+    return encoding
 
 
 REASON_COLUMN = "reject_reason"

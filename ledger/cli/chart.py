@@ -15,19 +15,19 @@ from ledger.cli.common import DbOption, app, caught_up, open_ledger, shown_locat
 from ledger.cli.common import out as console
 from ledger.queries.arguments import as_of_argument, day_argument, known_at_argument
 
-chart_app = typer.Typer(help="Draw exposure charts as PNG files.", no_args_is_help=True)
+chart_app = typer.Typer(rich_markup_mode=None, help="Draw exposure charts as PNG files.", no_args_is_help=True)
 app.add_typer(chart_app, name="chart")
 
 OutOption = Annotated[Path, typer.Option("--out", help="The PNG file to write (replaced if it exists).")]
 KnownAtOption = Annotated[
-    str | None, typer.Option(help="As the ledger knew it then (timestamp, or a date: its end).")
+    str | None, typer.Option(help="As the ledger knew it then (a timestamp such as 2025-03-10T09:00:00Z, or a date YYYY-MM-DD: its end).")
 ]
 
 
 @chart_app.command("exposure")
 def chart_exposure(
-    date_from: Annotated[str, typer.Option("--from", help="The first day drawn.")],
-    date_to: Annotated[str, typer.Option("--to", help="The last day drawn.")],
+    date_from: Annotated[str, typer.Option("--from", help="The first day drawn, YYYY-MM-DD.")],
+    date_to: Annotated[str, typer.Option("--to", help="The last day drawn, YYYY-MM-DD.")],
     out: OutOption,
     buyer: Annotated[str | None, typer.Option(help="One buyer (default: the book's totals).")] = None,
     every: Annotated[
@@ -60,7 +60,7 @@ def chart_exposure(
 @chart_app.command("book")
 def chart_book(
     out: OutOption,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="The effective date (default today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The effective date, YYYY-MM-DD (default today).")] = None,
     top: Annotated[int, typer.Option(help="How many buyers, largest outstanding first.")] = 10,
     known_at: KnownAtOption = None,
     db: DbOption = "ledger.db",

@@ -23,8 +23,11 @@ from ledger.write.pipeline import Outcome
 DEFAULT_DB = "ledger.db"
 SHOW_SKIPPED = 10  # a re-import can skip a million events; list a few, count the rest
 
+# No Rich markup in help: it read [[events]] and [policy] as tags and dropped them, and its panels
+# cut a long word (a PostgreSQL URL) short on an 80-column terminal. Help is printed as written.
 app = typer.Typer(
     help="An event-sourced ledger for trade-credit-insurance receivables.",
+    rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

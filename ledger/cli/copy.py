@@ -37,7 +37,7 @@ def copy(
     ] = True,
     as_of: Annotated[
         list[str] | None,
-        typer.Option("--as-of", help="A date to compare the queries at (repeat it; default: the middle and end "
+        typer.Option("--as-of", help="A date, YYYY-MM-DD, to compare the queries at (repeat it; default: the middle and end "
                                       "of the policy period and the last declaration's due date)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,

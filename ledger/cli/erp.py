@@ -225,7 +225,7 @@ def _print_trial(
 def _write_rejects(path: Path, source: ErpFile, bad: list[tuple[ErpRow, LedgerError]]) -> None:
     """The rejected rows as read, plus a reason column: fix them and import the file again."""
     try:
-        handle, writer = reject_writer(path, source.mapping, source.header)
+        handle, writer = reject_writer(path, source)
     except OSError as e:
         raise LedgerError(f"cannot write the reject file: {e.strerror}; the good rows were recorded",
                           source=str(path)) from None

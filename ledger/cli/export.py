@@ -1,4 +1,5 @@
-"""`creditledger export`: the read models as a SQLite file or CSV files (ledger/adapters/export.py).
+"""`creditledger export`: the read models as a SQLite file, CSV files or a spreadsheet
+(ledger/adapters/export.py, ledger/adapters/xlsx.py).
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ def export(
         Path | None, typer.Option("--sqlite", help="Write the tables into this SQLite file (Datasette opens it).")
     ] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write one CSV file per table into this folder.")] = None,
+    xlsx: Annotated[Path | None, typer.Option(
+        "--xlsx", help="Write one sheet per table into this spreadsheet (.xlsx): money as numbers in the policy "
+        "currency's format, dates as dates.")] = None,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="The effective date of every figure (default today, as every query).")
+        str | None, typer.Option("--as-of", help="The effective date of every figure, YYYY-MM-DD (default today, as every query).")
     ] = None,
     known_at: Annotated[
-        str | None, typer.Option(help="As the ledger knew it then (timestamp, or a date: its end; default now).")
+        str | None, typer.Option(help="As the ledger knew it then (a timestamp such as 2025-03-10T09:00:00Z, or a date YYYY-MM-DD: its end; default now).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing export file (or the folder's CSV files).")] = False,
     db: Annotated[
@@ -45,8 +49,8 @@ def export(
         write_sqlite,
     )
 
-    if (sqlite is None) == (csv is None):
-        raise LedgerError("give one of --sqlite FILE or --csv FOLDER", field="export")
+    if sum(target is not None for target in (sqlite, csv, xlsx)) != 1:
+        raise LedgerError("give one of --sqlite FILE, --csv FOLDER or --xlsx FILE", field="export")
     with open_ledger(db) as ledger:
         day = as_of_argument({"as_of": as_of}, ledger.clock().date())
         moment = known_at_argument({"known_at": known_at})
@@ -54,10 +58,15 @@ def export(
             report = build_report(ledger, day, moment, progress=advance)
             if sqlite is not None:
                 written = write_sqlite(report, sqlite, force=force)
+            elif xlsx is not None:
+                from ledger.adapters.xlsx import export_sheets, write_xlsx  # openpyxl only when used
+
+                written = {}
+                write_xlsx(export_sheets(report, written), xlsx, report.terms.currency, force=force, field="xlsx")
             else:
                 assert csv is not None
                 written = write_csv(report, csv, force=force)
-    where = sqlite if sqlite is not None else csv
+    where = sqlite or csv or xlsx
     watched = report.claims_on_watch()  # rows of the claims table, but not claims
     out.print(
         f"exported {len(written)} tables to {where}: {written['events']} events, {written['buyers']} buyers, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -16,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, caught_up, out, print_json
+from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, caught_up, err, optional_day, out, print_json
 from ledger.cli.common import open_ledger as _open
 from ledger.queries import answers
 from ledger.queries.arguments import EXPOSURE_SORTS, EXPOSURE_STATUSES, LINE_GROUPS, LINE_KINDS, as_of_argument
@@ -25,8 +26,11 @@ from ledger.queries.exposure import exposure_diff_query, exposure_query, rows_of
 from ledger.queries.obligations import obligations_query
 from ledger.queries.premium import premium_query
 from ledger.queries.summary import summary_query
-from ledger.queries.turnover import declaration_query, turnover_query
+from ledger.queries.turnover import declaration_events, declaration_query, turnover_query
 from ledger.vocabulary.errors import LedgerError
+from ledger.vocabulary.events import TurnoverDeclared
+from ledger.vocabulary.money import format_minor
+from ledger.write.pipeline import Outcome
 from projections.exposure import EXPOSURE_FIGURES
 from projections.premium import SUMMARY
 
@@ -54,7 +58,7 @@ def summary(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     out.print(table)
 
 
-AsOfOption = Annotated[str | None, typer.Option("--as-of", help="The effective date (default today).")]
+AsOfOption = Annotated[str | None, typer.Option("--as-of", help="The effective date, YYYY-MM-DD (default today).")]
 
 
 @app.command()
@@ -63,7 +67,7 @@ def exposure(
     as_of: AsOfOption = None,
     known_at: Annotated[
         list[str] | None,
-        typer.Option(help="As the ledger knew it then (timestamp, or a date: its end). Twice with --diff."),
+        typer.Option(help="As the ledger knew it then (a timestamp such as 2025-03-10T09:00:00Z, or a date YYYY-MM-DD: its end). Twice with --diff."),
     ] = None,
     diff: Annotated[bool, typer.Option("--diff", help="What changed between two --known-at, and why.")] = False,
     status: Annotated[
@@ -139,7 +143,7 @@ def _print_diff(answer: answers.ExposureDiff, as_json: bool) -> None:
 def obligations(
     buyer: Annotated[str | None, typer.Option(help="One buyer's duties (default: all, and the policy's).")] = None,
     as_of: AsOfOption = None,
-    known_at: Annotated[str | None, typer.Option(help="As the ledger knew it then.")] = None,
+    known_at: Annotated[str | None, typer.Option(help="As the ledger knew it then (a timestamp such as 2025-03-10T09:00:00Z, or a date YYYY-MM-DD: its end).")] = None,
     open_only: Annotated[bool, typer.Option("--open", help="Only the duties to act on: missed (first) and pending.")] = False,
     due_within: Annotated[int | None, typer.Option(
         "--due-within", metavar="DAYS", help="Only duties due by --as-of + DAYS (missed ones are past due: they stay).")] = None,
@@ -162,7 +166,7 @@ def obligations(
 
 
 PeriodOption = Annotated[str, typer.Option(help="A declaration period: 2025, 2025-Q1 or 2025-03.")]
-KnownAtOption = Annotated[str | None, typer.Option(help="As the ledger knew it then (timestamp, or a date: its end).")]
+KnownAtOption = Annotated[str | None, typer.Option(help="As the ledger knew it then (a timestamp such as 2025-03-10T09:00:00Z, or a date YYYY-MM-DD: its end).")]
 
 
 @app.command()
@@ -244,20 +248,64 @@ def premium(
 def declare(
     period: PeriodOption,
     known_at: KnownAtOption = None,
+    record: Annotated[bool, typer.Option(
+        "--record", help="Also record the declaration (one turnover_declared per country, keyed by period and "
+        "country: running it again records nothing).")] = False,
+    effective: Annotated[str | None, typer.Option(
+        help="With --record: the day the declaration is made, YYYY-MM-DD (default today).")] = None,
+    xlsx: Annotated[Path | None, typer.Option(
+        "--xlsx", help="Write it to this spreadsheet (.xlsx) instead, the turnover as numbers in the policy "
+        "currency's format.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --xlsx: replace the file if it exists.")] = False,
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Print the turnover declaration of a period, by country, as CSV ready to send to the insurer."""
+    """Print the turnover declaration of a period, by country, as CSV ready to send to the insurer.
+
+    With --record the ledger records it too, and says on stderr what it recorded.
+    """
     import csv
 
     from ledger.adapters.csvsafe import safe_cell
 
+    if effective is not None and not record:
+        raise LedgerError("is only for --record", field="effective")
+    if force and xlsx is None:
+        raise LedgerError("is only for --xlsx", field="force")
     with _open(db) as ledger:
         answer = declaration_query(ledger, {"period": period, "known_at": known_at})
+        if xlsx is not None:  # before recording: a file that cannot be written leaves the ledger as it was
+            from ledger.adapters.xlsx import declaration_sheet, write_xlsx  # openpyxl only when used
+
+            write_xlsx([declaration_sheet(answer)], xlsx, answer.currency, force=force, field="xlsx")
+        if record:
+            day = optional_day(effective, "effective") or ledger.clock().date()
+            outcome = ledger.record(ledger.parse([(None, raw) for raw in declaration_events(answer, day)]))
+            _report_declaration(answer, outcome)
+    if xlsx is not None:
+        out.print(f"wrote the {answer.period} declaration ({len(answer.countries)} countries) to {xlsx}", markup=False)
+        return
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["policy", "period", "country", "currency", "insurable_turnover"])
     for row in answer.countries:
         cells = [answer.policy, answer.period, row.country, answer.currency, row.insurable_turnover]
         writer.writerow([safe_cell(cell) for cell in cells])  # a policy id `=...` stays text in a spreadsheet
+
+
+def _report_declaration(answer: answers.Declaration, outcome: Outcome) -> None:
+    """What `declare --record` recorded and what it found recorded already, on stderr
+    (stdout keeps the CSV whole)."""
+    for event in outcome.recorded:
+        assert isinstance(event, TurnoverDeclared)
+        err.print(f"recorded turnover_declared {event.period} {event.country} "
+                  f"{format_minor(event.amount, answer.currency)} {answer.currency} effective {event.effective} "
+                  f"(key {event.key})", markup=False)
+    for skipped in outcome.skipped:
+        err.print(f"already recorded: key {skipped.draft.event.key} (event {skipped.earlier}); a corrected figure is "
+                  "a new turnover_declared with its own key (creditledger append)", markup=False)
+    for warning in outcome.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    if not answer.countries:
+        err.print(f"nothing recorded: no sales in {answer.period}", markup=False)
 
 
 @app.command()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperCommand
 
 from ledger.adapters.eventfiles import read_event_file
 from ledger.adapters.policyfile import load_policy_file
@@ -27,10 +29,10 @@ from ledger.cli.common import progress_bar as _progress
 from ledger.queries.arguments import known_at_argument
 from ledger.service import Ledger, ledger_exists
 from ledger.vocabulary.errors import LedgerError
-from ledger.vocabulary.events import EVENT_TYPES, to_public
+from ledger.vocabulary.events import EVENT_TYPES, field_words, read_recorded, to_public
 from ledger.vocabulary.terms import PolicyTerms, parse_policy, terms_to_table
 
-policy_app = typer.Typer(help="Load and show the ledger's policy.", no_args_is_help=True)
+policy_app = typer.Typer(rich_markup_mode=None, help="Load and show the ledger's policy.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 
@@ -45,9 +47,10 @@ def init(db: DbOption = DEFAULT_DB) -> None:
 
 @policy_app.command("load")
 def policy_load(
-    file: Annotated[Path, typer.Argument(help="A policy document: TOML with a \\[policy] table (its terms: docs/rules.md).")],
+    file: Annotated[Path, typer.Argument(help="A policy document: TOML with a [policy] table (its terms: docs/rules.md).")],
     effective: Annotated[
-        str | None, typer.Option(help="For an amendment: the date it takes effect (default today).")
+        str | None, typer.Option(help="For an amendment: the date it takes effect, YYYY-MM-DD, within the policy "
+                                 "period (default today).")
     ] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
@@ -56,6 +59,9 @@ def policy_load(
     terms = load_policy_file(file)
     with _open(db) as ledger:
         outcome = ledger.load_policy(terms, effective=optional_day(effective, "effective"))
+        if not outcome.recorded and not as_json:
+            out.print(f"policy {terms.id} unchanged: {outcome.warnings[0]}", markup=False)
+            return
         report_outcome(outcome, as_json=as_json)
         if not as_json:
             event = outcome.recorded[0]
@@ -76,12 +82,36 @@ def policy_show(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     out.print(grid)
 
 
+class _AppendCommand(TyperCommand):
+    """`append`, whose --help after a TYPE lists that type's fields with their formats
+    (from the event's Struct, ledger/vocabulary/events.py), and without one the types."""
+
+    # Any: Typer vendors its own click, whose Context and HelpFormatter are not public names.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # --help is handled while parsing, before TYPE is bound: note the type from the words given.
+        ctx.meta["append_type"] = next((a for a in args if a in EVENT_TYPES), None)
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        super().format_help(ctx, formatter)  # Rich prints it; what goes to `formatter` is printed after
+        event_type = ctx.meta.get("append_type")
+        formatter.write("\n")
+        if event_type is None:
+            with formatter.section("Event types (append TYPE --help lists the fields of one)"):
+                formatter.write_text(", ".join(EVENT_TYPES))
+            return
+        with formatter.section(f"Fields of {event_type} (--field value)"):
+            formatter.write_dl([(f"--{name.replace('_', '-')}", words) for name, words in field_words(event_type)])
+
+
 @app.command(
+    cls=_AppendCommand,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def append(
     ctx: typer.Context,
-    event_type: Annotated[str, typer.Argument(metavar="TYPE", help="An event type, e.g. invoice_issued (the types and their fields: docs/rules.md).")],
+    event_type: Annotated[str, typer.Argument(
+        metavar="TYPE", help="An event type, e.g. invoice_issued (append TYPE --help lists its fields).")],
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
@@ -113,9 +143,12 @@ def append(
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="Events as TOML (\\[\\[events]] as in a scenario), JSON Lines or CSV.")],
+    file: Annotated[Path, typer.Argument(help="Events as TOML ([[events]] as in a scenario), JSON Lines or CSV.")],
     keep_recorded: Annotated[
-        bool, typer.Option("--keep-recorded", help="Keep the file's recorded stamps (a historical ledger).")
+        bool, typer.Option("--keep-recorded", help="Keep the file's recorded stamps (a historical ledger, an audit copy).")
+    ] = False,
+    restamp: Annotated[
+        bool, typer.Option("--restamp", help="Replace the file's recorded stamps with now (its events are new to this ledger).")
     ] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="toml, jsonl or csv (default: from the name).")] = None,
     db: DbOption = DEFAULT_DB,
@@ -129,6 +162,7 @@ def import_(
     with _open(db) as ledger:
         source = read_event_file(file, fmt)
         rows = list(source.events)
+        _check_stamps(rows, keep_recorded, restamp, source.source)
         terms = _file_policy(ledger, source.policy, source.source) if source.policy is not None else None
         if not source.events and terms is None:
             raise LedgerError("has no events", source=source.source)
@@ -138,6 +172,25 @@ def import_(
                 drafts.insert(0, ledger.starting_draft(terms, drafts, source.source))
             outcome = ledger.record(drafts, keep_recorded=keep_recorded, progress=advance)
         report_outcome(outcome, as_json=as_json)
+
+
+def _check_stamps(rows: Sequence[tuple[int | None, Any]], keep: bool, restamp: bool, source: str) -> None:
+    """A file whose events carry recorded stamps (`log --json`, an audit copy) says what to do with them:
+    restamped silently, a copy would lose its recorded axis; kept by mistake, new events would claim the past."""
+    if keep and restamp:
+        raise LedgerError("give --keep-recorded or --restamp, not both", field="restamp")
+    if keep or restamp:
+        return
+    for line, raw in rows:
+        if isinstance(raw, dict) and raw.get("recorded") not in (None, ""):
+            try:
+                read_recorded(raw["recorded"])  # a stamp that is not one is refused as such first
+            except LedgerError as problem:
+                raise problem.located(source=source, line=line) from None
+            raise LedgerError(
+                "events carry recorded stamps: give --keep-recorded to keep them (a historical ledger, an audit "
+                "copy) or --restamp to record them now", field="recorded", source=source, line=line,
+            )
 
 
 def _file_policy(ledger: Ledger, table: dict[str, Any], source: str) -> PolicyTerms:
@@ -157,10 +210,10 @@ def _file_policy(ledger: Ledger, table: dict[str, Any], source: str) -> PolicyTe
 def log(
     buyer: Annotated[str | None, typer.Option(help="Only this buyer's events.")] = None,
     event_type: Annotated[list[str] | None, typer.Option("--type", help="Only events of this type (repeatable).")] = None,
-    effective_from: Annotated[str | None, typer.Option("--from", help="Effective on or after this date.")] = None,
-    effective_to: Annotated[str | None, typer.Option("--to", help="Effective on or before this date.")] = None,
+    effective_from: Annotated[str | None, typer.Option("--from", help="Effective on or after this date, YYYY-MM-DD.")] = None,
+    effective_to: Annotated[str | None, typer.Option("--to", help="Effective on or before this date, YYYY-MM-DD.")] = None,
     known_at: Annotated[
-        str | None, typer.Option(help="Only what was recorded by then (timestamp, or a date: its end).")
+        str | None, typer.Option(help="Only what was recorded by then (a timestamp such as 2025-03-10T09:00:00Z, or a date YYYY-MM-DD: its end).")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many events.", min=1, max=10**9)] = None,
     db: DbOption = DEFAULT_DB,

@@ -10,7 +10,7 @@ import typer
 from ledger.cli.common import app, out
 from ledger.vocabulary.errors import LedgerError
 
-sample_app = typer.Typer(help="Generate a seeded sample book.", no_args_is_help=True)
+sample_app = typer.Typer(rich_markup_mode=None, help="Generate a seeded sample book.", no_args_is_help=True)
 app.add_typer(sample_app, name="sample")
 
 

@@ -10,7 +10,7 @@ import typer
 from ledger.cli.common import JsonOption, app, out, print_json
 from ledger.vocabulary.errors import LedgerError
 
-scenario_app = typer.Typer(help="Run scenario files.", no_args_is_help=True)
+scenario_app = typer.Typer(rich_markup_mode=None, help="Run scenario files.", no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
 
 

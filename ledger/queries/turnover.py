@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import cast
+import datetime
+from typing import Any, cast
 
 import msgspec
 
@@ -67,3 +68,19 @@ def _declaration(ledger: LedgerReader, arguments: DeclarationArgs) -> answers.De
 
 
 declaration_query = Query(DeclarationArgs, _declaration)
+
+
+def declaration_events(declaration: answers.Declaration, effective: datetime.date) -> list[dict[str, Any]]:
+    """The `turnover_declared` events that record `declaration` as made on `effective`, one per
+    country, in their public form. Each is keyed by period and country, so recording the same
+    declaration again records nothing (a correction is an event of its own, with its own key)."""
+    return [
+        {"type": "turnover_declared", "effective": effective.isoformat(), "period": declaration.period,
+         "country": row.country, "amount": row.insurable_turnover, "key": declaration_key(declaration.period, row.country)}
+        for row in declaration.countries
+    ]
+
+
+def declaration_key(period: str, country: str) -> str:
+    """The key of the declaration `declare --record` makes for a period and country."""
+    return f"declared:{period}:{country}"

@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_type_hints
 
 import msgspec
 
+from ledger.vocabulary.countries import check_country
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.money import (
     MAX_AMOUNT_MINOR,
@@ -30,7 +31,6 @@ from ledger.vocabulary.money import (
 from ledger.vocabulary.terms import CURRENCY_CODE, PLAIN_TEXT, PolicyTerms, check_day, parse_policy, terms_to_table
 
 # Identifiers that users type: no control characters, bounded length.
-_COUNTRY = r"^[A-Z]{2}\Z"
 _PERIOD = r"^(19|2\d)\d\d(-Q[1-4]|-(0[1-9]|1[0-2]))?\Z"  # years 1900 to 2999, as every date
 # The types bound the length; their patterns are checked by parse_event, the one way in, and
 # not on every decode: events read back were checked when recorded, and a regex per field was
@@ -39,11 +39,10 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Country = Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
 Period = Annotated[str, msgspec.Meta(min_length=4, max_length=7)]
-_TEXT_PATTERNS = ((Name, PLAIN_TEXT), (Ident, PLAIN_TEXT), (Country, _COUNTRY), (Period, _PERIOD))
+_TEXT_PATTERNS = ((Name, PLAIN_TEXT), (Ident, PLAIN_TEXT), (Period, _PERIOD))
 # What each pattern means, for refusals a person can read.
 _PATTERN_WORDS = {
     PLAIN_TEXT: "text without control characters or line breaks",
-    _COUNTRY: "an ISO 3166 alpha-2 country code such as GB",
     _PERIOD: "a declaration period such as 2025, 2025-Q1 or 2025-03 (years 1900 to 2999)",
 }
 
@@ -205,6 +204,11 @@ def _text_checks(cls: type[Event]) -> list[tuple[str, re.Pattern[str]]]:
 
 
 _CHECKED_TEXT = {cls: _text_checks(cls) for cls in EVENT_TYPES.values()}
+# Country fields are checked against the ISO list (ledger/vocabulary/countries.py), not a pattern.
+_COUNTRY_FIELDS = {
+    cls: tuple(name for name, hint in get_type_hints(cls, include_extras=True).items() if hint == Country)
+    for cls in EVENT_TYPES.values()
+}
 
 # Amounts that must be above 0; the others (limits, declarations) may be 0.
 _POSITIVE_AMOUNTS = {
@@ -282,7 +286,7 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
                               field="foreign_amount")
         _convert_invoice(data, currency)
     if "recorded" in data:
-        data["recorded"] = _recorded(data["recorded"])
+        data["recorded"] = read_recorded(data["recorded"])
     for name, value in data.items():  # a lone surrogate, from a file decoded with errors allowed
         if not _valid_unicode(name):
             raise LedgerError("a field name is not valid Unicode text",
@@ -297,6 +301,8 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
         value = getattr(event, name)
         if value is not None and not pattern.match(value):
             raise LedgerError("expected " + _PATTERN_WORDS[pattern.pattern], field=name)
+    for name in _COUNTRY_FIELDS[cls]:
+        check_country(getattr(event, name), name)
     return event
 
 
@@ -310,7 +316,8 @@ def _valid_unicode(text: str) -> bool:
     return True
 
 
-def _recorded(value: Any) -> datetime.datetime:
+def read_recorded(value: Any) -> datetime.datetime:
+    """A `recorded` stamp as a file gives it (ISO text with a time zone), in UTC; refused naming `recorded`."""
     if isinstance(value, str):
         try:
             value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -409,6 +416,71 @@ def format_recorded(moment: datetime.datetime) -> str:
 def parse_recorded(text: str) -> datetime.datetime:
     """The moment of a stamp written by `format_recorded` (as the store holds it)."""
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+
+
+# ---------------------------------------------------------------- the fields, in words (append TYPE --help)
+
+_SET_BY_THE_LEDGER = ("id", "recorded", "foreign_amount")
+_FIELD_WORDS = {  # by field name, where the name says more than the type
+    "effective": "date YYYY-MM-DD, the day it happened",
+    "key": "text, 1 to 100 characters: the idempotency key (an event whose key is recorded is skipped)",
+    "amount": "decimal amount in the policy currency, e.g. 1500.00 (never a float; no more decimals than "
+              "the currency has)",
+    "currency": "ISO 4217 currency code, e.g. USD (an invoice in another currency than the policy's)",
+    "fx_rate": "decimal, policy currency per unit of currency, e.g. 0.7931",
+    "payment": "the event id or the key of the payment",
+    "terms": "a [policy] table (load a policy file with creditledger policy load FILE)",
+    "delivered": "date YYYY-MM-DD (default: effective)",
+}
+
+
+def field_words(type_name: str) -> list[tuple[str, str]]:
+    """Each field a user gives for an event of `type_name`, with its format and whether it is
+    required (or its default), read from the event's Struct: `append TYPE --help` lists them."""
+    cls = EVENT_TYPES[type_name]
+    hints = get_type_hints(cls, include_extras=True)
+    rows = []
+    for info in msgspec.structs.fields(cls):
+        if info.name in _SET_BY_THE_LEDGER:
+            continue
+        words = _FIELD_WORDS.get(info.name) or _type_words(hints[info.name])
+        if info.name == "amount" and type_name == "invoice_issued":
+            words = words.replace("in the policy currency", "in the policy currency (or in currency)")
+        if info.required and info.name not in ("effective", "delivered"):
+            need = "required"
+        elif info.name == "effective":
+            need = "required (append: default today)"
+        elif info.default in (None, msgspec.NODEFAULT) or info.name == "delivered":
+            need = "optional"
+        else:
+            need = f"default {str(info.default).lower() if isinstance(info.default, bool) else info.default}"
+        rows.append((info.name, f"{words}; {need}"))
+    return rows
+
+
+def _type_words(hint: Any) -> str:
+    """A field's format from its annotation (the aliases above: Ident, Name, Country, Period)."""
+    if type(None) in get_args(hint):  # an optional field: the format of what it holds when given
+        hint = next(h for h in get_args(hint) if h is not type(None))
+    if hint == Country:
+        return "ISO 3166-1 alpha-2 country code, e.g. GB"
+    if hint == Period:
+        return "a declaration period: 2025, 2025-Q1 or 2025-03"
+    if hint == Name:
+        return "text, 1 to 200 characters"
+    if hint == Ident:
+        return "text, 1 to 100 characters"
+    if _is_literal(hint):
+        return "one of " + ", ".join(get_args(hint))
+    if hint is bool:
+        return "true or false (a bare --flag is true)"
+    if hint is datetime.date:
+        return "date YYYY-MM-DD"
+    return "text"
+
+
+def _is_literal(hint: Any) -> bool:
+    return getattr(hint, "__origin__", None) is Literal
 
 
 def buyer_of(event: Event) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from ledger.vocabulary.countries import check_country
 from ledger.vocabulary.dates import ONE_DAY, add_months
 from ledger.vocabulary.errors import UNSAFE_TEXT, LedgerError
 from ledger.vocabulary.money import Minor, format_minor, parse_decimal, to_minor
@@ -26,7 +27,6 @@ Declarations = Literal["monthly", "quarterly", "annual"]
 Invoicing = Literal["declared", "advance"]
 PERIOD_MONTHS: dict[str, int] = {"monthly": 1, "quarterly": 3, "annual": 12}
 
-COUNTRY_CODE = re.compile(r"^[A-Z]{2}\Z")
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}\Z")
 # Names and ids: no control characters, line breaks, bidi overrides or lone surrogates.
 PLAIN_TEXT = "^[^" + UNSAFE_TEXT.pattern[1:-1] + "]+\\Z"
@@ -246,14 +246,24 @@ class _Reader:
         return value
 
     def codes(self, term: str, pattern: re.Pattern[str], what: str) -> tuple[str, ...] | None:
+        value = self.texts(term)
+        for code in value or ():
+            if not pattern.match(code):
+                raise LedgerError(f"{code!r} is not {what}", field=self.name(term))
+        return value
+
+    def countries(self, term: str) -> tuple[str, ...] | None:
+        value = self.texts(term)
+        for code in value or ():
+            check_country(code, self.name(term))
+        return value
+
+    def texts(self, term: str) -> tuple[str, ...] | None:
         value = self.take(term)
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise LedgerError("must be a list of texts", field=self.name(term))
-        for code in value:
-            if not pattern.match(code):
-                raise LedgerError(f"{code!r} is not {what}", field=self.name(term))
         return tuple(value)
 
     def table(self, term: str) -> Mapping[str, Any] | None:
@@ -283,9 +293,8 @@ def _premium(table: Mapping[str, Any], currency: str) -> PremiumTerms:
     if rates_table is not None:
         rates = {}
         for country, value in rates_table.items():
-            if country != "default" and not COUNTRY_CODE.match(str(country)):
-                raise LedgerError(f"{country!r} is not default or an ISO 3166 alpha-2 country code",
-                                  field="policy.premium.rates")
+            if country != "default":
+                check_country(country, "policy.premium.rates", besides="default")
             rates[str(country)] = _rate(value, f"policy.premium.rates.{country}")
         if "default" not in rates:
             raise LedgerError("a rates table needs a default rate", field="policy.premium.rates.default")
@@ -343,8 +352,7 @@ def _fees(table: Mapping[str, Any], currency: str) -> FeeTerms:
         raise LedgerError("fees need a zones table mapping countries to zones", field="policy.fees.zones")
     zones: dict[str, str] = {}
     for country, zone in zones_table.items():
-        if not COUNTRY_CODE.match(str(country)):
-            raise LedgerError(f"{country!r} is not an ISO 3166 alpha-2 country code", field="policy.fees.zones")
+        check_country(country, "policy.fees.zones")
         if not isinstance(zone, str) or not _PLAIN_ID.match(zone):
             raise LedgerError(f"{zone!r} is not a zone name", field=f"policy.fees.zones.{country}")
         zones[str(country)] = zone
@@ -402,7 +410,7 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
         raise LedgerError("the policy period is longer than ten years", field="policy.end")
     structure = r.choice("structure", ("whole_turnover", "selected_risk"), "whole_turnover")
     selected_buyers = r.codes("selected_buyers", _PLAIN_ID, "a buyer id (1 to 100 characters, no control characters)") or ()
-    selected_countries = r.codes("selected_countries", COUNTRY_CODE, "an ISO 3166 alpha-2 country code") or ()
+    selected_countries = r.countries("selected_countries") or ()
     _check_selection(structure, selected_buyers or selected_countries)
     cover = r.choice("cover", ("proportional", "excess_of_loss"), "proportional")
     proportional = cover == "proportional"
@@ -426,7 +434,7 @@ def parse_policy(table: Mapping[str, Any]) -> PolicyTerms:
     protracted = r.days("protracted_default_days", 180)
     claim_filing = r.days("claim_filing_days", -1)
     outstanding_order = r.days("outstanding_order_days", 0)
-    countries = r.codes("countries", COUNTRY_CODE, "an ISO 3166 alpha-2 country code")
+    countries = r.countries("countries")
     political_risk = r.flag("political_risk", False)
     premium_table, fees_table, top_up_table = r.table("premium"), r.table("fees"), r.table("top_up")
     r.finish()

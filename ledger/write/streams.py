@@ -276,6 +276,12 @@ class PolicyStream:
                         "within the policy",
                         field="effective",
                     )
+                if event.effective > event.terms.end:
+                    raise LedgerError(
+                        f"{event.effective} is after the policy end {event.terms.end}; an amendment takes effect "
+                        f"within the policy ({started.start} to {event.terms.end})",
+                        field="effective",
+                    )
                 if event.terms.currency != started.currency:
                     raise LedgerError(
                         f"the policy currency is {started.currency}; it cannot change", field="terms.currency"
