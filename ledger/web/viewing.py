@@ -1,0 +1,168 @@
+"""What every page of the web view shares: the time-travel context read from the URL, money
+as people read it, the buyers' names, and the verify status of the footer.
+
+The pages show figures as the queries answer them; nothing here computes a figure. Money
+stays a decimal string: `grouped` only inserts thousands separators into the text.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from ledger.operations.verify import Report, verify
+from ledger.queries.arguments import day_argument, moment_argument
+from ledger.service import Ledger
+from ledger.vocabulary.events import BuyerRegistered
+
+
+@dataclass(frozen=True)
+class When:
+    """A page's two time axes as the URL gives them: `as_of` (the effective date, default today)
+    and `known_at` (the recorded time, default: everything recorded)."""
+
+    as_of: datetime.date
+    known_at: datetime.datetime | None
+    as_of_given: str  # as typed, "" when absent: links keep what the user chose
+    known_at_given: str
+
+    @classmethod
+    def read(cls, ledger: Ledger, as_of: str | None, known_at: str | None) -> When:
+        """Read both from the query string (a blank field counts as absent); a bad one is refused
+        with the words of the CLI (`ledger.queries.arguments`)."""
+        as_of_text, known_at_text = (as_of or "").strip(), (known_at or "").strip()
+        day = day_argument(as_of_text, "as_of") if as_of_text else ledger.clock().date()
+        moment = moment_argument(known_at_text, "known_at") if known_at_text else None
+        return cls(day, moment, as_of_text, known_at_text)
+
+    def arguments(self, **more: Any) -> dict[str, Any]:
+        """The query arguments of this time: as_of always (the page says which day it shows),
+        known_at when given, and `more` where not None."""
+        given: dict[str, Any] = {"as_of": self.as_of}
+        if self.known_at is not None:
+            given["known_at"] = self.known_at
+        given.update({name: value for name, value in more.items() if value is not None})
+        return given
+
+    def link(self, path: str, **params: Any) -> str:
+        """`path` with this time and `params` (blank ones left out) in its query string."""
+        query = {"as_of": self.as_of_given, "known_at": self.known_at_given, **params}
+        text = urlencode({name: value for name, value in query.items() if value not in (None, "")})
+        return f"{path}?{text}" if text else path
+
+    def buyer_link(self, buyer: str, anchor: str = "") -> str:
+        return self.link(f"/buyers/{quote(buyer, safe='')}") + (f"#{anchor}" if anchor else "")
+
+    def event_link(self, buyer: str, event: str) -> str:
+        """Where an event is shown: in its buyer's list of events."""
+        return self.buyer_link(buyer, f"event-{event}")
+
+    @property
+    def known_at_picker(self) -> str:
+        """known_at as a datetime-local field shows it (UTC, to the millisecond)."""
+        if self.known_at is None:
+            return ""
+        moment = self.known_at.astimezone(datetime.UTC)
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        return text + (f".{moment.microsecond // 1000:03d}" if moment.microsecond else "")
+
+    @property
+    def known_at_label(self) -> str:
+        if self.known_at is None:
+            return "everything recorded"
+        return self.known_at.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def grouped(amount: object) -> str:
+    """A decimal string with thousands separators ("-1234567.50" -> "-1,234,567.50"); a blank stays blank."""
+    text = str(amount)
+    if not text:
+        return ""
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, dot, fraction = digits.partition(".")
+    if not whole.isdigit():
+        return text
+    return f"{sign}{int(whole):,}{dot}{fraction}"
+
+
+def words(name: str) -> str:
+    """An identifier as a heading reads it: `on_stop` -> `on stop`."""
+    return name.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Buyer:
+    """A buyer as registered: what the book shows beside its figures."""
+
+    buyer: str
+    name: str
+    country: str
+    kind: str
+    effective: datetime.date
+
+
+def buyer_directory(ledger: Ledger, known_at: datetime.datetime | None) -> dict[str, Buyer]:
+    """Every registered buyer's name and country as known at `known_at`, from the
+    `buyer_registered` events (selected on the log's index)."""
+    return {
+        event.buyer: Buyer(event.buyer, event.name, event.country, event.kind, event.effective)
+        for event in ledger.log(types=[BuyerRegistered.type], known_at=known_at)
+        if isinstance(event, BuyerRegistered)
+    }
+
+
+# ---------------------------------------------------------------- the footer: verify status
+
+# A page runs the whole verify itself only on a ledger up to this size; a larger one shows
+# the last result and links the verify page (a full walk of a large chain takes seconds).
+VERIFY_ON_PAGE_EVENTS = 50_000
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A verify report and the log position it was run at."""
+
+    position: int
+    report: Report
+
+
+@dataclass(frozen=True)
+class Footer:
+    position: int  # the ledger's last log position now
+    verified: Verified | None  # the latest verify of this ledger (maybe at an earlier position)
+
+    @property
+    def current(self) -> bool:
+        return self.verified is not None and self.verified.position == self.position
+
+
+_lock = threading.Lock()
+_verified: dict[tuple[str, str | None], Verified] = {}  # by ledger (location, first event id)
+
+
+def run_verify(ledger: Ledger) -> Verified:
+    """Verify the ledger now and keep the report for the footers at this log position."""
+    position, first = ledger.log_position()
+    verified = Verified(position, verify(ledger))
+    with _lock:
+        _verified[(ledger.location, first)] = verified
+    return verified
+
+
+def footer(ledger: Ledger) -> Footer:
+    """The footer's verify status: the kept report when the log has not moved since, else a
+    fresh verify (on a small ledger) or the last report, marked as older."""
+    position, first = ledger.log_position()
+    with _lock:
+        verified = _verified.get((ledger.location, first))
+    if (verified is None or verified.position != position) and ledger.count() <= VERIFY_ON_PAGE_EVENTS:
+        verified = run_verify(ledger)
+    return Footer(position, verified)
+
+
+def template_globals() -> Mapping[str, Any]:
+    return {"words": words}
