@@ -127,6 +127,6 @@ def chromium(width: int = 1280, height: int = 900) -> Any:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={width},{height}", "--hide-scrollbars", "--force-device-scale-factor=1"):
+                     f"--window-size={width},{height}", "--hide-scrollbars", "--force-device-scale-factor=1", "--lang=en-GB"):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)

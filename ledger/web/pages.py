@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import typing
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -80,7 +81,8 @@ def book_page(
     shown.sort(key=lambda row: _sort_key(row, sort), reverse=order == "desc")
     return _page("book.html", ledger, when, book=book, rows=shown, total=len(rows), statuses=STATUSES,
                  countries=countries, status=status or "", country=country or "", q=q or "", sort=sort,
-                 order="desc" if order == "desc" else "asc", has_available=has_available)
+                 order="desc" if order == "desc" else "asc",
+                 columns=[c for c in BOOK_COLUMNS if c != "available" or has_available])
 
 
 def _sort_key(row: dict[str, Any], column: str) -> Any:
@@ -129,6 +131,9 @@ def buyer_page(ledger: Ledger, buyer: str, as_of: str | None = None, known_at: s
          "insured": format_minor(invoice.insured(when.as_of), currency), "not_insured": invoice.not_insured,
          "lost": f"{invoice.lost_reason}, uninsured from {invoice.lost_from}"
          if invoice.lost_from is not None and invoice.lost_from <= when.as_of else None,
+         "capped": invoice.cap < invoice.balance.amount, "entry_top_up": invoice.entry.top_up > 0,
+         "entry": {name: format_minor(getattr(invoice.entry, name), currency)
+                   for name in ("limit", "top_up", "insured_outstanding")},
          "decision": invoice.decision}
         for name, invoice in cover.invoices.items()
     ]
@@ -145,7 +150,8 @@ def buyer_page(ledger: Ledger, buyer: str, as_of: str | None = None, known_at: s
 
 def _event_fields(public: dict[str, Any]) -> dict[str, Any]:
     """An event's public form split into what every event has and its own fields (`details`)."""
-    details = {name: value for name, value in public.items() if name not in EVENT_FIELDS_SHOWN_APART}
+    details = {name: "yes" if value is True else value for name, value in public.items()
+               if name not in EVENT_FIELDS_SHOWN_APART and value is not False}  # a flag shows only when set
     return {**{name: public.get(name) for name in EVENT_FIELDS_SHOWN_APART}, "details": details}
 
 
@@ -177,8 +183,21 @@ def claim_page(ledger: Ledger, buyer: str, as_of: str | None = None, known_at: s
     and the events behind it; every invoice with its cap; the deadlines; the recoveries."""
     when = When.read(ledger, as_of, known_at)
     claim = run_query("claim", ledger, when.arguments(buyer=buyer, explain=True))
-    return _page("claim.html", ledger, when, buyer=buyer, claim=claim,
+    currency = ledger.terms().currency
+    labels = {str(event.id): _event_label(to_public(event, currency))
+              for event in ledger.log(buyer=buyer, known_at=when.known_at)}
+    return _page("claim.html", ledger, when, buyer=buyer, claim=claim, labels=labels,
                  registered=buyer_directory(ledger, when.known_at).get(buyer))
+
+
+def _event_label(public: dict[str, Any]) -> str:
+    """An event named in a few words, for the links of an audit trail: its type, invoice, amount and date."""
+    parts = [words(str(public["type"]))]
+    if "invoice" in public:
+        parts.append(str(public["invoice"]))
+    if "amount" in public:
+        parts.append(grouped(public["amount"]))
+    return f"{' '.join(parts)} of {public['effective']}"
 
 
 # ---------------------------------------------------------------- premium and turnover
@@ -190,14 +209,27 @@ def premium_page(ledger: Ledger, as_of: str | None = None, known_at: str | None 
     account = run_query("premium", ledger, when.arguments(lines=True))
     assert isinstance(account, answers.Premium)
     lines = account.lines if isinstance(account.lines, tuple) else ()
+    kinds = list(typing.get_args(answers.LineKind))
 
     def period_of(line: answers.PremiumLine) -> str:
-        return line.period if isinstance(line.period, str) else ""
+        """The declaration period of a turnover premium line; the month of any other line."""
+        return line.period if isinstance(line.period, str) else line.date[:7]
 
-    ordered = sorted(lines, key=lambda line: (line.kind, period_of(line), line.date))
-    groups = [(kind, [(period, list(rows)) for period, rows in itertools.groupby(of_kind, key=period_of)])
-              for kind, of_kind in itertools.groupby(ordered, key=lambda line: line.kind)]
+    ordered = sorted(lines, key=lambda line: (kinds.index(line.kind), period_of(line), line.date))
+    groups = []
+    for kind, of_kind in itertools.groupby(ordered, key=lambda line: line.kind):
+        rows = list(of_kind)
+        columns = [name for name in ("country", "buyer", "basis", "rate")
+                   if any(isinstance(getattr(line, name), str) for line in rows)]
+        periods = [(period, list(lines)) for period, lines in itertools.groupby(rows, key=period_of)]
+        groups.append({"kind": kind, "total": KIND_TOTALS.get(kind), "count": len(rows), "columns": columns,
+                       "periods": periods})
     return _page("premium.html", ledger, when, account=account, groups=groups)
+
+
+# The premium answer's total of each kind of line, where it has one of its own.
+KIND_TOTALS = {"premium": "premium", "adjustment": "adjustment", "investigation_fee": "investigation_fees",
+               "monitoring_fee": "monitoring_fees"}
 
 
 @get("/turnover", name="turnover", sync_to_thread=False)
@@ -217,8 +249,11 @@ def turnover_page(ledger: Ledger, as_of: str | None = None, known_at: str | None
                        | {b.country for b in buyer_directory(ledger, when.known_at).values()})
     by_country = [run_query("turnover", ledger, {"period": chosen, "country": country, **known})
                   for country in countries]
+    shown = [*by_period, total, *by_country]
+    reasons = [reason for reason in typing.get_args(answers.ExclusionReason)  # the columns not all zero
+               if any(Decimal(row.excluded.get(reason, "0")) for row in shown if isinstance(row, answers.Turnover))]
     return _page("turnover.html", ledger, when, period=chosen, quarters=quarters, by_period=by_period,
-                 total=total, by_country=by_country)
+                 total=total, by_country=by_country, reasons=reasons)
 
 
 def _quarter_of(day: datetime.date) -> str:

@@ -62,7 +62,7 @@ def _nice_step(top: int) -> int:
 
 def _axis_label(minor: int, currency: str) -> str:
     """A tick's amount in major units, thousands as `k` and millions as `M`."""
-    major = minor // minor_units(currency)
+    major = minor // 10 ** minor_units(currency)
     if major >= 1_000_000 and major % 100_000 == 0:
         return f"{major / 1_000_000:g}M"
     if major >= 1_000 and major % 100 == 0:
@@ -74,7 +74,8 @@ def exposure_chart(points: Sequence[ExposurePoint], currency: str, buyer: str) -
     """Outstanding, insured and the limit (with any top-up) over the sampled days."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     highest = max((max(p.outstanding, p.insured, p.limit + p.top_up) for p in points), default=0)
-    step = _nice_step(max(highest, minor_units(currency)))
+    unit = 10 ** minor_units(currency)
+    step = max(_nice_step(max(highest, unit)), unit)  # ticks at whole amounts at least
     top = step * (-(-max(highest, 1) // step))  # the first tick at or above the highest figure
     first, last = points[0].day, points[-1].day
     span = max((last - first).days, 1)
