@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import sys
-from decimal import Decimal
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -56,7 +56,10 @@ def build_book(folder: Path, buyers: int = 24) -> SampleBook:
                        "country": "GB"})
         insolvent = next(row["buyer"] for row in rows if row["type"] == "insolvency")
         book = ledger.exposure_model.book_on(AS_OF)
-        late_buyer = next(name for name, row in book if row.outstanding > 100_000 and row.status == "active")
+        paid_later = {row["buyer"] for row in rows
+                      if row["type"] == "payment_received" and str(row["effective"]) >= "2025-12-20"}
+        late_buyer = next(name for name, row in book
+                          if row.outstanding > 100_000 and row.status == "active" and name not in paid_later)
         clock.set(LATE)
         ledger.append({"type": "payment_received", "effective": "2025-12-20", "buyer": late_buyer,
                        "amount": "1000.00", "key": "late-payment"})

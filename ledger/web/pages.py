@@ -20,8 +20,9 @@ from typing import Annotated, Any
 import jinja2
 import msgspec
 from litestar import Request, Response, Router, get
-from litestar.contrib.jinja import JinjaTemplateEngine
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
@@ -45,6 +46,9 @@ MONEY_COLUMNS = {"outstanding", "overdue", "insured", "limit", "headroom", "avai
 LIMIT_EVENTS = ["limit_requested", "limit_granted", "limit_reduced", "limit_cancelled", "top_up_purchased"]
 EVENT_FIELDS_SHOWN_APART = {"type", "effective", "recorded", "id", "buyer", "key"}
 
+TheLedger = NamedDependency[Ledger]  # the open ledger, which the app provides as `ledger`
+Given = FromQuery[str | None]  # a field of the query string; absent or blank, the default
+
 
 def _page(name: str, ledger: Ledger, when: When | None, **context: Any) -> Template:
     """A page with what every page shows: the policy, the time pickers and the verify footer."""
@@ -59,8 +63,8 @@ def _page(name: str, ledger: Ledger, when: When | None, **context: Any) -> Templ
 
 @get("/", name="book", sync_to_thread=False)
 def book_page(
-    ledger: Ledger, as_of: str | None = None, known_at: str | None = None, status: str | None = None,
-    country: str | None = None, q: str | None = None, sort: str = "buyer", order: str = "asc",
+    ledger: TheLedger, as_of: Given = None, known_at: Given = None, status: Given = None,
+    country: Given = None, q: Given = None, sort: FromQuery[str] = "buyer", order: FromQuery[str] = "asc",
 ) -> Template:
     """Every buyer's exposure, filtered by status, country and a search of name or id, sorted by a column."""
     when = When.read(ledger, as_of, known_at)
@@ -98,8 +102,8 @@ def _sort_key(row: dict[str, Any], column: str) -> Any:
 # ---------------------------------------------------------------- the diff of two known_at
 
 @get("/diff", name="diff", sync_to_thread=False)
-def diff_page(ledger: Ledger, as_of: str | None = None, known_at: str | None = None,
-              from_: Annotated[str | None, Parameter(query="from")] = None, to: str | None = None) -> Template:
+def diff_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None,
+              from_: Annotated[str | None, QueryParameter(name="from")] = None, to: Given = None) -> Template:
     """The book on `as_of` as known at two recorded times (`from`, `to`): what changed, and the late events why."""
     when = When.read(ledger, as_of, known_at)
     diff = None
@@ -113,7 +117,7 @@ def diff_page(ledger: Ledger, as_of: str | None = None, known_at: str | None = N
 # ---------------------------------------------------------------- one buyer
 
 @get("/buyers/{buyer:str}", name="buyer", sync_to_thread=False)
-def buyer_page(ledger: Ledger, buyer: str, as_of: str | None = None, known_at: str | None = None) -> Template:
+def buyer_page(ledger: TheLedger, buyer: FromPath[str], as_of: Given = None, known_at: Given = None) -> Template:
     """One buyer: figures, exposure chart, limit history, invoices with their caps, and its events."""
     when = When.read(ledger, as_of, known_at)
     figures = run_query("exposure", ledger, when.arguments(buyer=buyer))
@@ -158,7 +162,7 @@ def _event_fields(public: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- obligations, claims
 
 @get("/obligations", name="obligations", sync_to_thread=False)
-def obligations_page(ledger: Ledger, as_of: str | None = None, known_at: str | None = None) -> Template:
+def obligations_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None) -> Template:
     """Every duty, the missed ones first, then the pending, then the met, each by due date."""
     when = When.read(ledger, as_of, known_at)
     answer = run_query("obligations", ledger, when.arguments())
@@ -170,7 +174,7 @@ def obligations_page(ledger: Ledger, as_of: str | None = None, known_at: str | N
 
 
 @get("/claims", name="claims", sync_to_thread=False)
-def claims_page(ledger: Ledger, as_of: str | None = None, known_at: str | None = None) -> Template:
+def claims_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None) -> Template:
     """The claims register: the buyers with a loss, in loss-date order."""
     when = When.read(ledger, as_of, known_at)
     register = run_query("claims", ledger, when.arguments())
@@ -178,7 +182,7 @@ def claims_page(ledger: Ledger, as_of: str | None = None, known_at: str | None =
 
 
 @get("/claims/{buyer:str}", name="claim", sync_to_thread=False)
-def claim_page(ledger: Ledger, buyer: str, as_of: str | None = None, known_at: str | None = None) -> Template:
+def claim_page(ledger: TheLedger, buyer: FromPath[str], as_of: Given = None, known_at: Given = None) -> Template:
     """One claim as an audit trail: each step from the insured loss to the indemnity with its rule
     and the events behind it; every invoice with its cap; the deadlines; the recoveries."""
     when = When.read(ledger, as_of, known_at)
@@ -203,7 +207,7 @@ def _event_label(public: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- premium and turnover
 
 @get("/premium", name="premium", sync_to_thread=False)
-def premium_page(ledger: Ledger, as_of: str | None = None, known_at: str | None = None) -> Template:
+def premium_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None) -> Template:
     """The premium account: the totals by kind, then every line grouped by kind and period."""
     when = When.read(ledger, as_of, known_at)
     account = run_query("premium", ledger, when.arguments(lines=True))
@@ -233,8 +237,8 @@ KIND_TOTALS = {"premium": "premium", "adjustment": "adjustment", "investigation_
 
 
 @get("/turnover", name="turnover", sync_to_thread=False)
-def turnover_page(ledger: Ledger, as_of: str | None = None, known_at: str | None = None,
-                  period: str | None = None) -> Template:
+def turnover_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None,
+                  period: Given = None) -> Template:
     """Insurable and declared turnover of each quarter of the policy, and of one period by country."""
     when = When.read(ledger, as_of, known_at)
     terms = ledger.terms()
@@ -273,7 +277,7 @@ def _quarters(start: datetime.date, end: datetime.date) -> list[str]:
 # ---------------------------------------------------------------- verify
 
 @get("/verify", name="verify", sync_to_thread=False)
-def verify_page(ledger: Ledger, as_of: str | None = None, known_at: str | None = None) -> Template:
+def verify_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None) -> Template:
     """Run verify now: the hash chain and the read models, each finding, and the head to keep."""
     when = When.read(ledger, as_of, known_at)
     verified = run_verify(ledger)
