@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import typing
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,7 +37,7 @@ from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import to_public
 from ledger.vocabulary.money import format_minor
 from ledger.web.svgchart import exposure_chart
-from ledger.web.viewing import Footer, When, buyer_directory, footer, grouped, run_verify, words
+from ledger.web.viewing import Buyer, Footer, When, buyer_directory, footer, grouped, run_verify, words
 
 HERE = Path(__file__).parent
 STATUSES = ("claim", "insolvent", "on_stop", "overdue", "closed", "active")  # most serious first
@@ -71,16 +72,13 @@ def book_page(
     book = run_query("exposure", ledger, when.arguments())
     assert isinstance(book, answers.BookExposure)
     directory = buyer_directory(ledger, when.known_at)
-    rows = [{"figures": row, "buyer": row.buyer, "name": directory[row.buyer].name if row.buyer in directory else "",
-             "country": directory[row.buyer].country if row.buyer in directory else "", "status": row.status,
-             **{column: getattr(row, column, None) for column in MONEY_COLUMNS}}
-            for row in book.buyers]
-    has_available = any(isinstance(row["available"], str) for row in rows)
-    countries = sorted({row["country"] for row in rows if row["country"]})
+    rows = [BookRow.of(row, directory.get(row.buyer)) for row in book.buyers]
+    has_available = any(row.available is not None for row in rows)
+    countries = sorted({row.country for row in rows if row.country})
     search = (q or "").strip().casefold()
     shown = [row for row in rows
-             if (not status or row["status"] == status) and (not country or row["country"] == country)
-             and (not search or search in row["buyer"].casefold() or search in row["name"].casefold())]
+             if (not status or row.status == status) and (not country or row.country == country)
+             and (not search or search in row.buyer.casefold() or search in row.name.casefold())]
     sort = sort if sort in BOOK_COLUMNS else "buyer"
     shown.sort(key=lambda row: _sort_key(row, sort), reverse=order == "desc")
     return _page("book.html", ledger, when, book=book, rows=shown, total=len(rows), statuses=STATUSES,
@@ -89,14 +87,37 @@ def book_page(
                  columns=[c for c in BOOK_COLUMNS if c != "available" or has_available])
 
 
-def _sort_key(row: dict[str, Any], column: str) -> Any:
-    """Money by amount (a blank or absent figure lowest), status by seriousness, text as text."""
-    value = row[column]
+@dataclass(frozen=True)
+class BookRow:
+    """A row of the book: the buyer's exposure figures as answered, its name and country as registered."""
+
+    buyer: str
+    name: str
+    country: str
+    status: str
+    outstanding: str
+    overdue: str
+    insured: str
+    limit: str
+    headroom: str
+    available: str | None  # only where the exposure answer gives it
+
+    @classmethod
+    def of(cls, row: answers.BuyerExposure, registered: Buyer | None) -> BookRow:
+        available = getattr(row, "available", None)
+        return cls(row.buyer, registered.name if registered else "", registered.country if registered else "",
+                   row.status, row.outstanding, row.overdue, row.insured, row.limit, row.headroom,
+                   available if isinstance(available, str) else None)
+
+
+def _sort_key(row: BookRow, column: str) -> tuple[int, Decimal | int | str]:
+    """Money by amount (an absent figure first), status by seriousness, text as text."""
+    value = getattr(row, column)
     if column in MONEY_COLUMNS:
-        return Decimal(value) if isinstance(value, str) and value else Decimal("-Infinity")
+        return (0, Decimal("-Infinity")) if value is None else (1, Decimal(value))
     if column == "status":
-        return STATUSES.index(value) if value in STATUSES else len(STATUSES)
-    return str(value).casefold()
+        return (1, STATUSES.index(value) if value in STATUSES else len(STATUSES))
+    return (1, str(value).casefold())
 
 
 # ---------------------------------------------------------------- the diff of two known_at

@@ -76,7 +76,7 @@ def exposure_chart(points: Sequence[ExposurePoint], currency: str, buyer: str) -
     highest = max((max(p.outstanding, p.insured, p.limit + p.top_up) for p in points), default=0)
     unit = 10 ** minor_units(currency)
     step = max(_nice_step(max(highest, unit)), unit)  # ticks at whole amounts at least
-    top = step * (-(-max(highest, 1) // step))  # the first tick at or above the highest figure
+    top: int = step * (-(-max(highest, 1) // step))  # the first tick at or above the highest figure
     first, last = points[0].day, points[-1].day
     span = max((last - first).days, 1)
 
