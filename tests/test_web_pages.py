@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import html
 import re
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -354,11 +355,28 @@ def test_footer_shows_verify_and_the_head_and_verifies_once_per_log_position(
 def test_a_large_ledger_links_verify_instead_of_running_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     small = build_book(tmp_path, buyers=3)
     monkeypatch.setattr(viewing, "VERIFY_ON_PAGE_EVENTS", 10)
+    monkeypatch.setattr(viewing, "VERIFY_BEHIND_EVENTS", 10)
     with TestClient(build_app(small.location)) as client:
         cells = Cells(page(client, f"/claims?as_of={DAY}"))
         assert cells.by_id["verify-status"].startswith("Not verified yet")
         page(client, "/verify")
         assert Cells(page(client, f"/claims?as_of={DAY}")).by_id["verify-status"].startswith("Verified")
+
+
+def test_a_middling_ledger_is_verified_behind_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    small = build_book(tmp_path, buyers=3)
+    monkeypatch.setattr(viewing, "VERIFY_ON_PAGE_EVENTS", 10)
+    with TestClient(build_app(small.location)) as client:
+        first = Cells(page(client, f"/claims?as_of={DAY}")).by_id["verify-status"]
+        assert first.startswith("Verifying")
+        deadline = time.monotonic() + 60
+        while (status := Cells(page(client, f"/claims?as_of={DAY}")).by_id["verify-status"]).startswith("Verifying"):
+            assert time.monotonic() < deadline, "the verify behind the page never finished"
+            time.sleep(0.1)
+        assert status == "Verified: chain and read models intact"
+        with Ledger(small.location) as ledger:
+            report = verify(ledger)
+        assert Cells(page(client, "/obligations")).by_id["chain-head"] == f"{report.head_id} {report.head_hash[:16]}…"
 
 
 def test_static_files(client: TestClient[Any]):
