@@ -225,6 +225,7 @@ def test_invoices_say_why_not_insured(client: TestClient[Any], ledger: Ledger, b
     text = html.unescape(page(client, f"/buyers/{book.claim_buyer}?as_of={DAY}"))
     zero_caps = [line for line in claim.invoices if line.cap == "0.00"]
     assert zero_caps and "capped at entry" in text
+    assert 'id="claim-link"' in text
     for line in claim.invoices:
         assert f'data-invoice="{line.invoice}"' in text
 

@@ -37,13 +37,14 @@ from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import to_public
 from ledger.vocabulary.money import format_minor
 from ledger.web.svgchart import exposure_chart
-from ledger.web.viewing import Buyer, Footer, When, buyer_directory, footer, grouped, run_verify, words
+from ledger.web.viewing import Buyer, Footer, When, buyer_directory, footer, grouped, one_pass, run_verify, words
 
 HERE = Path(__file__).parent
 STATUSES = ("claim", "insolvent", "on_stop", "overdue", "closed", "active")  # most serious first
 BOOK_COLUMNS = ("buyer", "name", "country", "status", "outstanding", "overdue", "insured", "limit", "headroom",
                 "available")
 MONEY_COLUMNS = {"outstanding", "overdue", "insured", "limit", "headroom", "available"}
+LOSS_EVENTS = {"overdue_reported", "insolvency", "claim_filed", "indemnity_paid"}  # the buyer page links the claim
 LIMIT_EVENTS = ["limit_requested", "limit_granted", "limit_reduced", "limit_cancelled", "top_up_purchased"]
 EVENT_FIELDS_SHOWN_APART = {"type", "effective", "recorded", "id", "buyer", "key"}
 
@@ -167,10 +168,10 @@ def buyer_page(ledger: TheLedger, buyer: FromPath[str], as_of: Given = None, kno
     shown = [{"position": positions.get(str(event.id)), "later": event.effective > when.as_of,
               **_event_fields(to_public(event, currency))} for event in events]
     limits = [row for row in shown if row["type"] in LIMIT_EVENTS]
-    claim = run_query("claim", ledger, when.arguments(buyer=buyer))
+    losses = [row for row in shown if row["type"] in LOSS_EVENTS and not row["later"]]
     return _page("buyer.html", ledger, when, buyer=buyer, registered=registered, figures=figures,
                  chart=exposure_chart(series, currency, buyer), invoices=invoices, events=shown, limits=limits,
-                 claim=claim)
+                 losses=losses)
 
 
 def _event_fields(public: dict[str, Any]) -> dict[str, Any]:
@@ -266,13 +267,14 @@ def turnover_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None
     quarters = _quarters(terms.start, terms.end)
     chosen = (period or "").strip() or _quarter_of(min(max(when.as_of, terms.start), terms.end))
     known = {} if when.known_at is None else {"known_at": when.known_at}
-    by_period = [run_query("turnover", ledger, {"period": quarter, **known}) for quarter in quarters]
-    total = run_query("turnover", ledger, {"period": chosen, **known})
-    declaration = run_query("declaration", ledger, {"period": chosen, **known})
+    reader = one_pass(ledger)  # eleven queries or so, each reading the whole log: read it once
+    by_period = [run_query("turnover", reader, {"period": quarter, **known}) for quarter in quarters]
+    total = run_query("turnover", reader, {"period": chosen, **known})
+    declaration = run_query("declaration", reader, {"period": chosen, **known})
     assert isinstance(declaration, answers.Declaration)
     countries = sorted({row.country for row in declaration.countries}
                        | {b.country for b in buyer_directory(ledger, when.known_at).values()})
-    by_country = [run_query("turnover", ledger, {"period": chosen, "country": country, **known})
+    by_country = [run_query("turnover", reader, {"period": chosen, "country": country, **known})
                   for country in countries]
     shown = [*by_period, total, *by_country]
     reasons = [reason for reason in typing.get_args(answers.ExclusionReason)  # the columns not all zero

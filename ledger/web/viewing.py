@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import datetime
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 from ledger.operations.verify import Report, verify
 from ledger.queries.arguments import day_argument, moment_argument
+from ledger.queries.reading import LedgerReader
 from ledger.service import Ledger
-from ledger.vocabulary.events import BuyerRegistered
+from ledger.vocabulary.events import BuyerRegistered, Event
 from ledger.vocabulary.location import Location
 
 
@@ -114,6 +115,28 @@ def buyer_directory(ledger: Ledger, known_at: datetime.datetime | None) -> dict[
         for event in ledger.log(types=[BuyerRegistered.type], known_at=known_at)
         if isinstance(event, BuyerRegistered)
     }
+
+
+class _OnePass:
+    """The ledger as the queries of one page read it: the whole log, which each of them walks
+    (`events`), read once and kept for the page; every other read goes to the ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._events: dict[datetime.datetime | None, list[Event]] = {}
+
+    def events(self, known_at: datetime.datetime | None = None) -> Iterator[Event]:
+        if known_at not in self._events:
+            self._events[known_at] = list(self._ledger.events(known_at))
+        return iter(self._events[known_at])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+
+def one_pass(ledger: Ledger) -> LedgerReader:
+    """`ledger` for several queries of one page that each read the whole log."""
+    return cast(LedgerReader, _OnePass(ledger))
 
 
 # ---------------------------------------------------------------- the footer: verify status
