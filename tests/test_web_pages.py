@@ -408,3 +408,21 @@ def test_the_templates_escape_by_default():
     from ledger.web.pages import _environment
 
     assert _environment().from_string("{{ name }}").render(name=HOSTILE) == html.escape(HOSTILE)
+
+
+def test_available_cover_is_shown_when_the_answer_has_it(ledger: Ledger):
+    """The exposure answer may carry `available` (the credit manager's figure): the book shows
+    it as it is, and sorts by it, when it is there."""
+    from ledger.web.pages import BookRow, _sort_key
+
+    class WithAvailable(answers.BuyerExposure, frozen=True):
+        available: str
+
+    answer = run_query("exposure", ledger, {"as_of": DAY})
+    assert isinstance(answer, answers.BookExposure)
+    plain = answer.buyers[0]
+    assert BookRow.of(plain, None).available is None
+    rows = [BookRow.of(WithAvailable(**msgspec.structs.asdict(row), available=f"{n}.00"), None)
+            for n, row in enumerate(answer.buyers[:3])]
+    assert [row.available for row in rows] == ["0.00", "1.00", "2.00"]
+    assert sorted(rows, key=lambda row: _sort_key(row, "available"), reverse=True)[0].available == "2.00"
