@@ -45,7 +45,7 @@ scenarios: $(STAMP)
 
 # The scenarios also run inside pytest (tests/test_scenarios.py), which fails on any
 # scenario failure; tests/test_readme.py runs the README's tour on the demo book.
-test: lint
+test: lint chromium
 	$(BIN)/pytest -ra
 
 # The benchmark: 10,000 and 100,000 events (bench-full adds 1,000,000); figures in bench/results.json.
@@ -76,3 +76,14 @@ soak: soak-fuzz
 .PHONY: test-postgres
 test-postgres: $(STAMP)
 	CREDITLEDGER_TEST_STORE=postgres $(BIN)/pytest -ra
+
+# The browser of the web view's tests and screenshots: Debian's Chromium and its driver,
+# installed where missing (make test runs as root in CI); nothing is downloaded at run time.
+.PHONY: chromium screenshots
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update && apt-get install -y chromium chromium-driver)
+
+# The main pages of the web view as PNG files under build/screenshots/ (laptop and phone width).
+screenshots: $(STAMP) chromium
+	$(BIN)/python tests/screenshots.py

@@ -1,0 +1,1 @@
+"""The web service: the JSON API and the HTML web view."""
