@@ -410,19 +410,18 @@ def test_the_templates_escape_by_default():
     assert _environment().from_string("{{ name }}").render(name=HOSTILE) == html.escape(HOSTILE)
 
 
-def test_available_cover_is_shown_when_the_answer_has_it(ledger: Ledger):
-    """The exposure answer may carry `available` (the credit manager's figure): the book shows
-    it as it is, and sorts by it, when it is there."""
+def test_available_cover_is_shown_with_its_reason(ledger: Ledger, client: TestClient):
+    """The book shows each buyer's `available` as the exposure query answers it, with the reason
+    when it is 0 whatever the headroom, and sorts by it."""
     from ledger.web.pages import BookRow, _sort_key
-
-    class WithAvailable(answers.BuyerExposure, frozen=True):
-        available: str
 
     answer = run_query("exposure", ledger, {"as_of": DAY})
     assert isinstance(answer, answers.BookExposure)
-    plain = answer.buyers[0]
-    assert BookRow.of(plain, None).available is None
-    rows = [BookRow.of(WithAvailable(**msgspec.structs.asdict(row), available=f"{n}.00"), None)
-            for n, row in enumerate(answer.buyers[:3])]
-    assert [row.available for row in rows] == ["0.00", "1.00", "2.00"]
-    assert sorted(rows, key=lambda row: _sort_key(row, "available"), reverse=True)[0].available == "2.00"
+    rows = [BookRow.of(row) for row in answer.buyers]
+    assert [row.available for row in rows] == [row.available for row in answer.buyers]
+    top = sorted(rows, key=lambda row: _sort_key(row, "available"), reverse=True)[0]
+    assert Decimal(top.available) == max(Decimal(row.available) for row in answer.buyers)
+    page = client.get("/", params={"as_of": DAY}).text
+    for row in answer.buyers:
+        if row.not_available:
+            assert row.not_available.replace("_", " ") in page

@@ -37,7 +37,7 @@ from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import to_public
 from ledger.vocabulary.money import format_minor
 from ledger.web.svgchart import exposure_chart
-from ledger.web.viewing import Buyer, Footer, When, buyer_directory, footer, grouped, one_pass, run_verify, words
+from ledger.web.viewing import Footer, When, buyer_directory, footer, grouped, one_pass, run_verify, words
 
 HERE = Path(__file__).parent
 STATUSES = ("claim", "insolvent", "on_stop", "overdue", "closed", "active")  # most serious first
@@ -72,9 +72,7 @@ def book_page(
     when = When.read(ledger, as_of, known_at)
     book = run_query("exposure", ledger, when.arguments())
     assert isinstance(book, answers.BookExposure)
-    directory = buyer_directory(ledger, when.known_at)
-    rows = [BookRow.of(row, directory.get(row.buyer)) for row in book.buyers]
-    has_available = any(row.available is not None for row in rows)
+    rows = [BookRow.of(row) for row in book.buyers]
     countries = sorted({row.country for row in rows if row.country})
     search = (q or "").strip().casefold()
     shown = [row for row in rows
@@ -85,12 +83,12 @@ def book_page(
     return _page("book.html", ledger, when, book=book, rows=shown, total=len(rows), statuses=STATUSES,
                  countries=countries, status=status or "", country=country or "", q=q or "", sort=sort,
                  order="desc" if order == "desc" else "asc",
-                 columns=[c for c in BOOK_COLUMNS if c != "available" or has_available])
+                 columns=list(BOOK_COLUMNS))
 
 
 @dataclass(frozen=True)
 class BookRow:
-    """A row of the book: the buyer's exposure figures as answered, its name and country as registered."""
+    """A row of the book: the buyer's name, country and exposure figures as the exposure query answers them."""
 
     buyer: str
     name: str
@@ -101,14 +99,13 @@ class BookRow:
     insured: str
     limit: str
     headroom: str
-    available: str | None  # only where the exposure answer gives it
+    available: str
+    not_available: str  # why a delivery today would not be insured at all ("" when it would)
 
     @classmethod
-    def of(cls, row: answers.BuyerExposure, registered: Buyer | None) -> BookRow:
-        available = getattr(row, "available", None)
-        return cls(row.buyer, registered.name if registered else "", registered.country if registered else "",
-                   row.status, row.outstanding, row.overdue, row.insured, row.limit, row.headroom,
-                   available if isinstance(available, str) else None)
+    def of(cls, row: answers.BuyerExposure) -> BookRow:
+        return cls(row.buyer, row.name, row.country, row.status, row.outstanding, row.overdue, row.insured,
+                   row.limit, row.headroom, row.available, row.not_available or "")
 
 
 def _sort_key(row: BookRow, column: str) -> tuple[int, Decimal | int | str]:
