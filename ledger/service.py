@@ -124,6 +124,10 @@ class Ledger:
     def buyer_events(self, buyer: str, known_at: datetime.datetime | None = None) -> list[Event]:
         """One buyer's events in recorded order, as known at `known_at`."""
         events = self.store.stream_events(buyer_stream(buyer))
+        for event in events:
+            if getattr(event, "buyer", None) != buyer:  # only an edit of the database puts it there
+                raise LedgerError(f"event {event.id} is stored in the stream of buyer {buyer}, not its own: the "
+                                  "database was changed behind the ledger's back; run `creditledger verify`", field="db")
         if known_at is not None:
             events = [e for e in events if e.recorded <= known_at]
         return events
@@ -152,7 +156,7 @@ class Ledger:
             recorded_upto=format_recorded(known_at) if known_at else None,
             limit=limit,
         )
-        return [self.store.decode(topic, state) for _, topic, state in rows]
+        return [self.store.decode(topic, state, n) for n, topic, state in rows]
 
     def count(self) -> int:
         return self.store.index.count()

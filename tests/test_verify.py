@@ -214,9 +214,12 @@ def test_two_swapped_events_are_named(sqlite_book: Path) -> None:
     second, second_id = position(sqlite_book, "inv-J1")
     assert second == first + 1
     swap(sqlite_book, first, second)
-    found = only_finding(sqlite_book)
+    with Ledger(str(sqlite_book)) as ledger:
+        found, other = verify(ledger, checks=["chain"]).findings  # each place names the event moved there
     assert (found.problem, found.notification_id, found.event_id) == ("reordered", first, first_id)
     assert f"event {second_id} is stored here but the chain recorded it at notification {second}" in found.message
+    assert (other.problem, other.notification_id, other.event_id) == ("reordered", second, second_id)
+    assert f"event {first_id} is stored here but the chain recorded it at notification {first}" in other.message
 
 
 def test_a_cut_tail_needs_the_head_kept_earlier(sqlite_book: Path) -> None:

@@ -78,7 +78,7 @@ def _unchained_page(fetch: Any, sql: Any, after: int) -> list[tuple[int, StoredE
     """A page of stored events with their index rows after notification `after` (chaining old ledgers)."""
     rows = fetch(sql, [after])
     return [
-        (int(r[0]), StoredEvent(originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4])),
+        (int(r[0]), StoredEvent(originator_id=r[1], originator_version=r[2], topic=r[3], state=stored_bytes(r[4])[0]),
          IndexRow(event_id=r[5], key=r[6], recorded=r[7], effective=r[8], type=r[9], buyer=r[10]))
         for r in rows
     ]
@@ -105,14 +105,20 @@ WALK_PAGE = 5000
 
 @dataclass(frozen=True)
 class ChainSlot:
-    """What the three tables hold at one notification id (None: no row)."""
+    """What the three tables hold at one notification id (None: no row), as stored: a row
+    edited behind the ledger's back may hold any type in any column.
+
+    `state_type` names what the state column held when it was not bytes (`text`, `integer`,
+    `null`...): the ledger only writes bytes. `previous_id` is None when there is no chain
+    row; a chain row whose previous id is not a number keeps it as found."""
 
     notification_id: int
     stored: StoredEvent | None
     index: IndexRow | None
-    previous_id: int | None
-    chain_event_id: str | None
-    chain_hash: str | None
+    previous_id: Any
+    chain_event_id: Any
+    chain_hash: Any
+    state_type: str | None = None
 
 
 class ChainQueries(IndexQueries):
@@ -128,7 +134,8 @@ class ChainQueries(IndexQueries):
         sql = (
             "SELECT n.id, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608 (constant names)
             "i.event_id AS index_event_id, i.key, i.recorded, i.effective, i.type, i.buyer, "
-            "c.previous_id, c.event_id AS chain_event_id, c.hash FROM ("
+            f"c.previous_id, c.event_id AS chain_event_id, c.hash, e.{column} AS present, "
+            "c.notification_id AS chained FROM ("
             f"SELECT id FROM (SELECT {column} AS id FROM {{events}} WHERE {column} > ? "
             f"ORDER BY {column} LIMIT {WALK_PAGE}) a "
             "UNION SELECT id FROM (SELECT notification_id AS id FROM ledger_index WHERE notification_id > ? "
@@ -158,15 +165,31 @@ class ChainQueries(IndexQueries):
 
 
 def _slot(r: Sequence[Any]) -> ChainSlot:
+    state, state_type = stored_bytes(r[4])
     return ChainSlot(
         notification_id=int(r[0]),
-        stored=None if r[3] is None else StoredEvent(
-            originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4])
+        stored=None if r[14] is None else StoredEvent(
+            originator_id=r[1], originator_version=r[2], topic=r[3], state=state
         ),
         index=None if r[5] is None else IndexRow(
             event_id=r[5], key=r[6], recorded=r[7], effective=r[8], type=r[9], buyer=r[10]
         ),
-        previous_id=None if r[11] is None else int(r[11]),
+        previous_id=None if r[15] is None else r[11],
         chain_event_id=r[12],
         chain_hash=r[13],
+        state_type=state_type,
     )
+
+
+def stored_bytes(value: Any) -> tuple[bytes, str | None]:
+    """A state column's value as bytes, and what it held if it was not bytes (SQLite keeps
+    whatever type an edit gives it; the hash is over the same bytes either way)."""
+    if isinstance(value, bytes):
+        return value, None
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value), None
+    if value is None:
+        return b"", "null"
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass"), "text"
+    return str(value).encode(), type(value).__name__

@@ -1,0 +1,203 @@
+"""Integrity an auditor can rely on (docs/reliability.md, "Integrity"): `verify` names every bad
+row and never falls over, queries refuse a row that does not decode, the chain cannot vanish
+quietly, the head is an anchor, clocks are bounded, keys are checked in the write.
+
+Each test edits a ledger behind its back, as anyone with `sqlite3` or `psql` could.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from helpers import POSTGRES_SERVER, cli
+from test_verify import edit, in_schema, position, write_book
+
+from ledger.cli import main
+from ledger.operations.verify import verify
+from ledger.service import Ledger
+from ledger.vocabulary.terms import PolicyTerms
+
+
+@pytest.fixture
+def book_file(tmp_path: Path, policy_terms: PolicyTerms) -> Path:
+    """A SQLite ledger file holding the policy and test_verify's BOOK (notification ids 1 to 9)."""
+    path = tmp_path / "ledger.db"
+    write_book(str(path), policy_terms)
+    return path
+
+
+def run_main(*args: str) -> tuple[int, str, str]:
+    """The real entry point in-process (so an internal error shows as exit 3): (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.object(sys, "argv", ["creditledger", *args]), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exited:
+        main()
+    code = exited.value.code
+    return (0 if code is None else int(code)), out.getvalue(), err.getvalue()
+
+
+def refused_in_one_line(*args: str) -> str:
+    """Run a command that must refuse: exit 1, one line on stderr, never `internal:`."""
+    code, _, stderr = run_main(*args)
+    lines = stderr.strip().splitlines()
+    assert code == 1, (code, stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "internal" not in lines[0], lines
+    return lines[0]
+
+
+def verify_refuses(db: Path) -> list[str]:
+    """`verify` on a tampered ledger: exit 1, one `error:` line per finding, never `internal:`."""
+    code, _, stderr = run_main("verify", "--db", str(db))
+    lines = stderr.strip().splitlines()
+    assert code == 1, (code, stderr)
+    assert lines and all(line.startswith("error: ") and "internal" not in line for line in lines), lines
+    return lines
+
+
+def findings_of(path: Path) -> list[Any]:
+    with Ledger(str(path)) as ledger:
+        report = verify(ledger)
+    assert not report.clean
+    return report.findings
+
+
+# ---------------------------------------------------------------- case 1: verify names every bad row
+
+def test_a_state_stored_as_text_is_named_and_refused_by_queries(book_file: Path) -> None:
+    """SQLite's replace() leaves TEXT: the same bytes, but not as the ledger wrote them."""
+    notification, event_id = position(book_file, "inv-I1")
+    edit(book_file, "UPDATE stored_events SET state = CAST(state AS TEXT) WHERE rowid = ?", params=(notification,))
+    line = verify_refuses(book_file)[0]
+    assert f"notification {notification}, event {event_id}" in line and "text" in line
+    for query in (("exposure", "--as-of", "2025-02-10"), ("log",), ("summary",)):
+        line = refused_in_one_line(*query, "--db", str(book_file))
+        assert f"notification {notification}" in line and "verify" in line
+
+
+def test_a_topic_that_no_longer_decodes_is_named_and_refused_by_queries(book_file: Path) -> None:
+    notification, event_id = position(book_file, "lim-B1")
+    edit(book_file, "UPDATE stored_events SET topic = 'creditledger:invoice_issued:v1' WHERE rowid = ?",
+         params=(notification,))
+    line = verify_refuses(book_file)[0]
+    assert f"notification {notification}, event {event_id}" in line
+    for query in (("exposure", "--as-of", "2025-02-10"), ("log",), ("log", "--buyer", "B1")):
+        assert f"notification {notification}" in refused_in_one_line(*query, "--db", str(book_file))
+
+
+def test_verify_names_every_bad_row_not_only_the_first(book_file: Path) -> None:
+    edited = [position(book_file, key) for key in ("lim-B1", "inv-J1", "inv-I2")]
+    for notification, _ in edited:
+        edit(book_file, "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '\"B', '\"X') AS BLOB) "
+             "WHERE rowid = ?", params=(notification,))
+    found = [f for f in findings_of(book_file) if f.check == "chain"]
+    assert [(f.notification_id, f.event_id) for f in found] == edited
+    assert all(f.problem == "changed" for f in found)
+    result = cli("verify", "--db", str(book_file), "--json", ok=False)
+    assert result.exit_code == 1
+    assert len(json.loads(result.stdout)["findings"]) >= 3
+
+
+# Every column of the three tables, each given a value of another type or an edited one.
+# (table, column, SQL expression of the new value)
+CORRUPTIONS = [
+    ("stored_events", "originator_id", "'not-a-stream'"),
+    ("stored_events", "originator_id", "NULL"),
+    ("stored_events", "originator_version", "originator_version + 7"),
+    ("stored_events", "originator_version", "'seven'"),
+    ("stored_events", "topic", "'creditledger:nothing:v1'"),
+    ("stored_events", "topic", "NULL"),
+    ("stored_events", "topic", "42"),
+    ("stored_events", "state", "CAST(state AS TEXT)"),
+    ("stored_events", "state", "NULL"),
+    ("stored_events", "state", "12345"),
+    ("stored_events", "state", "x'00ff'"),
+    ("stored_events", "state", "CAST('{}' AS BLOB)"),
+    ("stored_events", "state", "CAST('[1,2' AS BLOB)"),
+    ("ledger_index", "event_id", "'someone-else'"),
+    ("ledger_index", "event_id", "x'00'"),
+    ("ledger_index", "key", "'forged-key'"),
+    ("ledger_index", "key", "NULL"),
+    ("ledger_index", "recorded", "'2036-01-01T00:00:00.000000Z'"),
+    ("ledger_index", "recorded", "x'01'"),
+    ("ledger_index", "effective", "'2020-01-01'"),
+    ("ledger_index", "effective", "3.5"),
+    ("ledger_index", "type", "'payment_received'"),
+    ("ledger_index", "buyer", "'B2'"),
+    ("ledger_index", "buyer", "NULL"),
+    ("ledger_index", "notification_id", "notification_id + 100"),
+    ("ledger_chain", "previous_id", "previous_id - 1"),
+    ("ledger_chain", "previous_id", "'abc'"),
+    ("ledger_chain", "previous_id", "-5"),
+    ("ledger_chain", "event_id", "'someone-else'"),
+    ("ledger_chain", "event_id", "x'00'"),
+    ("ledger_chain", "hash", "'not a hash'"),
+    ("ledger_chain", "hash", "upper(hash)"),
+    ("ledger_chain", "hash", "substr(hash, 2) || '0'"),
+    ("ledger_chain", "hash", "x'00ff'"),
+    ("ledger_chain", "notification_id", "notification_id + 100"),
+]
+WHERE = {"stored_events": "rowid", "ledger_index": "notification_id", "ledger_chain": "notification_id"}
+
+
+@pytest.mark.parametrize(("table", "column", "value"), CORRUPTIONS, ids=[f"{t}.{c}={v}" for t, c, v in CORRUPTIONS])
+@pytest.mark.parametrize("key", ["reg-B1", "inv-I1", "inv-I2"])  # the second event, one inside, the last
+def test_every_column_of_every_table_corrupted_is_a_named_finding(
+    book_file: Path, table: str, column: str, value: str, key: str
+) -> None:
+    notification, _ = position(book_file, key)
+    edit(book_file, f"UPDATE {table} SET {column} = {value} WHERE {WHERE[table]} = ?",  # noqa: S608 (test constants)
+         params=(notification,))
+    found = findings_of(book_file)
+    assert found and all(f.message for f in found)
+    assert any(f.notification_id in (notification, notification + 100, notification + 1) for f in found), found
+    assert "notification" in verify_refuses(book_file)[0]
+
+
+POSTGRES_CORRUPTIONS = [
+    ("creditledger_events", "originator_version", "originator_version + 7"),
+    ("creditledger_events", "topic", "'creditledger:nothing:v1'"),
+    ("creditledger_events", "topic", "'creditledger:limit_granted:v1'"),
+    ("creditledger_events", "state", "convert_to(replace(convert_from(state, 'UTF8'), '\"B', '\"X'), 'UTF8')"),
+    ("creditledger_events", "state", "'\\x00ff'::bytea"),
+    ("creditledger_events", "state", "convert_to('{{}}', 'UTF8')"),  # braces doubled: in_schema formats
+    ("ledger_index", "event_id", "'someone-else'"),
+    ("ledger_index", "key", "'forged-key'"),
+    ("ledger_index", "recorded", "'2036-01-01T00:00:00.000000Z'"),
+    ("ledger_index", "effective", "'2020-01-01'"),
+    ("ledger_index", "type", "'payment_received'"),
+    ("ledger_index", "buyer", "NULL"),
+    ("ledger_chain", "previous_id", "previous_id - 1"),
+    ("ledger_chain", "event_id", "'someone-else'"),
+    ("ledger_chain", "hash", "'not a hash'"),
+    ("ledger_chain", "hash", "upper(hash)"),
+]
+
+
+@pytest.mark.postgres
+def test_every_column_corrupted_on_postgres_is_a_named_finding(postgres_location: str, policy_terms: PolicyTerms) -> None:
+    import psycopg
+
+    write_book(postgres_location, policy_terms)
+    schema = postgres_location.rsplit("schema=", 1)[1]
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as conn:
+        for table, column, value in POSTGRES_CORRUPTIONS:
+            conn.execute(in_schema(schema, f"CREATE TEMP TABLE saved AS SELECT * FROM {{}}.{table} "  # noqa: S608
+                                           "WHERE notification_id = 6"))
+            conn.execute(in_schema(schema, f"UPDATE {{}}.{table} SET {column} = {value} WHERE notification_id = 6"))  # noqa: S608
+            with Ledger(postgres_location) as ledger:
+                report = verify(ledger)
+            assert not report.clean, (table, column, value)
+            assert any(f.notification_id == 6 for f in report.findings), (table, column, report.findings)
+            # put the row back as it was
+            conn.execute(in_schema(schema, f"UPDATE {{}}.{table} t SET {column} = s.{column} FROM saved s "  # noqa: S608
+                                           "WHERE t.notification_id = 6"))
+            conn.execute("DROP TABLE saved")
+    with Ledger(postgres_location) as ledger:
+        assert verify(ledger).clean
