@@ -177,6 +177,17 @@ class Ledger:
         """The last notification id and the id of the ledger's first event."""
         return self.store.index.position()
 
+    def head(self) -> tuple[int, str]:
+        """The chain's head: (notification id, hash) of its last link, the anchor every write
+        reports and `verify --expect-head` checks later; (0, zeros) for an empty ledger."""
+        return self.store.chain.head()
+
+    def chain_init(self) -> tuple[int, int, str]:
+        """Chain a ledger that holds events but no hash chain (written before the chain, or its
+        chain dropped), logged with the time: (events chained, head id, head hash). Never done
+        on opening: a chain that vanished is a finding of `verify` until someone runs this."""
+        return self.store.chain.chain_init(format_recorded(self.clock()))
+
     def streams_touched_after(self, position: int) -> set[str | None]:
         """The buyers (None: the policy) with an event after log position `position`."""
         return self.store.index.touched_after(position)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,45 @@ def test_every_column_corrupted_on_postgres_is_a_named_finding(postgres_location
             conn.execute("DROP TABLE saved")
     with Ledger(postgres_location) as ledger:
         assert verify(ledger).clean
+
+
+# ---------------------------------------------------------------- case 2: the chain cannot vanish quietly
+
+@pytest.mark.parametrize("how", ["DROP TABLE ledger_chain", "DELETE FROM ledger_chain"])
+def test_a_dropped_chain_is_a_finding_until_chain_init(book_file: Path, how: str) -> None:
+    notification, _ = position(book_file, "inv-I1")
+    edit(book_file, "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '100000', '900000') AS BLOB) "
+         "WHERE rowid = ?", how, params=(notification,))
+    lines = verify_refuses(book_file)
+    assert len(lines) == 1 and "9 events have no hash chain" in lines[0] and "chain init" in lines[0]
+    with sqlite3.connect(book_file) as db:  # opening (twice now) chained nothing
+        assert db.execute("SELECT count(*) FROM ledger_chain").fetchone()[0] == 0
+    # a write onto the unchained ledger is refused, nothing recorded
+    line = refused_in_one_line("append", "buyer_registered", "--db", str(book_file), "--effective", "2025-03-01",
+                               "--buyer", "B9", "--name", "Late", "--country", "GB")
+    assert "hash chain" in line
+    code, out, err = run_main("chain", "init", "--db", str(book_file))
+    assert code == 0 and "chained 9 events" in err and out.startswith("head 9 ")
+    code, out, _ = run_main("verify", "--db", str(book_file))
+    assert code == 0 and "note: `chain init` chained 9 events at " in out
+    line = refused_in_one_line("chain", "init", "--db", str(book_file))
+    assert "already chained" in line
+    with sqlite3.connect(book_file) as db:
+        assert db.execute("SELECT events, head_id FROM ledger_chain_log").fetchall() == [(9, 9)]
+
+
+def test_a_tail_of_events_without_their_chain_rows_is_named(book_file: Path) -> None:
+    edit(book_file, "DELETE FROM ledger_chain WHERE notification_id >= 8")
+    found = [f for f in findings_of(book_file) if f.check == "chain"]
+    assert [(f.problem, f.notification_id) for f in found] == [("inserted", 8), ("inserted", 9)]
+    assert "already chained" in refused_in_one_line("chain", "init", "--db", str(book_file))
+
+
+def test_fresh_ledgers_chain_as_they_write(tmp_path: Path, policy_terms: PolicyTerms) -> None:
+    path = tmp_path / "fresh.db"
+    write_book(str(path), policy_terms)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM ledger_chain").fetchone()[0] == 9
+        assert db.execute("SELECT count(*) FROM ledger_chain_log").fetchone()[0] == 0
+    code, out, _ = run_main("verify", "--db", str(path))
+    assert code == 0 and "note:" not in out

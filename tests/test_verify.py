@@ -3,8 +3,8 @@
 An untouched ledger verifies clean on every backend; a SQLite file edited
 behind the ledger's back with plain `sqlite3` (an event changed, deleted,
 inserted, two swapped) fails verify naming the right event; a write onto a
-broken chain is refused; a ledger from before the chain is chained on its
-first open; concurrent writers still leave one valid chain.
+broken chain is refused; a ledger from before the chain is chained by
+`chain init`, never on opening; concurrent writers still leave one valid chain.
 """
 
 from __future__ import annotations
@@ -264,16 +264,19 @@ def test_a_write_onto_a_broken_chain_is_refused_on_postgres(postgres_location: s
     assert [(f.problem, f.notification_id) for f in found] == [("deleted", 9)]
 
 
-def test_a_ledger_from_before_the_chain_is_chained_on_first_open(sqlite_book: Path) -> None:
+def test_a_ledger_from_before_the_chain_is_chained_by_chain_init(sqlite_book: Path) -> None:
     with sqlite3.connect(sqlite_book) as db:
         original = db.execute("SELECT * FROM ledger_chain ORDER BY notification_id").fetchall()
         db.execute("DROP TABLE ledger_chain")  # as a ledger written before the chain was
     with Ledger(str(sqlite_book)) as ledger:
+        assert [f.problem for f in verify(ledger).findings] == ["unchained"]  # opening chained nothing
+        assert ledger.chain_init()[:2] == (9, 9)
         report = verify(ledger)
         ledger.append({"type": "buyer_registered", "effective": "2025-03-01", "buyer": "B3", "name": "New",
                        "country": "GB"})
         assert verify(ledger).clean
     assert report.clean and report.events == 9
+    assert [(events, head) for _, events, head, _ in report.chain_inits] == [(9, 9)]
     with sqlite3.connect(sqlite_book) as db:
         rebuilt = db.execute("SELECT * FROM ledger_chain ORDER BY notification_id").fetchall()
     assert rebuilt[:9] == original  # the same hashes the live writes computed
@@ -281,7 +284,7 @@ def test_a_ledger_from_before_the_chain_is_chained_on_first_open(sqlite_book: Pa
 
 
 @pytest.mark.postgres
-def test_a_postgres_ledger_from_before_the_chain_is_chained_on_first_open(
+def test_a_postgres_ledger_from_before_the_chain_is_chained_by_chain_init(
     postgres_location: str, policy_terms: PolicyTerms
 ) -> None:
     import psycopg
@@ -292,6 +295,8 @@ def test_a_postgres_ledger_from_before_the_chain_is_chained_on_first_open(
         original = conn.execute(in_schema(schema, "SELECT * FROM {}.ledger_chain ORDER BY notification_id")).fetchall()
         conn.execute(in_schema(schema, "DELETE FROM {}.ledger_chain"))
     with Ledger(postgres_location) as ledger:
+        assert [f.problem for f in verify(ledger).findings] == ["unchained"]
+        ledger.chain_init()
         assert verify(ledger).clean
     with psycopg.connect(POSTGRES_SERVER, autocommit=True) as conn:
         assert conn.execute(in_schema(schema, "SELECT * FROM {}.ledger_chain ORDER BY notification_id")).fetchall() == original

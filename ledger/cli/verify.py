@@ -24,7 +24,8 @@ def verify(
     as_json: JsonOption = False,
     expect_head: Annotated[
         str | None,
-        typer.Option("--expect-head", help="A head hash printed by an earlier verify: it must still be in the chain."),
+        typer.Option("--expect-head", help="A head hash printed by an earlier verify or write (or its first 12 or "
+                     "more hex digits): it must still be in the chain."),
     ] = None,
 ) -> None:
     """Check that the ledger is as the ledger wrote it.
@@ -35,9 +36,14 @@ def verify(
     one line per finding naming the event otherwise. Keep the printed head to pass as
     --expect-head later: it reveals events cut from the end.
     """
+    from ledger.operations.verify import check_expected_head, expected_head
     from ledger.operations.verify import verify as run
 
+    if expect_head is not None:
+        expected_head(expect_head)  # a malformed head is refused before the ledger is opened
     with _open(db) as ledger:
+        if expect_head is not None:
+            check_expected_head(ledger, expect_head)
         report = run(ledger, expect_head=expect_head)
     if as_json:
         _print_json(answers.Verify(
@@ -48,6 +54,9 @@ def verify(
     elif report.clean:
         out.print(f"clean: {report.events} events, checks {', '.join(report.checks)}; "
                   f"head {report.head_id} {report.head_hash}", markup=False)
+        for at, events, head_id, head_hash in report.chain_inits:
+            out.print(f"note: `chain init` chained {events} events at {at} (head {head_id} {head_hash}); the chain "
+                      "vouches for them only from then on", markup=False)
     else:
         for finding in report.findings[:SHOW_FINDINGS]:
             err.print(f"error: {finding.line()}", markup=False)

@@ -18,6 +18,7 @@ which is what reveals a deleted tail or a chain recomputed from scratch.
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import msgspec
 from eventsourcing.persistence import StoredEvent
 
 from ledger.service import Ledger
-from ledger.store import GENESIS, ChainSlot, IndexRow, chain_hash
+from ledger.store import CHAIN_KEY_VARIABLE, GENESIS, ChainSlot, IndexRow, chain_hash, chain_key, checkpoint_mac
 from ledger.vocabulary.errors import LedgerError
 from projections.timeline import exposure_timeline
 
@@ -36,7 +37,7 @@ class Finding:
     """One thing verify found wrong, with the event it is about (where known)."""
 
     check: str
-    problem: str  # changed, deleted, inserted, reordered, index, fold, head
+    problem: str  # changed, deleted, inserted, reordered, index, unchained, checkpoint, read_model, head
     message: str
     notification_id: int | None = None
     event_id: str | None = None
@@ -63,6 +64,7 @@ class Report:
     head_hash: str = GENESIS
     checks: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    chain_inits: list[tuple[str, int, int, str]] = field(default_factory=list)  # (at, events, head id, head hash)
 
     @property
     def clean(self) -> bool:
@@ -95,6 +97,8 @@ def verify(ledger: Ledger, *, expect_head: str | None = None, checks: list[str] 
                                            f"({type(problem).__name__}: {problem})"))
     if expect_head is not None and not any(f.check == "chain" for f in report.findings):
         report.findings += _check_head(ledger, expect_head)
+    if (key := chain_key()) is not None and "chain" in report.checks:
+        report.findings += _check_checkpoints(ledger, key, report)
     return report
 
 
@@ -115,6 +119,13 @@ def check_chain(ledger: Ledger, report: Report) -> list[Finding]:
     """Walk the chain and name every event changed, deleted, inserted or reordered, and every
     index row that disagrees with its event. After a bad row the walk goes on from the hash
     the chain stored there (or the one it should have stored), so later rows are judged alone."""
+    chain = ledger.store.chain
+    report.chain_inits = chain.log()
+    if not chain.chained() and (events := ledger.count()):
+        report.events = events
+        return [Finding("chain", "unchained", f"the ledger's {events} events have no hash chain: it was dropped or "
+                        "emptied, or the ledger was written before the chain. `creditledger chain init` chains them "
+                        "as they now stand (logged); only a head kept earlier shows whether they were changed")]
     findings: list[Finding] = []
     previous_id, candidates = 0, {GENESIS}  # the hashes the previous link may rightly have
     for slot in ledger.store.chain.slots():
@@ -230,11 +241,54 @@ def _stored_key(stored: StoredEvent) -> str | None:
 
 
 def _check_head(ledger: Ledger, head: str) -> list[Finding]:
-    """An earlier head must still be in the chain: otherwise the tail was cut or the chain rebuilt."""
-    if ledger.store.chain.holds(head):
+    """An earlier head must still be in the chain: otherwise the tail was cut or the chain rebuilt.
+    A unique prefix of at least 12 hex digits will do (refused in one line otherwise)."""
+    prefix = expected_head(head)
+    if ledger.store.chain.with_prefix(prefix):
         return []
     return [Finding("head", "head", f"the expected head {head} is not in the chain: events were deleted from "
                     "the end, or the chain was rebuilt")]
+
+
+HEAD_PREFIX = 12  # hex digits: 48 bits, no accidental match among any ledger's links
+
+
+def expected_head(head: str) -> str:
+    """A head hash, or a prefix of one, as given to --expect-head; refused unless 12 to 64 hex digits."""
+    text = head.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{%d,64}" % HEAD_PREFIX, text):  # noqa: UP031 (a regex, not SQL)
+        raise LedgerError(f"{head!r} is not a head hash: give the hash verify or a write printed, or at least its "
+                          f"first {HEAD_PREFIX} hex digits", field="expect-head")
+    return text
+
+
+def check_expected_head(ledger: Ledger, head: str) -> None:
+    """Refuse, in one line, a prefix that more than one link of the chain begins with."""
+    prefix = expected_head(head)
+    if len(prefix) < 64 and len(ledger.store.chain.with_prefix(prefix)) > 1:
+        raise LedgerError(f"{head} is the beginning of more than one hash in the chain: give more of it",
+                          field="expect-head")
+
+
+def _check_checkpoints(ledger: Ledger, key: bytes, report: Report) -> list[Finding]:
+    """With the chain key set: every keyed checkpoint must be the HMAC of the chain's hash where it
+    stands, and the head must carry one, so that a chain rewritten without the key is found."""
+    findings = []
+    checkpoints = ledger.store.chain.checkpoints()
+    for notification_id, mac, stored_hash in checkpoints:
+        if not isinstance(stored_hash, str) or not hmac.compare_digest(
+                checkpoint_mac(key, int(notification_id), stored_hash), str(mac)):
+            findings.append(Finding("chain", "checkpoint", "the keyed checkpoint does not match the chain here: the "
+                                    "chain was rewritten by someone without the key (or the key is not the one "
+                                    "the ledger was written with)", int(notification_id)))
+    head_id, _ = ledger.head()
+    if head_id and not any(int(n) == head_id for n, _, _ in checkpoints):
+        findings.append(Finding("chain", "checkpoint", f"the head (notification {head_id}) has no keyed checkpoint: "
+                                f"it was written without {CHAIN_KEY_VARIABLE}, or the checkpoints were removed",
+                                head_id))
+    if findings:
+        report.head_id, report.head_hash = 0, GENESIS
+    return findings
 
 
 # ---------------------------------------------------------------- the read models

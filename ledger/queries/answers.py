@@ -345,7 +345,9 @@ class ErpTrial(Schema, frozen=True):
 
 # ---------------------------------------------------------------- verify
 
-VerifyProblem = Literal["changed", "deleted", "inserted", "reordered", "index", "read_model", "head"]
+VerifyProblem = Literal[
+    "changed", "deleted", "inserted", "reordered", "index", "unchained", "checkpoint", "read_model", "head"
+]
 Hash = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="a SHA-256 hash, 64 hex digits")]
 
 

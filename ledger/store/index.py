@@ -68,7 +68,7 @@ class BulkInsert:
     write: BatchWriter
 
 
-_OUR_TABLES = re.compile(r"\b(?:ledger_index|ledger_chain)\b")
+_OUR_TABLES = re.compile(r"\b(?:ledger_index|ledger_chain_log|ledger_chain|ledger_checkpoint)\b")
 
 
 class IndexQueries:
