@@ -22,6 +22,7 @@ from eventsourcing.persistence import DatabaseError, IntegrityError, Operational
 
 from ledger.readmodels.exposure import ExposureModel
 from ledger.store import (
+    GENESIS,
     POLICY_STREAM,
     Envelope,
     IndexRow,
@@ -177,10 +178,14 @@ class Ledger:
         """The last notification id and the id of the ledger's first event."""
         return self.store.index.position()
 
-    def head(self) -> tuple[int, str]:
+    def head(self, known_at: datetime.datetime | None = None) -> tuple[int, str]:
         """The chain's head: (notification id, hash) of its last link, the anchor every write
-        reports and `verify --expect-head` checks later; (0, zeros) for an empty ledger."""
-        return self.store.chain.head()
+        reports and `verify --expect-head` checks later; (0, zeros) for an empty ledger.
+        With `known_at`: the link of the last event recorded by then (what an export holds)."""
+        if known_at is None:
+            return self.store.chain.head()
+        position = self.store.index.cutoff(format_recorded(known_at))
+        return (self.store.chain.link(position) if position else None) or (0, GENESIS)
 
     def chain_init(self) -> tuple[int, int, str]:
         """Chain a ledger that holds events but no hash chain (written before the chain, or its
@@ -297,8 +302,9 @@ class Ledger:
         outcome = Outcome()
         fresh = self._stamp(self._skip_known(drafts, outcome), keep_recorded, outcome)
         admitted = self._admit(fresh, outcome, progress)
-        if admitted:
-            self._save([Envelope(stream_of(a.event), a.version, a.event) for a in admitted])
+        last = self._save([Envelope(stream_of(a.event), a.version, a.event) for a in admitted]) if admitted else 0
+        # The link this write left (another writer may already have added more), else the ledger's.
+        outcome.head = (self.store.chain.link(last) if last else None) or self.head()
         return outcome
 
     def _admit(
@@ -346,8 +352,9 @@ class Ledger:
         known_ids = self.store.index.find_ids(given) if given else set()
         return skip_known(drafts, known_keys, known_ids, outcome)
 
-    def _save(self, envelopes: list[Envelope]) -> None:
-        """Write in one transaction; another writer's commit becomes a ConcurrencyConflict."""
+    def _save(self, envelopes: list[Envelope]) -> int:
+        """Write in one transaction and return the last notification id written; another writer's
+        commit becomes a ConcurrencyConflict."""
         try:
             stamps: dict[datetime.datetime, str] = {}
             rows = []
@@ -355,13 +362,14 @@ class Ledger:
                 moment = envelope.event.recorded
                 text = stamps.get(moment) or stamps.setdefault(moment, format_recorded(moment))
                 rows.append(IndexRow.of(envelope.event, text))
-            self.store.append(envelopes, rows)
+            ids = self.store.append(envelopes, rows)
         except Exception as problem:
             if _is_conflict(problem):
                 raise ConcurrencyConflict(str(problem)) from None
             if isinstance(problem, (OperationalError, DatabaseError, sqlite3.Error)):
                 raise LedgerError(f"cannot write the ledger: {problem}; nothing was recorded", field="db") from None
             raise
+        return int(ids[-1]) if ids else 0
 
 
 def _is_conflict(problem: Exception) -> bool:

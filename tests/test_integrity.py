@@ -17,7 +17,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from helpers import POSTGRES_SERVER, cli
+from helpers import POLICY_FILE, POSTGRES_SERVER
 from test_verify import edit, in_schema, position, write_book
 
 from ledger.cli import main
@@ -100,9 +100,9 @@ def test_verify_names_every_bad_row_not_only_the_first(book_file: Path) -> None:
     found = [f for f in findings_of(book_file) if f.check == "chain"]
     assert [(f.notification_id, f.event_id) for f in found] == edited
     assert all(f.problem == "changed" for f in found)
-    result = cli("verify", "--db", str(book_file), "--json", ok=False)
-    assert result.exit_code == 1
-    assert len(json.loads(result.stdout)["findings"]) >= 3
+    code, out, _ = run_main("verify", "--db", str(book_file), "--json")
+    assert code == 1
+    assert len(json.loads(out)["findings"]) >= 3
 
 
 # Every column of the three tables, each given a value of another type or an edited one.
@@ -244,3 +244,124 @@ def test_fresh_ledgers_chain_as_they_write(tmp_path: Path, policy_terms: PolicyT
         assert db.execute("SELECT count(*) FROM ledger_chain_log").fetchone()[0] == 0
     code, out, _ = run_main("verify", "--db", str(path))
     assert code == 0 and "note:" not in out
+
+
+# ---------------------------------------------------------------- case 3: the head is an anchor
+
+def head_of(path: Path) -> tuple[int, str]:
+    with Ledger(str(path)) as ledger:
+        return ledger.head()
+
+
+def test_every_write_reports_the_head_it_left(tmp_path: Path) -> None:
+    db = str(tmp_path / "ledger.db")
+    run_main("init", "--db", db)
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"type": "limit_granted", "effective": "2025-01-03", "buyer": "B1", "amount": "1000", "key": "l1"}\n'
+        '{"type": "invoice_issued", "effective": "2025-01-05", "buyer": "B1", "invoice": "I1", "amount": "100.00", '
+        '"due": "2025-02-05", "key": "i1"}\n')
+    writes = [
+        ("policy", "load", str(POLICY_FILE)),
+        ("append", "buyer_registered", "--effective", "2025-01-02", "--buyer", "B1", "--name", "Acme", "--country", "GB"),
+        ("import", str(events)),
+    ]
+    for write in writes:
+        code, out, err = run_main(*write, "--db", db)
+        assert code == 0, err
+        head_id, head_hash = head_of(Path(db))
+        assert f"head {head_id} {head_hash}" in out.splitlines(), (write, out)
+        code, out, err = run_main(*write, "--db", db, "--json")  # again (an amendment, a refusal, all skipped)
+        if code == 0:
+            head_id, head_hash = head_of(Path(db))
+            assert json.loads(out)["head"] == {"notification_id": head_id, "hash": head_hash}
+    code, out, _ = run_main("summary", "--db", db)
+    assert out.splitlines()[-1] == f"head {head_id} {head_hash}"
+    code, out, _ = run_main("summary", "--db", db, "--json")
+    assert json.loads(out)["head"] == {"notification_id": head_id, "hash": head_hash}
+    code, out, _ = run_main("verify", "--db", db)
+    assert out.startswith(f"clean: {head_id} events") and out.splitlines()[0].endswith(f"head {head_id} {head_hash}")
+
+
+def test_the_export_metadata_names_the_head_of_what_it_holds(book_file: Path, tmp_path: Path) -> None:
+    target = tmp_path / "export.db"
+    code, _, err = run_main("export", "--db", str(book_file), "--sqlite", str(target), "--as-of", "2025-03-01")
+    assert code == 0, err
+    with sqlite3.connect(target) as db:
+        assert db.execute("SELECT head_id, head_hash FROM metadata").fetchone() == head_of(book_file)
+
+
+def test_expect_head_takes_a_unique_prefix_of_12_hex_digits(book_file: Path) -> None:
+    head_id, head_hash = head_of(book_file)
+    for given in (head_hash, head_hash[:12], head_hash[:30].upper()):
+        code, out, err = run_main("verify", "--db", str(book_file), "--expect-head", given)
+        assert code == 0, err  # a shortened hash is no false "events were deleted" alarm
+    for short in (head_hash[:11], head_hash[:8], "xyz", "", head_hash + "0"):
+        line = refused_in_one_line("verify", "--db", str(book_file), "--expect-head", short)
+        assert "expect-head" in line and "12" in line
+    earlier = head_hash
+    edit(book_file, "DELETE FROM stored_events WHERE rowid = 9", "DELETE FROM ledger_index WHERE notification_id = 9",
+         "DELETE FROM ledger_chain WHERE notification_id = 9")
+    lines = verify_refuses_with("--expect-head", earlier[:12], db=book_file)
+    assert f"the expected head {earlier[:12]} is not in the chain" in lines[0]
+
+
+def test_an_ambiguous_head_prefix_is_refused(book_file: Path) -> None:
+    _, head_hash = head_of(book_file)
+    edit(book_file, "UPDATE ledger_chain SET hash = ? WHERE notification_id = 3", params=(head_hash[:20] + "0" * 44,))
+    line = refused_in_one_line("verify", "--db", str(book_file), "--expect-head", head_hash[:14])
+    assert "more than one" in line
+
+
+def verify_refuses_with(*options: str, db: Path) -> list[str]:
+    code, _, stderr = run_main("verify", "--db", str(db), *options)
+    lines = stderr.strip().splitlines()
+    assert code == 1 and lines and all(line.startswith("error: ") for line in lines), (code, stderr)
+    return lines
+
+
+def test_keyed_checkpoints_catch_a_chain_rewritten_without_the_key(
+    tmp_path: Path, policy_terms: PolicyTerms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "keyed.db"
+    monkeypatch.setenv("CREDITLEDGER_CHAIN_KEY", "auditor's secret")
+    write_book(str(path), policy_terms)
+    assert run_main("verify", "--db", str(path))[0] == 0
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM ledger_checkpoint").fetchone()[0] == 9  # one per write
+    # Someone without the key edits an amount and rebuilds the whole chain over it.
+    notification, _ = position(path, "inv-I1")
+    edit(path, "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '100000', '900000') AS BLOB) "
+         "WHERE rowid = ?", "DELETE FROM ledger_chain", params=(notification,))
+    monkeypatch.delenv("CREDITLEDGER_CHAIN_KEY")
+    with Ledger(str(path)) as ledger:
+        ledger.chain_init()
+        assert verify(ledger, checks=["chain"]).clean  # the chain alone cannot tell
+    monkeypatch.setenv("CREDITLEDGER_CHAIN_KEY", "auditor's secret")
+    lines = verify_refuses_with(db=path)
+    mismatched = [line for line in lines if "the keyed checkpoint does not match" in line]
+    assert [line.split(":")[1] for line in mismatched] == [f" notification {n}" for n in range(notification, 10)]
+    # Removing the checkpoints does not help: the head must carry one.
+    edit(path, "DELETE FROM ledger_checkpoint")
+    lines = verify_refuses_with(db=path)
+    assert lines[-1] == ("error: notification 9: the head (notification 9) has no keyed checkpoint: it was written "
+                         "without CREDITLEDGER_CHAIN_KEY, or the checkpoints were removed")
+    monkeypatch.setenv("CREDITLEDGER_CHAIN_KEY", "another key")
+    assert run_main("verify", "--db", str(path))[0] == 1
+
+
+@pytest.mark.postgres
+def test_keyed_checkpoints_on_postgres(postgres_location: str, policy_terms: PolicyTerms,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    monkeypatch.setenv("CREDITLEDGER_CHAIN_KEY", "k")
+    write_book(postgres_location, policy_terms)
+    with Ledger(postgres_location) as ledger:
+        assert verify(ledger).clean
+    schema = postgres_location.rsplit("schema=", 1)[1]
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as conn:
+        conn.execute(in_schema(schema, "UPDATE {}.ledger_checkpoint SET mac = md5(mac) || md5(mac) "
+                                       "WHERE notification_id = 4"))
+    with Ledger(postgres_location) as ledger:
+        assert [(f.problem, f.notification_id) for f in verify(ledger).findings] == [("checkpoint", 4)]

@@ -69,14 +69,14 @@ class LedgerStore(Application[uuid.UUID]):
         assert isinstance(mapper, LedgerMapper)
         return mapper
 
-    def append(self, envelopes: Sequence[Envelope], rows: Sequence[IndexRow]) -> None:
+    def append(self, envelopes: Sequence[Envelope], rows: Sequence[IndexRow]) -> Sequence[int]:
         """Store envelopes and their index rows in one transaction.
 
         Goes to the recorder through the mapper, as Application.save does,
         without its per-event protocol checks and notification objects.
         """
         stored = [self.mapper.to_stored_event(envelope) for envelope in envelopes]
-        self.recorder.insert_events(stored, index=rows)
+        return self.recorder.insert_events(stored, index=rows) or ()
 
     def bulk_insert(self) -> contextlib.AbstractContextManager[BulkInsert]:
         """One write transaction for many batches of stored events taken as they are (stream,

@@ -65,6 +65,7 @@ class Outcome:
     recorded: list[Event] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    head: tuple[int, str] | None = None  # the chain's head after the write: (notification id, hash)
 
 
 @dataclass
