@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import random
 import sqlite3
 import time
@@ -47,11 +48,13 @@ from ledger.vocabulary.events import (
 from ledger.vocabulary.location import Location
 from ledger.vocabulary.terms import PolicyTerms
 from ledger.write.pipeline import (
+    CLOCK_TOLERANCE_VARIABLE,
     Admitted,
     Draft,
     Outcome,
     Trial,
     admit,
+    clock_bound,
     keep_stamps,
     skip_known,
     stamp,
@@ -67,13 +70,32 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+DEFAULT_CLOCK_TOLERANCE = datetime.timedelta(minutes=5)
+
+
+def clock_tolerance() -> datetime.timedelta:
+    """How far the ledger's last stamp may be ahead of a writer's clock: CREDITLEDGER_CLOCK_TOLERANCE
+    seconds, 5 minutes by default."""
+    text = os.environ.get(CLOCK_TOLERANCE_VARIABLE)
+    if text is None:
+        return DEFAULT_CLOCK_TOLERANCE
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 10**10:  # also refuses nan and inf
+        raise LedgerError(f"{text!r} is not a number of seconds (e.g. 300)", field=CLOCK_TOLERANCE_VARIABLE)
+    return datetime.timedelta(seconds=seconds)
+
+
 class Ledger:
     """One ledger (one policy's book) in one store."""
 
-    def __init__(self, location: str, *, clock: Clock = utc_now) -> None:
+    def __init__(self, location: str, *, clock: Clock | None = None) -> None:
         self.location = location
         self.store: LedgerStore = open_store(location)
-        self.clock = clock
+        # On PostgreSQL every writer stamps by the server's clock, not its own (docs/reliability.md).
+        self.clock: Clock = clock or self.store.server_clock() or utc_now
         self._policy: tuple[int, list[Event]] | None = None  # (last policy notification, its events)
 
     def close(self) -> None:
@@ -338,6 +360,7 @@ class Ledger:
         last_text = self.store.index.last_recorded()
         last = parse_recorded(last_text) if last_text else None
         now = self.clock().astimezone(datetime.UTC)
+        clock_bound(last, now, clock_tolerance())
         return keep_stamps(drafts, last, now) if keep_recorded else stamp(drafts, last, now, outcome)
 
     def _skip_known(self, drafts: Sequence[Draft], outcome: Outcome) -> list[Draft]:

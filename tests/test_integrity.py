@@ -365,3 +365,82 @@ def test_keyed_checkpoints_on_postgres(postgres_location: str, policy_terms: Pol
                                        "WHERE notification_id = 4"))
     with Ledger(postgres_location) as ledger:
         assert [(f.problem, f.notification_id) for f in verify(ledger).findings] == [("checkpoint", 4)]
+
+
+# ---------------------------------------------------------------- case 6: clocks
+
+REGISTER = {"type": "buyer_registered", "effective": "2025-03-01", "buyer": "B7", "name": "Late", "country": "GB"}
+
+
+def test_a_fast_clock_cannot_poison_the_writers_after_it(book_file: Path) -> None:
+    import datetime
+
+    from helpers import Clock
+
+    from ledger.service import utc_now
+    from ledger.vocabulary.errors import LedgerError
+
+    now = utc_now()
+    with Ledger(str(book_file), clock=Clock(now + datetime.timedelta(days=3652))) as fast:
+        fast.append(REGISTER)  # no reference clock on SQLite: its stamp is in 2036
+    count = Ledger(str(book_file)).count()
+    line = refused_in_one_line("append", "buyer_registered", "--db", str(book_file), "--effective", "2025-03-02",
+                               "--buyer", "B8", "--name", "Honest", "--country", "GB")
+    assert "recorded: the ledger's last recorded stamp 20" in line and "ahead of this writer's clock 20" in line
+    assert "CREDITLEDGER_CLOCK_TOLERANCE" in line
+    with Ledger(str(book_file)) as honest:
+        assert honest.count() == count
+        with pytest.raises(LedgerError, match="ahead of this writer's clock"):
+            honest.append({**REGISTER, "buyer": "B9"})
+
+
+def test_the_clock_tolerance_is_configurable(book_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+
+    from helpers import Clock
+
+    from ledger.service import utc_now
+
+    now = utc_now()
+    with Ledger(str(book_file), clock=Clock(now + datetime.timedelta(minutes=4))) as slightly_fast:
+        slightly_fast.append(REGISTER)
+    with Ledger(str(book_file)) as honest:  # 4 minutes ahead: within the default 5
+        stamp = honest.append({**REGISTER, "buyer": "B8"}).recorded[0].recorded
+        assert stamp >= now + datetime.timedelta(minutes=4)
+    monkeypatch.setenv("CREDITLEDGER_CLOCK_TOLERANCE", "60")
+    line = refused_in_one_line("append", "buyer_registered", "--db", str(book_file), "--effective", "2025-03-02",
+                               "--buyer", "B9", "--name", "Honest", "--country", "GB")
+    assert "more than the 0:01:00 allowed" in line
+    for bad in ("five minutes", "-1", "nan", "inf"):
+        monkeypatch.setenv("CREDITLEDGER_CLOCK_TOLERANCE", bad)
+        assert "CREDITLEDGER_CLOCK_TOLERANCE" in refused_in_one_line(
+            "append", "buyer_registered", "--db", str(book_file), "--effective", "2025-03-02",
+            "--buyer", "B9", "--name", "Honest", "--country", "GB")
+
+
+def test_keep_recorded_imports_keep_their_stamps_within_the_bound(tmp_path: Path, policy_terms: PolicyTerms) -> None:
+    """Historical stamps are in the past: the bound only asks that the ledger's last one is not ahead of now."""
+    source, target = tmp_path / "a.db", tmp_path / "b.db"
+    write_book(str(source), policy_terms)
+    code, out, _ = run_main("log", "--db", str(source), "--json")
+    events = tmp_path / "events.json"
+    events.write_text(out)
+    run_main("init", "--db", str(target))
+    code, _, err = run_main("import", str(events), "--keep-recorded", "--db", str(target))
+    assert code == 0, err
+    assert head_of(target) == head_of(source)  # same stamps, same chain
+
+
+@pytest.mark.postgres
+def test_postgres_writers_stamp_by_the_server_clock(postgres_location: str, policy_terms: PolicyTerms,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+
+    import ledger.service as service
+
+    real_now = service.utc_now()
+    monkeypatch.setattr(service, "utc_now", lambda: real_now + datetime.timedelta(days=3652))  # a clock 10 years fast
+    with Ledger(postgres_location) as ledger:
+        ledger.load_policy(policy_terms)
+        stamp = ledger.append(REGISTER).recorded[0].recorded
+    assert abs(stamp - real_now) < datetime.timedelta(minutes=1)

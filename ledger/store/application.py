@@ -8,8 +8,9 @@ methods here, never directly.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, cast
 
 import msgspec
@@ -86,6 +87,11 @@ class LedgerStore(Application[uuid.UUID]):
         `held` is how many events the ledger held when the transaction began, counted
         under the write lock (a copy refuses a ledger that holds any)."""
         return cast(_BulkRecorder, self.recorder).bulk_insert()
+
+    def server_clock(self) -> Callable[[], datetime.datetime] | None:
+        """The database server's clock, where there is one (PostgreSQL); None for SQLite."""
+        clock = getattr(self.recorder, "server_clock", None)
+        return clock if callable(clock) else None
 
     def last_notification(self) -> int:
         """The notification id of the last stored event (0: none)."""

@@ -8,6 +8,7 @@ Imported only when a PostgreSQL ledger is opened: a SQLite ledger never loads ps
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -197,6 +198,13 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
                 self._fetch_ids_after_insert_events(curs, stored_events, index=rows)
 
             yield BulkInsert(int(counted["n"]), write)
+
+    def server_clock(self) -> datetime.datetime:
+        """The database server's clock: every writer of a PostgreSQL ledger stamps by this one clock,
+        so that one process with a wrong clock cannot stamp the future."""
+        moment = self._fetch("SELECT clock_timestamp()", [])[0][0]
+        assert isinstance(moment, datetime.datetime)
+        return moment
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         sql = self._sql(sql, self.datastore.schema)
