@@ -295,12 +295,16 @@ class Ledger:
         Retries a bounded number of times when another writer got there
         first; the retry re-reads the streams, so its checks see that write.
         """
+        refusal = None
         for attempt in range(MAX_ATTEMPTS):
             try:
                 with collector_paused(len(drafts)):
                     return self._record_once(drafts, keep_recorded=keep_recorded, progress=progress)
-            except ConcurrencyConflict:
+            except ConcurrencyConflict as conflict:
+                refusal = conflict.__cause__
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        if isinstance(refusal, LedgerError):  # refused every time: the refusal is the answer
+            raise refusal
         raise LedgerError(
             f"other writers kept changing the ledger; gave up after {MAX_ATTEMPTS} attempts and recorded nothing"
         )
@@ -322,8 +326,17 @@ class Ledger:
         self, drafts: Sequence[Draft], *, keep_recorded: bool, progress: ProgressHook | None
     ) -> Outcome:
         outcome = Outcome()
+        mark = self.store.last_notification()  # the ledger as its keys are looked up
         fresh = self._stamp(self._skip_known(drafts, outcome), keep_recorded, outcome)
-        admitted = self._admit(fresh, outcome, progress)
+        try:
+            admitted = self._admit(fresh, outcome, progress)
+        except LedgerError as refusal:
+            # Keys recorded by another writer after the look-up (a racing import of the same file)
+            # would be refused here as, say, "already registered": a refusal stands only when the
+            # ledger did not move during the checks; otherwise the write runs again and skips them.
+            if self.store.last_notification() != mark:
+                raise ConcurrencyConflict("the ledger moved while this write was checked") from refusal
+            raise
         last = self._save([Envelope(stream_of(a.event), a.version, a.event) for a in admitted]) if admitted else 0
         # The link this write left (another writer may already have added more), else the ledger's.
         outcome.head = (self.store.chain.link(last) if last else None) or self.head()

@@ -444,3 +444,87 @@ def test_postgres_writers_stamp_by_the_server_clock(postgres_location: str, poli
         ledger.load_policy(policy_terms)
         stamp = ledger.append(REGISTER).recorded[0].recorded
     assert abs(stamp - real_now) < datetime.timedelta(minutes=1)
+
+
+# ---------------------------------------------------------------- case 7: keys checked in the write
+
+RACER = """
+import json, sys, time
+from pathlib import Path
+from ledger.service import Ledger
+from ledger.vocabulary.errors import LedgerError
+location, name, go, source = sys.argv[1:5]
+rows = [(n, json.loads(line)) for n, line in enumerate(Path(source).read_text().splitlines(), 1)]
+with Ledger(location) as ledger:
+    Path(go + "." + name).touch()
+    while not Path(go).exists():
+        time.sleep(0.002)
+    try:
+        outcome = ledger.record(ledger.parse(rows, source))
+        print(json.dumps({"recorded": len(outcome.recorded), "skipped": len(outcome.skipped)}))
+    except LedgerError as problem:
+        print(json.dumps({"refused": str(problem)}))
+"""
+BUYERS = 120
+
+
+def keyed_file(path: Path) -> Path:
+    """A keyed import of BUYERS buyers, each registered and invoiced: long enough that another
+    process's commit lands in the middle of its checks."""
+    lines = []
+    for number in range(BUYERS):
+        buyer = f"B{number:04d}"
+        lines.append({"type": "buyer_registered", "effective": "2025-01-02", "buyer": buyer, "name": f"Buyer {number}",
+                      "country": "GB", "key": f"reg-{buyer}"})
+        lines.append({"type": "invoice_issued", "effective": "2025-01-10", "buyer": buyer, "invoice": f"I-{buyer}",
+                      "amount": "100.00", "due": "2025-03-10", "key": f"inv-{buyer}"})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.soak
+def test_racing_imports_of_one_keyed_file_record_once_and_skip(durable_location: str, policy_terms: PolicyTerms,
+                                                                tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+    source = keyed_file(tmp_path / "keyed.jsonl")
+    rounds = 6 if os.environ.get("CREDITLEDGER_SOAK") else 2
+    for round_number in range(rounds):
+        location = durable_location if round_number == 0 else _fresh(durable_location, tmp_path, round_number)
+        with Ledger(location) as ledger:
+            ledger.load_policy(policy_terms)
+        go = tmp_path / f"go{round_number}"
+        racers = []
+        for name in ("r1", "r2", "r3"):
+            racers.append(subprocess.Popen([sys.executable, "-c", RACER, location, name, str(go), str(source)],
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
+                                           env=dict(os.environ, PYTHONPATH=str(root))))
+            ready, deadline = Path(f"{go}.{name}"), time.monotonic() + 60
+            while not ready.exists():
+                assert racers[-1].poll() is None, racers[-1].communicate()[1]
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        go.touch()
+        results = []
+        for racer in racers:
+            out, err = racer.communicate(timeout=300)
+            assert racer.returncode == 0, err
+            results.append(json.loads(out))
+        assert all("refused" not in r for r in results), results
+        assert sorted(r["recorded"] for r in results) == [0, 0, 2 * BUYERS], results
+        assert all(r["recorded"] + r["skipped"] == 2 * BUYERS for r in results), results
+        with Ledger(location) as ledger:
+            assert ledger.count() == 1 + 2 * BUYERS
+            assert verify(ledger, checks=["chain"]).clean
+
+
+def _fresh(location: str, tmp_path: Path, number: int) -> str:
+    """Another empty ledger on the same backend as `location`."""
+    if location.startswith("postgresql://"):
+        base, schema = location.rsplit("schema=", 1)
+        return f"{base}schema={schema}_{number}"
+    return str(tmp_path / f"race{number}.db")
