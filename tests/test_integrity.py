@@ -528,3 +528,47 @@ def _fresh(location: str, tmp_path: Path, number: int) -> str:
         base, schema = location.rsplit("schema=", 1)
         return f"{base}schema={schema}_{number}"
     return str(tmp_path / f"race{number}.db")
+
+
+# ---------------------------------------------------------------- case 8: amounts and dates as documented
+
+@pytest.fixture
+def registered(tmp_path: Path) -> str:
+    db = str(tmp_path / "ledger.db")
+    run_main("init", "--db", db)
+    run_main("policy", "load", str(POLICY_FILE), "--db", db)
+    code, _, err = run_main("append", "buyer_registered", "--db", db, "--effective", "2025-01-02", "--buyer", "B1",
+                            "--name", "Acme", "--country", "GB")
+    assert code == 0, err
+    return db
+
+
+@pytest.mark.parametrize("amount", ["+5", ".5", "5.", "1e2", "1E2", "5.0e1", "+0.50", "1.", "-.5", "0x10", "5 00"])
+def test_amounts_other_than_decimal_strings_are_refused_naming_the_field(registered: str, amount: str) -> None:
+    line = refused_in_one_line("append", "limit_granted", "--db", registered, "--effective", "2025-01-03",
+                               "--buyer", "B1", "--amount", amount)
+    assert "amount: " in line and "is not a decimal number" in line
+    with Ledger(registered) as ledger:
+        assert ledger.count() == 2
+
+
+@pytest.mark.parametrize("amount", ["5", "5.00", "0.5", "1500.00", "007"])
+def test_decimal_strings_are_accepted(registered: str, amount: str) -> None:
+    code, _, err = run_main("append", "limit_granted", "--db", registered, "--effective", "2025-01-03",
+                            "--buyer", "B1", "--amount", amount)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("day", ["20251230", "2025-W52-2", "2025-364", "2025-1-05", "2025/01/05", "25-01-05"])
+def test_dates_other_than_iso_dates_are_refused_naming_the_field(registered: str, day: str) -> None:
+    line = refused_in_one_line("append", "limit_granted", "--db", registered, "--effective", day,
+                               "--buyer", "B1", "--amount", "100")
+    assert "effective: " in line
+    assert "as_of: " in refused_in_one_line("exposure", "--db", registered, "--as-of", day)
+
+
+def test_compact_timestamps_are_refused(registered: str) -> None:
+    line = refused_in_one_line("append", "limit_granted", "--db", registered, "--effective", "2025-01-03",
+                               "--buyer", "B1", "--amount", "100", "--recorded", "20250103T090000Z")
+    assert "recorded: " in line
+    assert "known_at: " in refused_in_one_line("log", "--db", registered, "--known-at", "20250103T090000Z")
