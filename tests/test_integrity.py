@@ -572,3 +572,45 @@ def test_compact_timestamps_are_refused(registered: str) -> None:
                                "--buyer", "B1", "--amount", "100", "--recorded", "20250103T090000Z")
     assert "recorded: " in line
     assert "known_at: " in refused_in_one_line("log", "--db", registered, "--known-at", "20250103T090000Z")
+
+
+# ---------------------------------------------------------------- case 9: one file's error is that file's failure
+
+def test_turnover_and_declare_known_before_the_policy_are_refused(registered: str) -> None:
+    for query in ("turnover", "declare"):
+        line = refused_in_one_line(query, "--db", registered, "--period", "2025-Q1", "--known-at", "2000-01-01")
+        assert "known_at: the ledger had no policy as known at 2000-01-01" in line
+
+
+def test_scenario_run_reports_a_file_that_errors_and_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.adapters.scenario as scenario
+
+    root = Path(__file__).resolve().parent.parent / "scenarios"
+    files = sorted(root.rglob("*.toml"))[:3]
+    for number, path in enumerate(files):
+        (tmp_path / f"{number}.toml").write_text(path.read_text())
+    clean_code, clean_out, _ = run_main("scenario", "run", str(tmp_path))
+    assert clean_code == 0
+    passed = int(clean_out.splitlines()[-1].split()[0])
+    checked = scenario._check
+    broken = tmp_path / "1.toml"
+
+    def failing(ledger: Ledger, result: Any, line: int, expectation: dict[str, Any]) -> None:
+        if result.path == str(broken):
+            raise IndexError("list index out of range")
+        checked(ledger, result, line, expectation)
+
+    monkeypatch.setattr(scenario, "_check", failing)
+    code, out, err = run_main("scenario", "run", str(tmp_path))
+    assert code == 1 and err == ""
+    lines = out.splitlines()
+    assert [line for line in lines if line.startswith(str(broken))] == [
+        f"{broken}: {scenario_title(broken)}: the scenario stopped: internal error IndexError: list index out of range"]
+    assert int(lines[-1].split()[0]) < passed and lines[-1].endswith("1 failed")  # the other files still ran
+    assert int(lines[-1].split()[0]) > 0
+
+
+def scenario_title(path: Path) -> str:
+    import tomllib
+
+    return str(tomllib.loads(path.read_text()).get("title", path.stem))
