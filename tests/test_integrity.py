@@ -520,6 +520,9 @@ def test_racing_imports_of_one_keyed_file_record_once_and_skip(durable_location:
         with Ledger(location) as ledger:
             assert ledger.count() == 1 + 2 * BUYERS
             assert verify(ledger, checks=["chain"]).clean
+    backend = "PostgreSQL" if durable_location.startswith("postgresql://") else "SQLite"
+    print(f"racing imports on {backend}: {rounds} rounds of 3 processes importing one keyed file of "
+          f"{2 * BUYERS} events; each round one recorded {2 * BUYERS}, two skipped {2 * BUYERS}, none refused")
 
 
 def _fresh(location: str, tmp_path: Path, number: int) -> str:
