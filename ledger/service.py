@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import random
 import sqlite3
 import time
@@ -22,6 +23,7 @@ from eventsourcing.persistence import DatabaseError, IntegrityError, Operational
 
 from ledger.readmodels.exposure import ExposureModel
 from ledger.store import (
+    GENESIS,
     POLICY_STREAM,
     Envelope,
     IndexRow,
@@ -46,11 +48,13 @@ from ledger.vocabulary.events import (
 from ledger.vocabulary.location import Location
 from ledger.vocabulary.terms import PolicyTerms
 from ledger.write.pipeline import (
+    CLOCK_TOLERANCE_VARIABLE,
     Admitted,
     Draft,
     Outcome,
     Trial,
     admit,
+    clock_bound,
     keep_stamps,
     skip_known,
     stamp,
@@ -67,13 +71,32 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+DEFAULT_CLOCK_TOLERANCE = datetime.timedelta(minutes=5)
+
+
+def clock_tolerance() -> datetime.timedelta:
+    """How far the ledger's last stamp may be ahead of a writer's clock: CREDITLEDGER_CLOCK_TOLERANCE
+    seconds, 5 minutes by default."""
+    text = os.environ.get(CLOCK_TOLERANCE_VARIABLE)
+    if text is None:
+        return DEFAULT_CLOCK_TOLERANCE
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 10**10:  # also refuses nan and inf
+        raise LedgerError(f"{text!r} is not a number of seconds (e.g. 300)", field=CLOCK_TOLERANCE_VARIABLE)
+    return datetime.timedelta(seconds=seconds)
+
+
 class Ledger:
     """One ledger (one policy's book) in one store."""
 
-    def __init__(self, location: str, *, clock: Clock = utc_now) -> None:
+    def __init__(self, location: str, *, clock: Clock | None = None) -> None:
         self.location = location
         self.store: LedgerStore = open_store(location)
-        self.clock = clock
+        # On PostgreSQL every writer stamps by the server's clock, not its own (docs/reliability.md).
+        self.clock: Clock = clock or self.store.server_clock() or utc_now
         self._policy: tuple[int, list[Event]] | None = None  # (last policy notification, its events)
 
     def close(self) -> None:
@@ -125,6 +148,10 @@ class Ledger:
     def buyer_events(self, buyer: str, known_at: datetime.datetime | None = None) -> list[Event]:
         """One buyer's events in recorded order, as known at `known_at`."""
         events = self.store.stream_events(buyer_stream(buyer))
+        for event in events:
+            if getattr(event, "buyer", None) != buyer:  # only an edit of the database puts it there
+                raise LedgerError(f"event {event.id} is stored in the stream of buyer {buyer}, not its own: the "
+                                  "database was changed behind the ledger's back; run `creditledger verify`", field="db")
         if known_at is not None:
             events = [e for e in events if e.recorded <= known_at]
         return events
@@ -153,7 +180,7 @@ class Ledger:
             recorded_upto=format_recorded(known_at) if known_at else None,
             limit=limit,
         )
-        return [self.store.decode(topic, state) for _, topic, state in rows]
+        return [self.store.decode(topic, state, n) for n, topic, state in rows]
 
     def count(self) -> int:
         return self.store.index.count()
@@ -173,6 +200,21 @@ class Ledger:
     def log_position(self) -> tuple[int, str | None]:
         """The last notification id and the id of the ledger's first event."""
         return self.store.index.position()
+
+    def head(self, known_at: datetime.datetime | None = None) -> tuple[int, str]:
+        """The chain's head: (notification id, hash) of its last link, the anchor every write
+        reports and `verify --expect-head` checks later; (0, zeros) for an empty ledger.
+        With `known_at`: the link of the last event recorded by then (what an export holds)."""
+        if known_at is None:
+            return self.store.chain.head()
+        position = self.store.index.cutoff(format_recorded(known_at))
+        return (self.store.chain.link(position) if position else None) or (0, GENESIS)
+
+    def chain_init(self) -> tuple[int, int, str]:
+        """Chain a ledger that holds events but no hash chain (written before the chain, or its
+        chain dropped), logged with the time: (events chained, head id, head hash). Never done
+        on opening: a chain that vanished is a finding of `verify` until someone runs this."""
+        return self.store.chain.chain_init(format_recorded(self.clock()))
 
     def streams_touched_after(self, position: int) -> set[str | None]:
         """The buyers (None: the policy) with an event after log position `position`."""
@@ -260,12 +302,16 @@ class Ledger:
         Retries a bounded number of times when another writer got there
         first; the retry re-reads the streams, so its checks see that write.
         """
+        refusal = None
         for attempt in range(MAX_ATTEMPTS):
             try:
                 with collector_paused(len(drafts)):
                     return self._record_once(drafts, keep_recorded=keep_recorded, progress=progress)
-            except ConcurrencyConflict:
+            except ConcurrencyConflict as conflict:
+                refusal = conflict.__cause__
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        if isinstance(refusal, LedgerError):  # refused every time: the refusal is the answer
+            raise refusal
         raise LedgerError(
             f"other writers kept changing the ledger; gave up after {MAX_ATTEMPTS} attempts and recorded nothing"
         )
@@ -287,10 +333,20 @@ class Ledger:
         self, drafts: Sequence[Draft], *, keep_recorded: bool, progress: ProgressHook | None
     ) -> Outcome:
         outcome = Outcome()
+        mark = self.store.last_notification()  # the ledger as its keys are looked up
         fresh = self._stamp(self._skip_known(drafts, outcome), keep_recorded, outcome)
-        admitted = self._admit(fresh, outcome, progress)
-        if admitted:
-            self._save([Envelope(stream_of(a.event), a.version, a.event) for a in admitted])
+        try:
+            admitted = self._admit(fresh, outcome, progress)
+        except LedgerError as refusal:
+            # Keys recorded by another writer after the look-up (a racing import of the same file)
+            # would be refused here as, say, "already registered": a refusal stands only when the
+            # ledger did not move during the checks; otherwise the write runs again and skips them.
+            if self.store.last_notification() != mark:
+                raise ConcurrencyConflict("the ledger moved while this write was checked") from refusal
+            raise
+        last = self._save([Envelope(stream_of(a.event), a.version, a.event) for a in admitted]) if admitted else 0
+        # The link this write left (another writer may already have added more), else the ledger's.
+        outcome.head = (self.store.chain.link(last) if last else None) or self.head()
         return outcome
 
     def _admit(
@@ -324,6 +380,7 @@ class Ledger:
         last_text = self.store.index.last_recorded()
         last = parse_recorded(last_text) if last_text else None
         now = self.clock().astimezone(datetime.UTC)
+        clock_bound(last, now, clock_tolerance())
         return keep_stamps(drafts, last, now) if keep_recorded else stamp(drafts, last, now, outcome)
 
     def _skip_known(self, drafts: Sequence[Draft], outcome: Outcome) -> list[Draft]:
@@ -338,8 +395,9 @@ class Ledger:
         known_ids = self.store.index.find_ids(given) if given else set()
         return skip_known(drafts, known_keys, known_ids, outcome)
 
-    def _save(self, envelopes: list[Envelope]) -> None:
-        """Write in one transaction; another writer's commit becomes a ConcurrencyConflict."""
+    def _save(self, envelopes: list[Envelope]) -> int:
+        """Write in one transaction and return the last notification id written; another writer's
+        commit becomes a ConcurrencyConflict."""
         try:
             stamps: dict[datetime.datetime, str] = {}
             rows = []
@@ -347,13 +405,14 @@ class Ledger:
                 moment = envelope.event.recorded
                 text = stamps.get(moment) or stamps.setdefault(moment, format_recorded(moment))
                 rows.append(IndexRow.of(envelope.event, text))
-            self.store.append(envelopes, rows)
+            ids = self.store.append(envelopes, rows)
         except Exception as problem:
             if _is_conflict(problem):
                 raise ConcurrencyConflict(str(problem)) from None
             if isinstance(problem, (OperationalError, DatabaseError, sqlite3.Error)):
                 raise LedgerError(f"cannot write the ledger: {problem}; nothing was recorded", field="db") from None
             raise
+        return int(ids[-1]) if ids else 0
 
 
 def _is_conflict(problem: Exception) -> bool:

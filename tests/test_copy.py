@@ -72,7 +72,10 @@ def test_round_trip_sqlite_postgres_sqlite_is_equal(source: str, tmp_path: Path,
         assert "verified: every event and query equal" in first.stdout
         second = cli("copy", "--from", middle, "--to", back, "--json")
         report = msgspec.json.decode(second.stdout)
-        assert report == {"copied": count(source), "verified": True, "differences": []}
+        with Ledger(source) as original_ledger:  # the same events, ids and stamps: the same chain
+            head = dict(zip(("notification_id", "hash"), original_ledger.head(), strict=True))
+        assert report == {"copied": count(source), "verified": True, "differences": [], "head": head}
+        assert first.stdout.splitlines()[-1] == f"head {head['notification_id']} {head['hash']}"
         original = placed(source)
         assert len(original) > 300
         assert placed(middle) == original

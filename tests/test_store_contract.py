@@ -212,15 +212,20 @@ def test_keep_recorded_needs_a_stamp_on_every_event(ledger: Ledger, policy_terms
 
 
 def test_a_clock_that_goes_back_never_stamps_earlier(ledger: Ledger, policy_terms: PolicyTerms, clock: Clock):
-    """Live stamps are max(now, latest): a writer whose clock lags (another machine, a reset) never goes back."""
+    """Live stamps are max(now, latest): a writer whose clock lags a little (another machine) never goes
+    back; one that lags more than the tolerance (5 minutes) is refused, naming both times."""
     import_rows(ledger, history(policy_terms))
     clock.set(at("2025-12-01T00:00:00Z"))
     first = ledger.append({"type": "overdue_reported", "effective": "2025-06-01", "buyer": "B1"})
-    clock.set(at("2025-06-01T12:00:00Z"))
+    clock.set(at("2025-11-30T23:56:00Z"))
     second = ledger.append({"type": "overdue_cleared", "effective": "2025-06-02", "buyer": "B1"})
     assert second.recorded[0].recorded == first.recorded[0].recorded == at("2025-12-01T00:00:00Z")
+    clock.set(at("2025-06-01T12:00:00Z"))
+    with pytest.raises(LedgerError, match="2025-12-01T00:00:00.000000Z is ahead of this writer's clock "
+                                          "2025-06-01T12:00:00.000000Z"):
+        ledger.append({"type": "overdue_reported", "effective": "2025-06-03", "buyer": "B1"})
     stamps = [e.recorded for e in ledger.events()]
-    assert stamps == sorted(stamps)
+    assert stamps == sorted(stamps) and len(stamps) == len(history(policy_terms)) + 2
 
 
 def test_a_keep_recorded_stamp_in_the_future_is_refused(ledger: Ledger, policy_terms: PolicyTerms):

@@ -3,8 +3,8 @@
 An untouched ledger verifies clean on every backend; a SQLite file edited
 behind the ledger's back with plain `sqlite3` (an event changed, deleted,
 inserted, two swapped) fails verify naming the right event; a write onto a
-broken chain is refused; a ledger from before the chain is chained on its
-first open; concurrent writers still leave one valid chain.
+broken chain is refused; a ledger from before the chain is chained by
+`chain init`, never on opening; concurrent writers still leave one valid chain.
 """
 
 from __future__ import annotations
@@ -214,9 +214,12 @@ def test_two_swapped_events_are_named(sqlite_book: Path) -> None:
     second, second_id = position(sqlite_book, "inv-J1")
     assert second == first + 1
     swap(sqlite_book, first, second)
-    found = only_finding(sqlite_book)
+    with Ledger(str(sqlite_book)) as ledger:
+        found, other = verify(ledger, checks=["chain"]).findings  # each place names the event moved there
     assert (found.problem, found.notification_id, found.event_id) == ("reordered", first, first_id)
     assert f"event {second_id} is stored here but the chain recorded it at notification {second}" in found.message
+    assert (other.problem, other.notification_id, other.event_id) == ("reordered", second, second_id)
+    assert f"event {first_id} is stored here but the chain recorded it at notification {first}" in other.message
 
 
 def test_a_cut_tail_needs_the_head_kept_earlier(sqlite_book: Path) -> None:
@@ -261,16 +264,19 @@ def test_a_write_onto_a_broken_chain_is_refused_on_postgres(postgres_location: s
     assert [(f.problem, f.notification_id) for f in found] == [("deleted", 9)]
 
 
-def test_a_ledger_from_before_the_chain_is_chained_on_first_open(sqlite_book: Path) -> None:
+def test_a_ledger_from_before_the_chain_is_chained_by_chain_init(sqlite_book: Path) -> None:
     with sqlite3.connect(sqlite_book) as db:
         original = db.execute("SELECT * FROM ledger_chain ORDER BY notification_id").fetchall()
         db.execute("DROP TABLE ledger_chain")  # as a ledger written before the chain was
     with Ledger(str(sqlite_book)) as ledger:
+        assert [f.problem for f in verify(ledger).findings] == ["unchained"]  # opening chained nothing
+        assert ledger.chain_init()[:2] == (9, 9)
         report = verify(ledger)
         ledger.append({"type": "buyer_registered", "effective": "2025-03-01", "buyer": "B3", "name": "New",
                        "country": "GB"})
         assert verify(ledger).clean
     assert report.clean and report.events == 9
+    assert [(events, head) for _, events, head, _ in report.chain_inits] == [(9, 9)]
     with sqlite3.connect(sqlite_book) as db:
         rebuilt = db.execute("SELECT * FROM ledger_chain ORDER BY notification_id").fetchall()
     assert rebuilt[:9] == original  # the same hashes the live writes computed
@@ -278,7 +284,7 @@ def test_a_ledger_from_before_the_chain_is_chained_on_first_open(sqlite_book: Pa
 
 
 @pytest.mark.postgres
-def test_a_postgres_ledger_from_before_the_chain_is_chained_on_first_open(
+def test_a_postgres_ledger_from_before_the_chain_is_chained_by_chain_init(
     postgres_location: str, policy_terms: PolicyTerms
 ) -> None:
     import psycopg
@@ -289,6 +295,8 @@ def test_a_postgres_ledger_from_before_the_chain_is_chained_on_first_open(
         original = conn.execute(in_schema(schema, "SELECT * FROM {}.ledger_chain ORDER BY notification_id")).fetchall()
         conn.execute(in_schema(schema, "DELETE FROM {}.ledger_chain"))
     with Ledger(postgres_location) as ledger:
+        assert [f.problem for f in verify(ledger).findings] == ["unchained"]
+        ledger.chain_init()
         assert verify(ledger).clean
     with psycopg.connect(POSTGRES_SERVER, autocommit=True) as conn:
         assert conn.execute(in_schema(schema, "SELECT * FROM {}.ledger_chain ORDER BY notification_id")).fetchall() == original

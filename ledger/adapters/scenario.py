@@ -88,7 +88,12 @@ def run_scenario(path: Path) -> answers.ScenarioResult:
     text = read_text(path)
     document = read_toml(text, str(path))
     result = _Tally(str(path), document.title or path.stem)
-    _run(path, text, document, result)
+    try:
+        _run(path, text, document, result)
+    except LedgerError as problem:
+        result.fail(problem.line, f"the scenario stopped: {LedgerError(problem.message, field=problem.field)}")
+    except Exception as problem:  # a bug met by one file is that file's failure; the others still run
+        result.fail(None, f"the scenario stopped: internal error {type(problem).__name__}: {problem}")
     return result.result()
 
 

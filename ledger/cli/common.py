@@ -111,7 +111,20 @@ def outcome_answer(outcome: Outcome) -> answers.Outcome:
         recorded=tuple(str(e.id) for e in outcome.recorded),
         skipped=tuple(answers.Skipped(key=s.draft.event.key, earlier=s.earlier) for s in outcome.skipped),
         warnings=tuple(outcome.warnings),
+        head=head_answer(outcome.head),
     )
+
+
+def head_answer(head: tuple[int, str] | None) -> answers.Head:
+    """A chain head for --json (zeros when unknown: a trial records nothing)."""
+    notification_id, hash_ = head or (0, "0" * 64)
+    return answers.Head(notification_id=notification_id, hash=hash_)
+
+
+def head_line(head: tuple[int, str] | None) -> str:
+    """`head N HASH`: the line every write prints, the anchor to keep for `verify --expect-head`."""
+    notification_id, hash_ = head or (0, "0" * 64)
+    return f"head {notification_id} {hash_}"
 
 
 def report_outcome(outcome: Outcome, *, as_json: bool) -> None:
@@ -127,3 +140,5 @@ def report_outcome(outcome: Outcome, *, as_json: bool) -> None:
     if len(outcome.skipped) > SHOW_SKIPPED:
         err.print(f"... and {len(outcome.skipped) - SHOW_SKIPPED} more skipped (--json lists them all)")
     out.print(f"recorded {len(outcome.recorded)} events, skipped {len(outcome.skipped)} already recorded")
+    if outcome.head is not None:
+        out.print(head_line(outcome.head), markup=False)

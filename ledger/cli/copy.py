@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.common import app, err, out
+from ledger.cli.common import app, err, head_answer, head_line, out
 from ledger.cli.common import print_json as _print_json
 from ledger.cli.common import progress_bar as _progress
 from ledger.cli.common import shown_location as _shown
@@ -61,12 +61,13 @@ def copy(
         total = src.count()
         with _progress(total, "copying") as advance:
             copied = copying.copy_events(src, dst, advance)
+        head = dst.head()
         differences: list[str] = []
         if verify:
             with _progress(copying.verification_steps(src, dates), "verifying") as advance:
                 differences = copying.verify(src, dst, dates, advance)
     if as_json:
-        _print_json(answers.Copy(copied=copied, verified=verify, differences=tuple(differences)))
+        _print_json(answers.Copy(copied=copied, verified=verify, differences=tuple(differences), head=head_answer(head)))
     else:
         for line in differences[:copying.SHOW_DIFFERENCES]:
             err.print(f"difference: {line}", markup=False)
@@ -74,6 +75,7 @@ def copy(
             err.print(f"... and {len(differences) - copying.SHOW_DIFFERENCES} more differences (--json lists them all)")
         outcome = "; verified: every event and query equal" if verify and not differences else ""
         out.print(f"copied {copied} events from {_shown(source)} to {_shown(destination)}{outcome}", markup=False)
+        out.print(head_line(head), markup=False)
     if differences:
         err.print(f"error: the copy differs from the source in {len(differences)} places; do not use it",
                   markup=False)

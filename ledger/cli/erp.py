@@ -112,6 +112,7 @@ def _print_import(outcome: Outcome, bad: list[tuple[ErpRow, LedgerError]], rejec
             rejected=tuple(_rejection(row, problem) for row, problem in bad),
             # Absent, not null, when nothing was rejected: docs/json.md's convention for optional fields.
             rejects_file=str(reject_path) if bad else msgspec.UNSET,
+            head=written.head,
         ))
         return
     _report(outcome, as_json=False)

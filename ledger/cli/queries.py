@@ -56,6 +56,7 @@ def summary(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     for name, count in answer.by_type.items():
         table.add_row(name, str(count), answer.amounts.get(name, ""))
     out.print(table)
+    out.print(f"head {answer.head.notification_id} {answer.head.hash}", markup=False)
 
 
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="The effective date, YYYY-MM-DD (default today).")]

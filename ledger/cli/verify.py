@@ -12,6 +12,8 @@ from ledger.cli.common import open_ledger as _open
 from ledger.cli.common import print_json as _print_json
 from ledger.queries import answers
 
+SHOW_FINDINGS = 20  # one line each; a ledger rewritten wholesale has a finding per row
+
 if TYPE_CHECKING:
     from ledger.operations.verify import Finding
 
@@ -22,20 +24,26 @@ def verify(
     as_json: JsonOption = False,
     expect_head: Annotated[
         str | None,
-        typer.Option("--expect-head", help="A head hash printed by an earlier verify: it must still be in the chain."),
+        typer.Option("--expect-head", help="A head hash printed by an earlier verify or write (or its first 12 or "
+                     "more hex digits): it must still be in the chain."),
     ] = None,
 ) -> None:
     """Check that the ledger is as the ledger wrote it.
 
-    Walks the hash chain and names the first event changed, deleted, inserted
+    Walks the hash chain and names every event changed, deleted, inserted
     or reordered in the database, checks the index against the stored events,
     and compares the exposure read model with a fresh fold of every buyer. Exit 0 when clean, 1 with
-    one line naming the event otherwise. Keep the printed head to pass as
+    one line per finding naming the event otherwise. Keep the printed head to pass as
     --expect-head later: it reveals events cut from the end.
     """
+    from ledger.operations.verify import check_expected_head, expected_head
     from ledger.operations.verify import verify as run
 
+    if expect_head is not None:
+        expected_head(expect_head)  # a malformed head is refused before the ledger is opened
     with _open(db) as ledger:
+        if expect_head is not None:
+            check_expected_head(ledger, expect_head)
         report = run(ledger, expect_head=expect_head)
     if as_json:
         _print_json(answers.Verify(
@@ -46,10 +54,14 @@ def verify(
     elif report.clean:
         out.print(f"clean: {report.events} events, checks {', '.join(report.checks)}; "
                   f"head {report.head_id} {report.head_hash}", markup=False)
+        for at, events, head_id, head_hash in report.chain_inits:
+            out.print(f"note: `chain init` chained {events} events at {at} (head {head_id} {head_hash}); the chain "
+                      "vouches for them only from then on", markup=False)
     else:
-        more = len(report.findings) - 1
-        also = f" (and {more} more; --json lists them)" if more else ""
-        err.print(f"error: {report.findings[0].line()}{also}", markup=False)
+        for finding in report.findings[:SHOW_FINDINGS]:
+            err.print(f"error: {finding.line()}", markup=False)
+        if len(report.findings) > SHOW_FINDINGS:
+            err.print(f"... and {len(report.findings) - SHOW_FINDINGS} more (--json lists them all)", markup=False)
     if not report.clean:
         raise typer.Exit(1)
 

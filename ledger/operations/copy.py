@@ -83,9 +83,10 @@ def _stored(notification: Notification) -> StoredEvent:
 def _index_row(source: Ledger, notification: Notification) -> IndexRow:
     try:
         return IndexRow.of(source.store.decode(notification.topic, notification.state))
-    except (msgspec.DecodeError, msgspec.ValidationError) as problem:
+    except (msgspec.DecodeError, LedgerError) as problem:
         raise LedgerError(
-            f"stored event {notification.id} of the source cannot be read ({problem}); nothing was copied",
+            f"stored event {notification.id} of the source cannot be read "
+            f"({problem.message if isinstance(problem, LedgerError) else problem}); nothing was copied",
             field="from",
         ) from None
 

@@ -68,6 +68,7 @@ class Outcome(Schema, frozen=True):
     recorded: tuple[EventId, ...]
     skipped: tuple[Skipped, ...]
     warnings: tuple[str, ...]
+    head: Head  # the chain's head after the write: keep it, pass it to `verify --expect-head`
 
 
 # ---------------------------------------------------------------- log, summary, policy show
@@ -107,6 +108,7 @@ class Summary(Schema, frozen=True):
     amounts: dict[str, Money]
     recorded_from: Stamp | None
     recorded_to: Stamp | None
+    head: Head  # the chain's head: the anchor to keep for `verify --expect-head`
 
 
 # ---------------------------------------------------------------- exposure
@@ -345,6 +347,7 @@ class ErpOutcome(Schema, frozen=True):
     warnings: tuple[str, ...]
     rejected: tuple[Rejection, ...]
     rejects_file: str | UnsetType = UNSET  # only when rows were rejected (and so written there)
+    head: Head | UnsetType = UNSET  # the chain's head after the write
 
 
 class WouldRecord(Schema, frozen=True):
@@ -365,7 +368,9 @@ class ErpTrial(Schema, frozen=True):
 
 # ---------------------------------------------------------------- verify
 
-VerifyProblem = Literal["changed", "deleted", "inserted", "reordered", "index", "read_model", "head"]
+VerifyProblem = Literal[
+    "changed", "deleted", "inserted", "reordered", "index", "unchained", "checkpoint", "read_model", "head"
+]
 Hash = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="a SHA-256 hash, 64 hex digits")]
 
 
@@ -395,6 +400,7 @@ class Copy(Schema, frozen=True):
     copied: int
     verified: bool
     differences: tuple[str, ...]
+    head: Head | UnsetType = UNSET  # the copy's chain head (the source's, when the copy is whole)
 
 
 # One schema per command (and per form where a flag changes the shape).

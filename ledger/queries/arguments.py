@@ -19,6 +19,7 @@ import msgspec
 
 from ledger.queries import answers
 from ledger.queries.reading import LedgerReader
+from ledger.vocabulary.dates import ISO_TIMESTAMP, parse_iso_date
 from ledger.vocabulary.errors import LedgerError
 from projections.exposure import EXPOSURE_FIGURES
 
@@ -30,8 +31,8 @@ def day_argument(value: Any, field: str) -> datetime.date:
     if isinstance(value, datetime.date):
         return value
     try:
-        return datetime.date.fromisoformat(str(value))
-    except ValueError:
+        return parse_iso_date(str(value), field)
+    except LedgerError:
         raise LedgerError(f"{value!r} is not a date (write 2025-03-31)", field=field) from None
 
 
@@ -53,6 +54,8 @@ def moment_argument(value: Any, field: str) -> datetime.datetime:
         if len(text) == 10:
             return moment_argument(day_argument(text, field), field)
         try:
+            if not ISO_TIMESTAMP.match(text):  # fromisoformat alone takes 20251230T0900Z too
+                raise ValueError(text)
             moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise LedgerError(f"{text!r} is not a timestamp (write 2025-03-10T09:00:00Z)", field=field) from None

@@ -38,6 +38,7 @@ def _summary(ledger: LedgerReader, arguments: SummaryArgs) -> answers.Summary:
         amounts={name: format_minor(value, terms.currency) for name, value in sorted(totals.items())},
         recorded_from=format_recorded(first) if first else None,
         recorded_to=format_recorded(last) if last else None,
+        head=answers.Head(*ledger.head()),
     )
 
 

@@ -13,12 +13,21 @@ eventsourcing through their topics in the settings).
 """
 
 from ledger.store.application import REPLAY_PAGE, LedgerStore
-from ledger.store.chain import GENESIS, ChainQueries, ChainSlot, chain_hash
+from ledger.store.chain import (
+    CHAIN_KEY_VARIABLE,
+    GENESIS,
+    ChainQueries,
+    ChainSlot,
+    chain_hash,
+    chain_key,
+    checkpoint_mac,
+)
 from ledger.store.index import BulkInsert, IndexQueries, IndexRow
 from ledger.store.mapper import POLICY_STREAM, Envelope, LedgerMapper, buyer_stream, stream_of, topic_of
 from ledger.store.opening import ledger_exists, open_store, store_environment
 
 __all__ = [
+    "CHAIN_KEY_VARIABLE",
     "GENESIS",
     "POLICY_STREAM",
     "REPLAY_PAGE",
@@ -32,6 +41,8 @@ __all__ = [
     "LedgerStore",
     "buyer_stream",
     "chain_hash",
+    "chain_key",
+    "checkpoint_mac",
     "ledger_exists",
     "open_store",
     "store_environment",

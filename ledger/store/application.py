@@ -8,19 +8,32 @@ methods here, never directly.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, cast
 
+import msgspec
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, Notification
 
-from ledger.store.chain import ChainQueries
+from ledger.store.chain import ChainQueries, stored_bytes
 from ledger.store.index import BulkInsert, IndexQueries, IndexRow
 from ledger.store.mapper import Envelope, LedgerMapper
+from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import Event
 
 REPLAY_PAGE = 5000  # events per query on the replay path
+# What decoding a stored event edited behind the ledger's back can raise.
+UNDECODABLE = (msgspec.DecodeError, LedgerError, TypeError, ValueError, KeyError)
+
+
+def undecodable(notification_id: int | None, problem: Exception) -> LedgerError:
+    """The one-line refusal of a query that met a stored event it cannot decode."""
+    where = f"the stored event at notification {notification_id}" if notification_id else "a stored event"
+    detail = problem.message if isinstance(problem, LedgerError) else str(problem)
+    return LedgerError(f"{where} does not decode ({detail}): the database was changed behind the ledger's "
+                       "back; run `creditledger verify`", field="db")
 
 
 class _BulkRecorder(Protocol):
@@ -57,14 +70,14 @@ class LedgerStore(Application[uuid.UUID]):
         assert isinstance(mapper, LedgerMapper)
         return mapper
 
-    def append(self, envelopes: Sequence[Envelope], rows: Sequence[IndexRow]) -> None:
+    def append(self, envelopes: Sequence[Envelope], rows: Sequence[IndexRow]) -> Sequence[int]:
         """Store envelopes and their index rows in one transaction.
 
         Goes to the recorder through the mapper, as Application.save does,
         without its per-event protocol checks and notification objects.
         """
         stored = [self.mapper.to_stored_event(envelope) for envelope in envelopes]
-        self.recorder.insert_events(stored, index=rows)
+        return self.recorder.insert_events(stored, index=rows) or ()
 
     def bulk_insert(self) -> contextlib.AbstractContextManager[BulkInsert]:
         """One write transaction for many batches of stored events taken as they are (stream,
@@ -75,6 +88,11 @@ class LedgerStore(Application[uuid.UUID]):
         under the write lock (a copy refuses a ledger that holds any)."""
         return cast(_BulkRecorder, self.recorder).bulk_insert()
 
+    def server_clock(self) -> Callable[[], datetime.datetime] | None:
+        """The database server's clock, where there is one (PostgreSQL); None for SQLite."""
+        clock = getattr(self.recorder, "server_clock", None)
+        return clock if callable(clock) else None
+
     def last_notification(self) -> int:
         """The notification id of the last stored event (0: none)."""
         return self.recorder.max_notification_id() or 0
@@ -84,14 +102,25 @@ class LedgerStore(Application[uuid.UUID]):
         mapper = self._mapper
         decoders = mapper.decoders
         events = []
-        for topic, state in self.index.stream_rows(stream_id):
-            decoder = decoders.get(topic)
-            events.append(decoder.decode(state) if decoder is not None else mapper.decode(topic, state))
+        n = None
+        try:
+            for n, topic, state in self.index.stream_rows(stream_id):  # noqa: B007 (n names a bad row)
+                decoder = decoders.get(topic)
+                if type(state) is not bytes:
+                    raise TypeError(f"its state is stored as {stored_bytes(state)[1]}, not bytes")
+                events.append(decoder.decode(state) if decoder is not None else mapper.decode(topic, state))
+        except UNDECODABLE as problem:
+            raise undecodable(n, problem) from None
         return events
 
-    def decode(self, topic: str, state: bytes) -> Event:
-        """Decode one stored event (see LedgerMapper)."""
-        return self._mapper.decode(topic, state)
+    def decode(self, topic: str, state: bytes, notification_id: int | None = None) -> Event:
+        """Decode one stored event (see LedgerMapper); refused in one line when it does not decode."""
+        try:
+            if type(state) is not bytes:
+                raise TypeError(f"its state is stored as {stored_bytes(state)[1]}, not bytes")
+            return self._mapper.decode(topic, state)
+        except UNDECODABLE as problem:
+            raise undecodable(notification_id, problem) from None
 
     def replay(self, stop: int | None = None, page: int = REPLAY_PAGE) -> Iterator[Event]:
         """Every event in recorded order up to notification `stop`: one query per page and
@@ -100,9 +129,15 @@ class LedgerStore(Application[uuid.UUID]):
         decoders, index, after = mapper.decoders, self.index, 0
         while True:
             rows = index.scan(after, stop, page)
-            for _, topic, state in rows:  # one at a time, so that a consumer's events die young
-                decoder = decoders.get(topic)
-                yield decoder.decode(state) if decoder is not None else mapper.decode(topic, state)
+            n = None
+            try:
+                for n, topic, state in rows:  # one at a time, so that a consumer's events die young  # noqa: B007
+                    decoder = decoders.get(topic)
+                    if type(state) is not bytes:
+                        raise TypeError(f"its state is stored as {stored_bytes(state)[1]}, not bytes")
+                    yield decoder.decode(state) if decoder is not None else mapper.decode(topic, state)
+            except UNDECODABLE as problem:
+                raise undecodable(n, problem) from None
             if len(rows) < page:
                 return
             after = rows[-1][0]

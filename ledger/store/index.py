@@ -68,7 +68,7 @@ class BulkInsert:
     write: BatchWriter
 
 
-_OUR_TABLES = re.compile(r"\b(?:ledger_index|ledger_chain)\b")
+_OUR_TABLES = re.compile(r"\b(?:ledger_index|ledger_chain_log|ledger_chain|ledger_checkpoint)\b")
 
 
 class IndexQueries:
@@ -157,10 +157,11 @@ class IndexQueries:
             "SELECT buyer, min(effective) FROM later GROUP BY buyer", [recorded])
         return {row[0]: row[1] for row in rows}
 
-    def stream_rows(self, stream_id: uuid.UUID) -> list[tuple[str, bytes]]:
-        """(topic, state) of a stream's events in order, with no StoredEvent objects."""
+    def stream_rows(self, stream_id: uuid.UUID) -> list[tuple[int, str, bytes]]:
+        """(notification id, topic, state) of a stream's events in order, with no StoredEvent objects."""
         return self._fetch(
-            "SELECT topic, state FROM {events} WHERE originator_id = ? ORDER BY originator_version",
+            f"SELECT {self.notification_column}, topic, state FROM {{events}} "  # noqa: S608 (constant names)
+            "WHERE originator_id = ? ORDER BY originator_version",
             [self.stream_key(stream_id)],
         )
 
@@ -208,4 +209,5 @@ class IndexQueries:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [(row[0], row[1], bytes(row[2])) for row in self._fetch(sql, params)]
+        return [(row[0], row[1], bytes(row[2]) if isinstance(row[2], (memoryview, bytearray)) else row[2])
+                for row in self._fetch(sql, params)]

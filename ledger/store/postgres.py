@@ -8,6 +8,7 @@ Imported only when a PostgreSQL ledger is opened: a SQLite ledger never loads ps
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -21,13 +22,17 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL
 
 from ledger.store.chain import (
+    ALREADY_CHAINED,
     CHAIN_BROKEN,
     CHAIN_COLUMNS,
+    CHAIN_LOG_COLUMNS,
+    CHECKPOINT_COLUMNS,
     GENESIS,
     UNCHAINED_SQL,
     ChainQueries,
     chain_existing,
     chain_links,
+    checkpoint_row,
 )
 from ledger.store.index import INDEX_COLUMNS, RECORDED_BACKWARDS, BulkInsert, IndexRow, index_values
 from ledger.vocabulary.errors import LedgerError
@@ -86,6 +91,9 @@ def _create_statements(schema: str, events_table_name: str) -> list[str]:
         "END IF; RETURN NEW; END $$",
         f"CREATE OR REPLACE TRIGGER ledger_chain_follows BEFORE INSERT ON {schema}.ledger_chain "
         f"FOR EACH ROW EXECUTE FUNCTION {schema}.ledger_chain_follows()",
+        f"CREATE TABLE IF NOT EXISTS {schema}.ledger_chain_log ("
+        "at text NOT NULL, events bigint NOT NULL, head_id bigint NOT NULL, head_hash text NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {schema}.ledger_checkpoint (notification_id bigint PRIMARY KEY, mac text NOT NULL)",
     ]
 
 
@@ -103,22 +111,17 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
         for statement in _create_statements(self.datastore.schema, self.events_table_name):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
 
-    def create_table(self) -> None:
-        super().create_table()
-        self._chain_existing()
-
-    def _chain_existing(self) -> None:
-        """Chain a ledger written before the hash chain, on its first open (see `chain_existing`)."""
+    def chain_init(self, at: str) -> tuple[int, int, str]:
+        """Chain a ledger with events but no chain, logged (see `chain_existing`); one transaction,
+        the events table locked as by a write."""
         schema = self.datastore.schema
-        if self._fetch("SELECT EXISTS (SELECT 1 FROM ledger_chain) OR NOT EXISTS (SELECT 1 FROM {events})", [])[0][0]:
-            return
         with self.datastore.transaction(commit=True) as curs:
             for statement in self.lock_table_statements:
                 curs.execute(statement)
-            curs.execute(SQL(f"SELECT EXISTS (SELECT 1 FROM {schema}.ledger_chain)"))  # noqa: S608 (checked identifier)
+            curs.execute(SQL(f"SELECT EXISTS (SELECT 1 FROM {schema}.ledger_chain) AS chained"))  # noqa: S608 (checked identifier)
             found = curs.fetchone()
-            if found is None or next(iter(found.values())):
-                return
+            if found is None or found["chained"]:
+                raise LedgerError(ALREADY_CHAINED, field="db")
 
             def fetch(sql: str, params: Sequence[Any]) -> list[Any]:
                 curs.execute(SQL(sql), list(params))
@@ -128,8 +131,24 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
                 curs.executemany(
                     SQL(f"INSERT INTO {schema}.ledger_chain ({CHAIN_COLUMNS}) VALUES (%s,%s,%s,%s)"), links  # noqa: S608 (checked identifier)
                 )
+                self._checkpoint(curs, links)
 
-            chain_existing(fetch, insert, self._sql(UNCHAINED_SQL.replace("{notification}", "notification_id"), schema))
+            done = chain_existing(fetch, insert, self._sql(UNCHAINED_SQL.replace("{notification}", "notification_id"), schema))
+            head = self._head(curs)
+            curs.execute(SQL(f"INSERT INTO {schema}.ledger_chain_log ({CHAIN_LOG_COLUMNS}) VALUES (%s,%s,%s,%s)"),  # noqa: S608 (checked identifier)
+                         [at, done, *head])
+            return done, *head
+
+    def _head(self, curs: Any) -> tuple[int, str]:
+        curs.execute(SQL(f"SELECT notification_id, hash FROM {self.datastore.schema}.ledger_chain "  # noqa: S608 (checked identifier)
+                         "ORDER BY notification_id DESC LIMIT 1"))
+        last = curs.fetchone()
+        return (int(last["notification_id"]), str(last["hash"])) if last else (0, GENESIS)
+
+    def _checkpoint(self, curs: Any, links: Sequence[tuple[int, int, str, str]]) -> None:
+        if (checkpoint := checkpoint_row(links)) is not None:
+            curs.execute(SQL(f"INSERT INTO {self.datastore.schema}.ledger_checkpoint ({CHECKPOINT_COLUMNS}) "  # noqa: S608 (checked identifier)
+                             "VALUES (%s,%s) ON CONFLICT (notification_id) DO UPDATE SET mac = EXCLUDED.mac"), checkpoint)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
@@ -151,14 +170,13 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
         )
         # The table lock is held: the chain's last row is the one just before
         # this write, unless the ledger was edited (the trigger refuses then).
-        curs.execute(SQL(f"SELECT notification_id, hash FROM {schema}.ledger_chain "  # noqa: S608 (checked identifier)
-                         "ORDER BY notification_id DESC LIMIT 1"))
-        last = curs.fetchone()
-        previous_id, previous_hash = (int(last["notification_id"]), str(last["hash"])) if last else (0, GENESIS)
+        previous_id, previous_hash = self._head(curs)
+        links = chain_links(previous_id, previous_hash, ids, stored_events, rows)
         curs.executemany(
             SQL(f"INSERT INTO {schema}.ledger_chain ({CHAIN_COLUMNS}) VALUES (%s,%s,%s,%s)"),  # noqa: S608 (checked identifier)
-            chain_links(previous_id, previous_hash, ids, stored_events, rows),
+            links,
         )
+        self._checkpoint(curs, links)
         # Fetch once more so that a refused index row raises here, inside
         # the library's handler, and the whole transaction rolls back.
         curs.execute(SQL("SELECT 1"))
@@ -180,6 +198,13 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
                 self._fetch_ids_after_insert_events(curs, stored_events, index=rows)
 
             yield BulkInsert(int(counted["n"]), write)
+
+    def server_clock(self) -> datetime.datetime:
+        """The database server's clock: every writer of a PostgreSQL ledger stamps by this one clock,
+        so that one process with a wrong clock cannot stamp the future."""
+        moment = self._fetch("SELECT clock_timestamp()", [])[0][0]
+        assert isinstance(moment, datetime.datetime)
+        return moment
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         sql = self._sql(sql, self.datastore.schema)

@@ -11,15 +11,20 @@ from eventsourcing.persistence import DatabaseError, IntegrityError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from ledger.store.chain import (
+    ALREADY_CHAINED,
     CHAIN_BROKEN,
     CHAIN_COLUMNS,
+    CHAIN_LOG_COLUMNS,
+    CHECKPOINT_COLUMNS,
     GENESIS,
     UNCHAINED_SQL,
     ChainQueries,
     chain_existing,
     chain_links,
+    checkpoint_row,
 )
 from ledger.store.index import INDEX_COLUMNS, RECORDED_BACKWARDS, BulkInsert, IndexRow, index_values
+from ledger.vocabulary.errors import LedgerError
 
 
 def sqlite_environment(db_name: str) -> dict[str, str]:
@@ -47,24 +52,17 @@ class LedgerSQLiteRecorder(ChainQueries, SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS ledger_chain ("
             "notification_id INTEGER PRIMARY KEY, previous_id INTEGER NOT NULL, "
             "event_id TEXT NOT NULL, hash TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS ledger_chain_log ("
+            "at TEXT NOT NULL, events INTEGER NOT NULL, head_id INTEGER NOT NULL, head_hash TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS ledger_checkpoint (notification_id INTEGER PRIMARY KEY, mac TEXT NOT NULL)",
         ]
 
-    def create_table(self) -> None:
-        super().create_table()
-        self._chain_existing()
-
-    def _chain_existing(self) -> None:
-        """Chain a ledger written before the hash chain, on its first open (see `chain_existing`)."""
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT EXISTS (SELECT 1 FROM ledger_chain)")
-            chained = c.fetchone()[0]
-            c.execute(f"SELECT EXISTS (SELECT 1 FROM {self.events_table_name})")  # noqa: S608 (constant name)
-            if chained or not c.fetchone()[0]:
-                return
+    def chain_init(self, at: str) -> tuple[int, int, str]:
+        """Chain a ledger with events but no chain, logged (see `chain_existing`); one transaction."""
         with self.datastore.transaction(commit=True) as c:
-            c.execute("SELECT EXISTS (SELECT 1 FROM ledger_chain)")  # again, now under the write lock
+            c.execute("SELECT EXISTS (SELECT 1 FROM ledger_chain)")
             if c.fetchone()[0]:
-                return
+                raise LedgerError(ALREADY_CHAINED, field="db")
 
             def fetch(sql: str, params: Sequence[Any]) -> list[Any]:
                 c.execute(sql, list(params))
@@ -72,8 +70,15 @@ class LedgerSQLiteRecorder(ChainQueries, SQLiteApplicationRecorder):
 
             def insert(links: list[tuple[int, int, str, str]]) -> None:
                 c.executemany(f"INSERT INTO ledger_chain ({CHAIN_COLUMNS}) VALUES (?,?,?,?)", links)  # noqa: S608 (constant columns)
+                if (checkpoint := checkpoint_row(links)) is not None:
+                    c.execute(f"INSERT OR REPLACE INTO ledger_checkpoint ({CHECKPOINT_COLUMNS}) VALUES (?,?)", checkpoint)  # noqa: S608 (constant columns)
 
-            chain_existing(fetch, insert, self._sql(UNCHAINED_SQL.replace("{notification}", "rowid")))
+            done = chain_existing(fetch, insert, self._sql(UNCHAINED_SQL.replace("{notification}", "rowid")))
+            c.execute("SELECT notification_id, hash FROM ledger_chain ORDER BY notification_id DESC LIMIT 1")
+            last = c.fetchone()
+            head = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+            c.execute(f"INSERT INTO ledger_chain_log ({CHAIN_LOG_COLUMNS}) VALUES (?,?,?,?)", [at, done, *head])  # noqa: S608 (constant columns)
+            return done, *head
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -98,10 +103,10 @@ class LedgerSQLiteRecorder(ChainQueries, SQLiteApplicationRecorder):
         previous_id, previous_hash = (int(last[0]), str(last[1])) if last else (0, GENESIS)
         if previous_id != before:
             raise DatabaseError(CHAIN_BROKEN)
-        c.executemany(
-            f"INSERT INTO ledger_chain ({CHAIN_COLUMNS}) VALUES (?,?,?,?)",  # noqa: S608 (constant columns)
-            chain_links(previous_id, previous_hash, ids, stored_events, rows),
-        )
+        links = chain_links(previous_id, previous_hash, ids, stored_events, rows)
+        c.executemany(f"INSERT INTO ledger_chain ({CHAIN_COLUMNS}) VALUES (?,?,?,?)", links)  # noqa: S608 (constant columns)
+        if (checkpoint := checkpoint_row(links)) is not None:
+            c.execute(f"INSERT OR REPLACE INTO ledger_checkpoint ({CHECKPOINT_COLUMNS}) VALUES (?,?)", checkpoint)  # noqa: S608 (constant columns)
         return ids
 
     @contextlib.contextmanager

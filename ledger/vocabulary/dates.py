@@ -4,8 +4,29 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import re
+
+from ledger.vocabulary.errors import LedgerError
 
 ONE_DAY = datetime.timedelta(days=1)
+# ISO 8601 calendar dates in their extended form, as documented (docs/rules.md): `date.fromisoformat`
+# alone also takes 20251230, 2025-W52-2 and 2025-364.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+# The start of an ISO 8601 timestamp in its extended form: a date, T (or a space), hours and minutes.
+ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", re.ASCII)
+
+
+def parse_iso_date(text: str, field: str) -> datetime.date:
+    """A date written YYYY-MM-DD (surrounding spaces aside); anything else refused naming `field`."""
+    stripped = text.strip()
+    if _ISO_DATE.fullmatch(stripped):
+        try:
+            return datetime.date.fromisoformat(stripped)
+        except ValueError:
+            pass
+    raise LedgerError(f"{text!r} is not a valid date (write 2025-01-31)", field=field)
 
 
 def add_months(day: datetime.date, months: int) -> datetime.date:

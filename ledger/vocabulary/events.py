@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_type_hints
 import msgspec
 
 from ledger.vocabulary.countries import check_country
+from ledger.vocabulary.dates import ISO_TIMESTAMP, parse_iso_date
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.money import (
     MAX_AMOUNT_MINOR,
@@ -319,6 +320,8 @@ def _valid_unicode(text: str) -> bool:
 def read_recorded(value: Any) -> datetime.datetime:
     """A `recorded` stamp as a file gives it (ISO text with a time zone), in UTC; refused naming `recorded`."""
     if isinstance(value, str):
+        if not ISO_TIMESTAMP.match(value):  # fromisoformat alone takes 20251230T0900Z too
+            raise LedgerError(f"{value!r} is not a timestamp (write 2025-03-10T09:00:00Z)", field="recorded")
         try:
             value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -348,10 +351,7 @@ def _date(value: Any, field: str) -> datetime.date:
     if isinstance(value, datetime.date):
         return check_day(value, field)
     if isinstance(value, str):
-        try:
-            return check_day(datetime.date.fromisoformat(value.strip()), field)
-        except ValueError:
-            pass
+        return check_day(parse_iso_date(value, field), field)
     raise LedgerError(f"{value!r} is not a valid date (write 2025-01-31)", field=field)
 
 

@@ -25,8 +25,10 @@ _MINOR_UNITS = {
 # A limit on everything: no single amount reaches a quadrillion minor units.
 MAX_AMOUNT_MINOR = 10**15
 MAX_EXPONENT = 30  # no amount or rate needs a power of ten beyond +-30
-# Plain ASCII decimals only: Decimal() alone also takes "1_000" and Arabic-Indic digits.
-_DECIMAL_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+# Decimal strings as documented (docs/rules.md, "Money"): digits, then a point and digits. Decimal()
+# alone also takes "+5", ".5", "5.", "1e2", "1_000" and Arabic-Indic digits. A minus is read, so that
+# a negative amount is refused as negative.
+_DECIMAL_TEXT = re.compile(r"-?\d+(\.\d+)?", re.ASCII)
 # Enough digits for any accepted input (40 characters, exponent within +-30) to stay exact:
 # the default context (28 digits) would round 1.000...0001 (30 places) before the decimals check.
 _EXACT_DIGITS = 100
@@ -52,7 +54,8 @@ def parse_decimal(value: object, *, field: str) -> Decimal:
     if text.lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
         raise LedgerError(f"{text!r} is not a finite number", field=field)
     if not _DECIMAL_TEXT.fullmatch(text):
-        raise LedgerError(f"{text!r} is not a decimal number (write it like \"1500.00\")", field=field)
+        raise LedgerError(f"{text!r} is not a decimal number (write it like \"1500.00\": digits, and a point "
+                          "followed by digits)", field=field)
     try:
         number = Decimal(text)
     except InvalidOperation:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from ledger.vocabulary.countries import check_country
-from ledger.vocabulary.dates import ONE_DAY, add_months
+from ledger.vocabulary.dates import ONE_DAY, add_months, parse_iso_date
 from ledger.vocabulary.errors import UNSAFE_TEXT, LedgerError
 from ledger.vocabulary.money import Minor, format_minor, parse_decimal, to_minor
 
@@ -207,10 +207,7 @@ class _Reader:
         if isinstance(value, datetime.datetime) or not isinstance(value, (datetime.date, str)):
             raise LedgerError(f"{value!r} is not a date (write 2025-01-01)", field=self.name(term))
         if isinstance(value, str):
-            try:
-                value = datetime.date.fromisoformat(value)
-            except ValueError:
-                raise LedgerError(f"{value!r} is not a valid date", field=self.name(term)) from None
+            value = parse_iso_date(value, self.name(term))
         return check_day(value, self.name(term))
 
     def money(self, term: str) -> Minor | None:

@@ -65,6 +65,7 @@ class Outcome:
     recorded: list[Event] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    head: tuple[int, str] | None = None  # the chain's head after the write: (notification id, hash)
 
 
 @dataclass
@@ -104,6 +105,22 @@ def skip_known(drafts: Sequence[Draft], known_keys: dict[str, str], known_ids: s
             ids.add(event_id)
         fresh.append(draft)
     return fresh
+
+
+CLOCK_TOLERANCE_VARIABLE = "CREDITLEDGER_CLOCK_TOLERANCE"  # read by the service
+
+
+def clock_bound(last: datetime.datetime | None, now: datetime.datetime, tolerance: datetime.timedelta) -> None:
+    """Refuse a write that finds the ledger's last stamp further ahead of its clock than `tolerance`:
+    one clock is wrong, and stamping `max(now, last)` would carry a bad clock's future into every
+    later event (`log --known-at now` would then hide them)."""
+    if last is not None and last - now > tolerance:
+        raise LedgerError(
+            f"the ledger's last recorded stamp {format_recorded(last)} is ahead of this writer's clock "
+            f"{format_recorded(now)} by {last - now}, more than the {tolerance} allowed "
+            f"({CLOCK_TOLERANCE_VARIABLE}, seconds); one of the clocks is wrong, nothing was recorded",
+            field="recorded",
+        )
 
 
 def keep_stamps(drafts: Sequence[Draft], last: datetime.datetime | None, now: datetime.datetime) -> list[Draft]:
