@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from ledger.vocabulary.bulk import BULK, collector_paused
 from ledger.vocabulary.errors import LedgerError
 
 MAX_LINE_CHARS = 1_000_000  # one event never needs more; a longer line is refused, not parsed
@@ -141,7 +142,10 @@ def toml_problem(error: tomllib.TOMLDecodeError, source: str) -> LedgerError:
 def parse_toml(text: str, source: str) -> dict[str, Any]:
     """A TOML document; anything tomllib cannot read is a refusal naming the file (and line)."""
     try:
-        return tomllib.loads(text)
+        # No cycle collection while the parser may be thousands of frames deep: a finalizer run
+        # there fails with RecursionError and prints its traceback, although the file is refused.
+        with collector_paused(BULK):
+            return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise toml_problem(e, source) from None
     except RecursionError:  # a = [[[[... thousands deep: the parser recurses
