@@ -234,3 +234,31 @@ def test_a_read_only_service_refuses_writes(db: str, client: TestClient[Any]) ->
     problem(client.post("/api/events", json=INVOICE), 405)
     with Ledger(db) as ledger:
         assert ledger.count() == count
+
+
+def test_every_query_on_the_sample_book_answers_what_the_cli_prints(tmp_path: Path) -> None:
+    """The queries of `make demo` on a smaller sample book: API body == CLI --json, each."""
+    path, book = str(tmp_path / "demo.db"), str(tmp_path / "book.toml")
+    cli("sample", "generate", book, "--buyers", "12", "--events", "400")
+    cli("init", "--db", path)
+    cli("import", book, "--db", path)
+    insolvent = json.loads(cli("log", "--type", "insolvency", "--json", "--db", path).stdout)
+    assert insolvent, "the sample book has a loss"
+    loser = insolvent[0]["buyer"]
+    asked: list[tuple[str, dict[str, Any], list[str]]] = [
+        ("/api/summary", {}, ["summary"]),
+        ("/api/exposure", {"as_of": "2025-12-31"}, ["exposure", "--as-of", "2025-12-31"]),
+        ("/api/exposure", {"as_of": "2025-06-30", "buyer": loser}, ["exposure", "--as-of", "2025-06-30", "--buyer", loser]),
+        ("/api/obligations", {"as_of": "2025-12-31", "open": "true"}, ["obligations", "--as-of", "2025-12-31", "--open"]),
+        *[("/api/turnover", {"period": q}, ["turnover", "--period", q]) for q in ("2025-Q1", "2025-Q4", "2025")],
+        ("/api/premium", {"as_of": "2026-01-31", "lines": "true"}, ["premium", "--as-of", "2026-01-31", "--lines"]),
+        ("/api/claims", {"as_of": "2025-12-31"}, ["claims", "--as-of", "2025-12-31"]),
+        ("/api/claims/" + loser, {"as_of": "2025-12-31", "explain": "true"},
+         ["claim", loser, "--as-of", "2025-12-31", "--explain"]),
+        ("/api/verify", {}, ["verify"]),
+    ]
+    with TestClient(app=create_app(path, read_only=True)) as client:
+        for api_path, params, command in asked:
+            response = client.get(api_path, params=params)
+            assert response.status_code == 200, (api_path, response.text)
+            assert response.json() == json.loads(cli(*command, "--json", "--db", path).stdout), command

@@ -93,7 +93,7 @@ WRITE_ERRORS = {
 }
 
 # The parameters, as the command line's options (snake case), each documented once.
-AsOf = Annotated[str | None, Query(description="The effective date (default today), e.g. 2025-03-31.")]
+AsOf = Annotated[str | None, Query(description="The effective date (default today), e.g. 2025-03-31.", format="date")]
 KnownAt = Annotated[str | None, Query(
     description="As the ledger knew it then: a timestamp, or a date (its end), e.g. 2025-03-10T09:00:00Z.")]
 Buyer = Annotated[str | None, Query(description="One buyer's id.")]

@@ -20,7 +20,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.template import TemplateConfig
 
 from ledger.service import Ledger
@@ -118,7 +118,7 @@ def create_app(
             background.stop()
         pool.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=ROUTES,
         template_config=TEMPLATES,
         dependencies={"ledger": Provide(pool.lease)},
@@ -145,3 +145,28 @@ def create_app(
         on_shutdown=[stopped],
         debug=debug,
     )
+    _fixed_tuples(app.openapi_schema)
+    return app
+
+
+def _fixed_tuples(node: Any) -> None:
+    """Litestar documents a fixed-length tuple (a period's two dates) with `prefixItems`, which
+    schemathesis and OpenAPI 3.0 tools misread: say "an array of exactly n such items" instead."""
+    if isinstance(node, Schema):
+        if node.prefix_items:
+            kinds = list(node.prefix_items)
+            node.min_items = node.max_items = len(kinds)
+            node.prefix_items = None
+            node.items = kinds[0] if all(kind == kinds[0] for kind in kinds) else Schema(any_of=kinds)
+        children: Any = [getattr(node, name, None) for name in (
+            "properties", "items", "one_of", "any_of", "all_of", "additional_properties")]
+    elif isinstance(node, dict):
+        children = list(node.values())
+    elif isinstance(node, (list, tuple)):
+        children = node
+    elif hasattr(node, "__dataclass_fields__"):
+        children = [getattr(node, name) for name in node.__dataclass_fields__]
+    else:
+        return
+    for child in children:
+        _fixed_tuples(child)
