@@ -262,3 +262,23 @@ def test_every_query_on_the_sample_book_answers_what_the_cli_prints(tmp_path: Pa
             response = client.get(api_path, params=params)
             assert response.status_code == 200, (api_path, response.text)
             assert response.json() == json.loads(cli(*command, "--json", "--db", path).stdout), command
+
+
+def test_a_write_that_keeps_losing_the_race_answers_409(
+    writable: tuple[TestClient[Any], str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer commits first on every attempt (as if): the service gives up, the API says 409."""
+    from ledger.vocabulary.errors import ConcurrencyConflict
+
+    client, path, token = writable
+
+    def lost(*_: Any, **__: Any) -> Any:
+        raise ConcurrencyConflict("UNIQUE constraint failed: stored_events.originator_id")
+
+    monkeypatch.setattr(Ledger, "_record_once", lost)
+    monkeypatch.setattr("ledger.service.time.sleep", lambda _: None)
+    answer = problem(client.post("/api/events", json=INVOICE, headers={"Authorization": f"Bearer {token}"}), 409)
+    assert "gave up" in answer.error and "recorded nothing" in answer.error
+    monkeypatch.undo()
+    with Ledger(path) as ledger:
+        assert ledger.count() == 2
