@@ -231,7 +231,7 @@ PositionedEvent = dict[str, Any]
 `position` in the log: the number to pass as `after` (or Last-Event-ID) to read on from it."""
 
 
-def _page(ledger: NamedDependency[Ledger], after: int, limit: int, buyer: str | None, types: Sequence[str]) -> list[PositionedEvent]:
+def _page(ledger: Ledger, after: int, limit: int, buyer: str | None, types: Sequence[str]) -> list[PositionedEvent]:
     for name in types:
         if name not in EVENT_TYPES:
             raise LedgerError(f"{name!r} is not an event type", field="type")

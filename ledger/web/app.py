@@ -10,8 +10,10 @@ caught up every second, so that a request finds it current and never pays for th
 from __future__ import annotations
 
 import logging
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 from litestar import Litestar
@@ -109,6 +111,7 @@ def create_app(
     stopping = threading.Event()  # set on shutdown: event streams end
 
     def starting() -> None:
+        _streams_end_on_signals(stopping)
         if background is not None:
             background.start()
 
@@ -147,6 +150,22 @@ def create_app(
     )
     _fixed_tuples(app.openapi_schema)
     return app
+
+
+def _streams_end_on_signals(stopping: threading.Event) -> None:
+    """On SIGTERM or SIGINT, end the event streams at once: the server waits for open
+    connections before it shuts the application down, and a stream never closes by itself.
+    Chained before the server's own handlers (installed by then, on the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # not under a server that handles signals (a test client)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(number)
+        if callable(previous):
+            def handler(sig: int, frame: FrameType | None, previous: Callable[..., Any] = previous) -> None:
+                stopping.set()
+                previous(sig, frame)
+
+            signal.signal(number, handler)
 
 
 def _fixed_tuples(node: Any) -> None:
