@@ -37,6 +37,7 @@ from ledger.write.pipeline import Outcome
 
 log = logging.getLogger("creditledger.serve")
 PAGE_LIMIT = 10_000  # at most this many events per page of /api/events
+MAX_POSITION = 2**63 - 1  # a log position fits a 64-bit integer (SQLite's, PostgreSQL's bigint)
 STREAM_POLL = 0.25  # seconds between two looks for new events on an event stream
 STREAM_KEEPALIVE = 15.0  # seconds of silence before a comment line keeps proxies from closing a stream
 
@@ -246,7 +247,8 @@ Types = Annotated[list[str] | None, Query(name="type", description="Only events 
 @get("/api/events", sync_to_thread=True, responses=ERRORS, tags=["events"])
 def events(
     ledger: NamedDependency[Ledger],
-    after: Annotated[int, Query(ge=0, description="Only events after this log position (0: from the start).")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION,
+                                description="Only events after this log position (0: from the start).")] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT, description="At most this many events.")] = 1000,
     buyer: Buyer = None,
     types: Types = None,
@@ -259,9 +261,10 @@ def events(
 async def event_stream(
     request: Request[Any, Any, Any],
     after: Annotated[int | None, Query(
-        ge=0, description="Send the events after this position (default: only those recorded from now on).")] = None,
+        ge=0, le=MAX_POSITION,
+        description="Send the events after this position (default: only those recorded from now on).")] = None,
     last_event_id: Annotated[int | None, HeaderParameter(name="Last-Event-ID",
-        ge=0, description="Resume after this position (a reconnecting browser sends it).")] = None,
+        ge=0, le=MAX_POSITION, description="Resume after this position (a reconnecting browser sends it).")] = None,
     buyer: Buyer = None,
     types: Types = None,
 ) -> ServerSentEvent:
