@@ -8,9 +8,11 @@ import json
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 from helpers import cli, no_default_db  # noqa: F401 (no_default_db is an autouse fixture)
 
+from ledger.queries.answers import SCHEMAS
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 
@@ -24,6 +26,7 @@ def test_a_token_is_printed_once_and_stored_as_its_hash(tmp_path: Path) -> None:
         stored = raw.execute("SELECT name, hash FROM ledger_tokens").fetchall()
     assert stored == [("erp", hashlib.sha256(token.encode()).hexdigest())]
     listed = cli("token", "list", "--json", "--db", db).stdout
+    msgspec.json.decode(listed, type=SCHEMAS["token list"])  # its documented schema (docs/json.md)
     assert token not in listed and stored[0][1] not in listed
     assert [t["name"] for t in json.loads(listed)] == ["erp"] and json.loads(listed)[0]["revoked"] is None
     cli("token", "revoke", "erp", "--db", db)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, err, out, print_json
 from ledger.cli.common import open_ledger as _open
+from ledger.queries import answers
 
 token_app = typer.Typer(
     help="Bearer tokens for writes through `creditledger serve` (only their hashes are stored).",
@@ -36,7 +37,7 @@ def list_tokens(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     with _open(db) as ledger:
         tokens = ledger.tokens.list()
     if as_json:
-        print_json([{"name": t.name, "created": t.created, "revoked": t.revoked} for t in tokens])
+        print_json([answers.Token(name=t.name, created=t.created, revoked=t.revoked) for t in tokens])
         return
     table = Table("name", "created", "revoked")
     for token in tokens:

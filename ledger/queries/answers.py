@@ -377,6 +377,14 @@ class Copy(Schema, frozen=True):
     differences: tuple[str, ...]
 
 
+class Token(Schema, frozen=True):
+    """A write token of `creditledger serve` as `token list` shows it: never its secret."""
+
+    name: str
+    created: Stamp
+    revoked: Stamp | None  # null while it is live
+
+
 # One schema per command (and per form where a flag changes the shape).
 SCHEMAS: dict[str, Any] = {
     "policy load": Outcome,
@@ -399,4 +407,5 @@ SCHEMAS: dict[str, Any] = {
     "import-erp --dry-run": ErpTrial,
     "verify": Verify,
     "copy": Copy,
+    "token list": list[Token],
 }
