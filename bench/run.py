@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import peers  # bench/peers.py, beside this file
+import serve_load  # bench/serve_load.py: the load test of creditledger serve
 
 from ledger.queries.claims import claim_query, claims_of
 from ledger.queries.exposure import exposure_query
@@ -134,6 +135,7 @@ def measure(size: int, workdir: Path, largest: bool) -> dict[str, Any]:
         figures["peer_b_outstanding_ms"] = round(elapsed * 1e3, 1)
         figures["book_now_vs_peer_b"] = round(figures["book_exposure_now_ms"] / max(elapsed * 1e3, 0.1), 1)
         database.close()
+    figures.update(serve_load.measure(path, size))
     gc.unfreeze()
     return figures
 

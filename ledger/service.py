@@ -28,6 +28,7 @@ from ledger.store import (
     Envelope,
     IndexRow,
     LedgerStore,
+    TokenTable,
     buyer_stream,
     open_store,
     stream_of,
@@ -64,6 +65,10 @@ from ledger.write.streams import BuyerStream, PolicyStream
 Clock = Callable[[], datetime.datetime]
 MAX_ATTEMPTS = 8
 UNCHANGED_TERMS = "the terms are those in force; nothing recorded"
+
+
+class WritersRaced(LedgerError):
+    """A write that kept losing the race to other writers and gave up (the HTTP API answers 409)."""
 
 
 def utc_now() -> datetime.datetime:
@@ -182,6 +187,13 @@ class Ledger:
         )
         return [self.store.decode(topic, state, n) for n, topic, state in rows]
 
+    def page(
+        self, after: int, limit: int, *, buyer: str | None = None, types: Sequence[str] = ()
+    ) -> list[tuple[int, Event]]:
+        """Up to `limit` events after log position `after`, each with its position, in recorded order."""
+        rows = self.store.index.select_indexed(after=after, buyer=buyer, types=types, limit=limit)
+        return [(position, self.store.decode(topic, state, position)) for position, topic, state in rows]
+
     def count(self) -> int:
         return self.store.index.count()
 
@@ -223,6 +235,19 @@ class Ledger:
     def earliest_effective_after(self, recorded: str) -> dict[str | None, str]:
         """Per stream (None: the policy), the earliest `effective` of events recorded after `recorded`."""
         return self.store.index.earliest_effective_after(recorded)
+
+    # ------------------------------------------------------------ the web service's tokens
+
+    @functools.cached_property
+    def tokens(self) -> TokenTable:
+        """The write tokens of `creditledger serve`, and which token wrote which events."""
+        return TokenTable(self.store.recorder)
+
+    def note_writer(self, token: str, outcome: Outcome) -> None:
+        """Note that the events `outcome` recorded were written with `token` (ledger/store/tokens.py)."""
+        if outcome.recorded:
+            positions = self.positions(str(event.id) for event in outcome.recorded).values()
+            self.tokens.note_write(token, min(positions), max(positions), self.clock())
 
     # ------------------------------------------------------------ writing
 
@@ -312,7 +337,7 @@ class Ledger:
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
         if isinstance(refusal, LedgerError):  # refused every time: the refusal is the answer
             raise refusal
-        raise LedgerError(
+        raise WritersRaced(
             f"other writers kept changing the ledger; gave up after {MAX_ATTEMPTS} attempts and recorded nothing"
         )
 

@@ -17,10 +17,10 @@ from ledger.vocabulary.errors import LedgerError
 
 # Each import registers its commands; `--help` lists them in this order.
 # isort: off
-from ledger.cli import records, queries, scenario, sample, export, chart, copy, verify, chain, erp
+from ledger.cli import records, queries, scenario, sample, export, chart, copy, verify, chain, erp, serve, token
 # isort: on
 
-COMMAND_GROUPS = (records, queries, scenario, sample, export, chart, copy, verify, chain, erp)
+COMMAND_GROUPS = (records, queries, scenario, sample, export, chart, copy, verify, chain, erp, serve, token)
 
 
 def main() -> None:

@@ -403,6 +403,14 @@ class Copy(Schema, frozen=True):
     head: Head | UnsetType = UNSET  # the copy's chain head (the source's, when the copy is whole)
 
 
+class Token(Schema, frozen=True):
+    """A write token of `creditledger serve` as `token list` shows it: never its secret."""
+
+    name: str
+    created: Stamp
+    revoked: Stamp | None  # null while it is live
+
+
 # One schema per command (and per form where a flag changes the shape).
 SCHEMAS: dict[str, Any] = {
     "policy load": Outcome,
@@ -425,4 +433,5 @@ SCHEMAS: dict[str, Any] = {
     "import-erp --dry-run": ErpTrial,
     "verify": Verify,
     "copy": Copy,
+    "token list": list[Token],
 }

@@ -155,7 +155,8 @@ class ExposureModel:
 
 
 def _open_cache(location: str) -> sqlite3.Connection:
-    db = sqlite3.connect(location, isolation_level=None)
+    # Any thread: the web service lends a Ledger to one request at a time, in whichever thread runs it.
+    db = sqlite3.connect(location, isolation_level=None, check_same_thread=False)
     try:
         columns = [row[1] for row in db.execute("PRAGMA table_info(exposure_timeline)")]
         if columns and columns != ["buyer", "since", *EXPOSURE_FIGURES, "status", "not_available"]:

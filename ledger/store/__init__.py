@@ -7,6 +7,7 @@
 - `sqlite`, `postgres`: the recorders, each writing events, index and chain in one transaction
 - `application`: `LedgerStore` (append, bulk insert, replay, streams, the index)
 - `opening`: a location's settings, `open_store`, `ledger_exists`
+- `tokens`: the web service's write tokens and which token wrote which events (`TokenTable`)
 
 Import from `ledger.store`, not from its modules (the recorders are found by
 eventsourcing through their topics in the settings).
@@ -25,6 +26,7 @@ from ledger.store.chain import (
 from ledger.store.index import BulkInsert, IndexQueries, IndexRow
 from ledger.store.mapper import POLICY_STREAM, Envelope, LedgerMapper, buyer_stream, stream_of, topic_of
 from ledger.store.opening import ledger_exists, open_store, store_environment
+from ledger.store.tokens import TokenInfo, TokenTable
 
 __all__ = [
     "CHAIN_KEY_VARIABLE",
@@ -39,6 +41,8 @@ __all__ = [
     "IndexRow",
     "LedgerMapper",
     "LedgerStore",
+    "TokenInfo",
+    "TokenTable",
     "buyer_stream",
     "chain_hash",
     "chain_key",

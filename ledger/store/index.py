@@ -24,6 +24,7 @@ from ledger.vocabulary.events import Event, buyer_of, format_recorded
 RECORDED_BACKWARDS = "recorded went backwards"
 INDEX_COLUMNS = "notification_id, event_id, key, recorded, effective, type, buyer"
 _INDEX_FILTERS = {
+    "after": "i.notification_id > {p}",
     "buyer": "i.buyer = {p}",
     "recorded_upto": "i.recorded <= {p}",
     "effective_from": "i.effective >= {p}",

@@ -1,1 +1,3 @@
-"""The web service: the JSON API and the HTML web view."""
+"""`creditledger serve`: the HTTP service (ledger/web/app.py), its JSON API (api.py) and the web view.
+
+Importing this package imports nothing of the HTTP stack; `app` and `api` do (Litestar)."""
