@@ -261,7 +261,7 @@ class Ledger:
         else:
             policy = self.policy_stream()
             if terms == (policy.terms_at(effective) if effective else policy.current()):
-                return Outcome(warnings=[UNCHANGED_TERMS])
+                return Outcome(warnings=[UNCHANGED_TERMS], head=self.head())
             event = PolicyAmended(effective=effective or self.clock().date(), terms=terms)
         return self.record([Draft(event)])
 
