@@ -105,20 +105,6 @@ def print_json(data: Any) -> None:
     sys.stdout.write(msgspec.json.encode(data).decode() + "\n")
 
 
-def outcome_answer(outcome: Outcome) -> answers.Outcome:
-    """What a write recorded and skipped, and its warnings, as `--json` prints it."""
-    return answers.Outcome(
-        recorded=tuple(str(e.id) for e in outcome.recorded),
-        skipped=tuple(answers.Skipped(key=s.draft.event.key, earlier=s.earlier) for s in outcome.skipped),
-        warnings=tuple(outcome.warnings),
-        head=head_answer(outcome.head),
-    )
-
-
-def head_answer(head: tuple[int, str] | None) -> answers.Head:
-    """A chain head for --json (zeros when unknown: a trial records nothing)."""
-    notification_id, hash_ = head or (0, "0" * 64)
-    return answers.Head(notification_id=notification_id, hash=hash_)
 
 
 def head_line(head: tuple[int, str] | None) -> str:
@@ -129,7 +115,7 @@ def head_line(head: tuple[int, str] | None) -> str:
 
 def report_outcome(outcome: Outcome, *, as_json: bool) -> None:
     if as_json:
-        print_json(outcome_answer(outcome))
+        print_json(answers.outcome_answer(outcome))
         return
     for warning in outcome.warnings:
         err.print(f"[yellow]warning:[/] {warning}")

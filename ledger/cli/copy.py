@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.common import app, err, head_answer, head_line, out
+from ledger.cli.common import app, err, head_line, out
 from ledger.cli.common import print_json as _print_json
 from ledger.cli.common import progress_bar as _progress
 from ledger.cli.common import shown_location as _shown
@@ -67,7 +67,7 @@ def copy(
             with _progress(copying.verification_steps(src, dates), "verifying") as advance:
                 differences = copying.verify(src, dst, dates, advance)
     if as_json:
-        _print_json(answers.Copy(copied=copied, verified=verify, differences=tuple(differences), head=head_answer(head)))
+        _print_json(answers.Copy(copied=copied, verified=verify, differences=tuple(differences), head=answers.head_answer(head)))
     else:
         for line in differences[:copying.SHOW_DIFFERENCES]:
             err.print(f"difference: {line}", markup=False)

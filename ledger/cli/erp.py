@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 
 from ledger.adapters.erp import ErpFile, ErpRow, load_mapping, read_export, reject_writer
-from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, err, out, outcome_answer
+from ledger.cli.common import DEFAULT_DB, DbOption, JsonOption, app, err, out
 from ledger.cli.common import open_ledger as _open
 from ledger.cli.common import print_json as _print_json
 from ledger.cli.common import progress_bar as _progress
@@ -106,7 +106,7 @@ def _refuse_all(bad: list[tuple[ErpRow, LedgerError]], source: ErpFile) -> None:
 def _print_import(outcome: Outcome, bad: list[tuple[ErpRow, LedgerError]], reject_path: Path, *, as_json: bool) -> None:
     """What the import recorded, skipped and rejected (and where the rejected rows went)."""
     if as_json:
-        written = outcome_answer(outcome)
+        written = answers.outcome_answer(outcome)
         _print_json(answers.ErpOutcome(
             recorded=written.recorded, skipped=written.skipped, warnings=written.warnings,
             rejected=tuple(_rejection(row, problem) for row, problem in bad),

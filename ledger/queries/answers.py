@@ -19,10 +19,13 @@ date field is always printed.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
+
+if TYPE_CHECKING:
+    from ledger.write.pipeline import Outcome as WriteOutcome
 
 Money = Annotated[str, Meta(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="a decimal string, e.g. 1500.00")]
 MoneyOrBlank = Annotated[str, Meta(pattern=r"^(-?[0-9]+(\.[0-9]+)?)?$", description="a decimal string, or empty")]
@@ -435,3 +438,21 @@ SCHEMAS: dict[str, Any] = {
     "copy": Copy,
     "token list": list[Token],
 }
+
+
+# ---------------------------------------------------------------- a write's outcome, for --json and the API
+
+def outcome_answer(outcome: WriteOutcome) -> Outcome:
+    """What a write recorded and skipped, and its warnings, as `--json` prints it."""
+    return Outcome(
+        recorded=tuple(str(e.id) for e in outcome.recorded),
+        skipped=tuple(Skipped(key=s.draft.event.key, earlier=s.earlier) for s in outcome.skipped),
+        warnings=tuple(outcome.warnings),
+        head=head_answer(outcome.head),
+    )
+
+
+def head_answer(head: tuple[int, str] | None) -> Head:
+    """A chain head for --json (zeros when unknown: a trial records nothing)."""
+    notification_id, hash_ = head or (0, "0" * 64)
+    return Head(notification_id=notification_id, hash=hash_)

@@ -33,7 +33,6 @@ from ledger.queries.registry import run_query
 from ledger.service import Ledger, WritersRaced
 from ledger.vocabulary.errors import LedgerError, one_line
 from ledger.vocabulary.events import EVENT_TYPES, to_public
-from ledger.write.pipeline import Outcome
 
 log = logging.getLogger("creditledger.serve")
 PAGE_LIMIT = 10_000  # at most this many events per page of /api/events
@@ -310,14 +309,6 @@ async def event_stream(
 
 # ---------------------------------------------------------------- writing
 
-def outcome_answer(outcome: Outcome) -> answers.Outcome:
-    """What a write recorded and skipped, as `creditledger import --json` prints it."""
-    return answers.Outcome(
-        recorded=tuple(str(e.id) for e in outcome.recorded),
-        skipped=tuple(answers.Skipped(key=s.draft.event.key, earlier=s.earlier) for s in outcome.skipped),
-        warnings=tuple(outcome.warnings),
-    )
-
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -347,7 +338,7 @@ def record(
         raise LedgerError("has no events", field="events")
     outcome = ledger.record(ledger.parse(rows))
     ledger.note_writer(holder, outcome)
-    return outcome_answer(outcome)
+    return answers.outcome_answer(outcome)
 
 
 API = [summary, exposure, exposure_diff, obligations, turnover, declaration, premium, claims, claim, verify,
