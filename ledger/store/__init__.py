@@ -6,6 +6,7 @@
 - `chain`: the hash chain (`chain_hash`, `chain_links`) and its reads for verify (`ChainQueries`)
 - `sqlite`, `postgres`: the recorders, each writing events, index and chain in one transaction
 - `application`: `LedgerStore` (append, bulk insert, replay, streams, the index)
+- `models`: read models' tables in the ledger's database, their tracking and binding (`model_tables`)
 - `opening`: a location's settings, `open_store`, `ledger_exists`
 
 Import from `ledger.store`, not from its modules (the recorders are found by
@@ -16,12 +17,14 @@ from ledger.store.application import REPLAY_PAGE, LedgerStore
 from ledger.store.chain import GENESIS, ChainQueries, ChainSlot, chain_hash
 from ledger.store.index import BulkInsert, IndexQueries, IndexRow
 from ledger.store.mapper import POLICY_STREAM, Envelope, LedgerMapper, buyer_stream, stream_of, topic_of
-from ledger.store.opening import ledger_exists, open_store, store_environment
+from ledger.store.models import Binding, ModelTables, ModelWriter, memory_tables
+from ledger.store.opening import ledger_exists, model_tables, open_store, store_environment
 
 __all__ = [
     "GENESIS",
     "POLICY_STREAM",
     "REPLAY_PAGE",
+    "Binding",
     "BulkInsert",
     "ChainQueries",
     "ChainSlot",
@@ -30,9 +33,13 @@ __all__ = [
     "IndexRow",
     "LedgerMapper",
     "LedgerStore",
+    "ModelTables",
+    "ModelWriter",
     "buyer_stream",
     "chain_hash",
     "ledger_exists",
+    "memory_tables",
+    "model_tables",
     "open_store",
     "store_environment",
     "stream_of",

@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 from eventsourcing.persistence import OperationalError
+from eventsourcing.sqlite import SQLiteDatastore
 
 from ledger.store.application import LedgerStore
+from ledger.store.models import ModelTables, SQLiteModelTables
 from ledger.store.sqlite import sqlite_environment
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location
@@ -51,6 +53,16 @@ def open_store(location: str) -> LedgerStore:
         with creation_lock(env, lambda message: _redact(message, location, env)):
             return _construct(location, env)
     return _construct(location, env)
+
+
+def model_tables(store: LedgerStore) -> ModelTables:
+    """The read models' tables in the ledger's own database (ledger/store/models.py)."""
+    datastore = getattr(store.recorder, "datastore", None)
+    if isinstance(datastore, SQLiteDatastore):
+        return SQLiteModelTables(datastore)
+    from ledger.store.postgres import PostgresModelTables
+
+    return PostgresModelTables(datastore)
 
 
 def ledger_exists(location: str) -> bool:

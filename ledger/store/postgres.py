@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
 from eventsourcing.utils import retry
-from psycopg.sql import SQL
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 
 from ledger.store.chain import (
     CHAIN_BROKEN,
@@ -30,6 +32,7 @@ from ledger.store.chain import (
     chain_links,
 )
 from ledger.store.index import INDEX_COLUMNS, RECORDED_BACKWARDS, BulkInsert, IndexRow, index_values
+from ledger.store.models import BINDING_TABLE, Binding, ModelTables, ModelWriter
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location
 
@@ -159,6 +162,7 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
             SQL(f"INSERT INTO {schema}.ledger_chain ({CHAIN_COLUMNS}) VALUES (%s,%s,%s,%s)"),  # noqa: S608 (checked identifier)
             chain_links(previous_id, previous_hash, ids, stored_events, rows),
         )
+        curs.execute(SQL("NOTIFY {0}").format(Identifier(notify_channel(schema))))  # sent at commit, to followers
         # Fetch once more so that a refused index row raises here, inside
         # the library's handler, and the whole transaction rolls back.
         curs.execute(SQL("SELECT 1"))
@@ -224,3 +228,118 @@ def creation_lock(env: dict[str, str], redact: Redact) -> Iterator[None]:
             yield
         finally:
             conn.execute(f"SELECT pg_advisory_unlock({_SCHEMA_LOCK})")
+
+
+# ---------------------------------------------------------------- read models
+
+_CATCH_UP_LOCK = 727_001_002  # advisory lock key (with the hash of schema.model) of one model's catch-up
+
+
+class _PostgresModelRecorder(PostgresTrackingRecorder):
+    def __init__(self, datastore: Any) -> None:
+        super().__init__(datastore, tracking_table_name="ledger_tracking")
+        self.sql_create_statements.append(SQL(  # type: ignore[arg-type]
+            f"CREATE TABLE IF NOT EXISTS {datastore.schema}.{BINDING_TABLE} "
+            "(name text PRIMARY KEY, chain_hash text, layout text NOT NULL)"))
+
+    def _create_table(self, curs: Any) -> None:
+        # Processes opening one ledger at once would race on CREATE TABLE IF NOT EXISTS.
+        curs.execute(SQL("SELECT pg_advisory_xact_lock(%s)"), [_SCHEMA_LOCK])
+        super()._create_table(curs)
+
+
+class _PostgresModelWriter(ModelWriter):
+    def insert(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        """COPY: a rebuild writes hundreds of thousands of rows."""
+        if rows:
+            schema = Identifier(self.tables.schema)  # type: ignore[attr-defined]
+            with self.cursor.copy(SQL("COPY {0}.{1} FROM STDIN").format(schema, Identifier(table))) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+
+class PostgresModelTables(ModelTables):
+    """The read models' tables in the ledger's schema, beside the events."""
+
+    lock_first = True
+    placeholder = "%s"
+    tracking_table = "ledger_tracking"
+
+    def __init__(self, datastore: Any) -> None:
+        super().__init__()
+        self.datastore = datastore
+        self.schema = datastore.schema
+        self.recorder = _PostgresModelRecorder(datastore)
+        self._tables = [self.tracking_table, BINDING_TABLE]
+
+    def sql(self, sql: str) -> str:
+        sql = sql.replace("?", "%s")
+        names = "|".join(re.escape(t) for t in self._tables)
+        return re.sub(rf"(?<![\w.])({names})\b", lambda m: f"{self.schema}.{m.group(1)}", sql)
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A refused write (no right, a read-only server or transaction) becomes PermissionError."""
+        try:
+            yield
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as e:
+            raise PermissionError(str(e).splitlines()[0]) from e
+        except PersistenceError as e:
+            cause = e.__cause__
+            if isinstance(cause, (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
+                raise PermissionError(str(cause).splitlines()[0]) from e
+            raise
+
+    def create(self, statements: Sequence[str], tables: Sequence[str], layout: str, name: str) -> None:
+        self._tables = [self.tracking_table, BINDING_TABLE, *tables]
+        with self._guard():
+            existing = self.read("SELECT to_regclass(?), to_regclass(?)",
+                                 [f"{self.schema}.{self.tracking_table}", f"{self.schema}.{BINDING_TABLE}"])
+            binding = self.binding(name) if existing and all(existing[0]) else None
+            if binding is not None and binding.layout == layout:
+                return
+            self.recorder.create_table()
+            with self.write(name) as writer:
+                for table in tables:
+                    writer.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in statements:
+                    writer.execute(statement)
+                writer.execute(f"DELETE FROM {BINDING_TABLE} WHERE name = ?", [name])  # noqa: S608 (constant name)
+
+    @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(SQL(self.sql(sql)), list(params))
+            return list(curs.fetchall())
+
+    @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)
+    def binding(self, name: str) -> Binding | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self.read_binding(curs, name)
+
+    @contextlib.contextmanager
+    def write(self, name: str) -> Iterator[ModelWriter]:
+        with self._guard(), self.datastore.transaction(commit=True) as curs:
+            # The fold runs inside this transaction: no idle timeout while it does.
+            curs.execute(SQL("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            curs.execute(SQL("SET LOCAL statement_timeout = 0"))
+            curs.execute(SQL("SELECT pg_advisory_xact_lock(%s, hashtext(%s))"), [_CATCH_UP_LOCK, f"{self.schema}.{name}"])
+            yield _PostgresModelWriter(self, curs, name)
+
+    @contextlib.contextmanager
+    def waiter(self) -> Iterator[Callable[[float], None]]:
+        """`wait(timeout)`: return when the ledger has new events (the NOTIFY of every write)
+        or after `timeout` seconds, on a connection of its own that LISTENs."""
+        with psycopg.connect(**self.datastore.pool.kwargs, autocommit=True) as conn:
+            conn.execute(SQL("LISTEN {0}").format(Identifier(notify_channel(self.schema))))
+
+            def wait(timeout: float) -> None:
+                for _ in conn.notifies(timeout=timeout, stop_after=1):
+                    pass
+
+            yield wait
+
+
+def notify_channel(schema: str) -> str:
+    """The channel a write to the ledger in `schema` notifies (LISTEN/NOTIFY)."""
+    return f"creditledger_{schema}"[:63]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import Literal
 from urllib.parse import parse_qs, parse_qsl, unquote, urlparse, urlsplit, urlunsplit
 
@@ -83,14 +82,6 @@ class Location:
             for name, value in parse_qsl(parts.query, keep_blank_values=True)
         )
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-    @property
-    def read_models(self) -> str:
-        """Where the ledger's read models are cached: beside a SQLite file, else in memory."""
-        if self.kind != "sqlite":
-            return ":memory:"
-        path = PurePath(self.text)
-        return str(path.with_name(path.name + "-readmodels"))
 
     def secrets(self) -> list[str]:
         """The passwords of the URL (in its user part, or a parameter such as `password`
