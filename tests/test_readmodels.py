@@ -15,6 +15,7 @@ import datetime
 import logging
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -263,7 +264,7 @@ def test_a_stale_model_in_a_ledger_that_cannot_be_written_is_not_served(immutabl
 def test_the_cli_warns_once_and_answers_on_a_ledger_that_cannot_be_written(immutable: Path):
     sample_ledger(immutable).close()
     make_immutable(immutable)
-    done = subprocess.run([str(Path(__file__).parents[1] / ".venv/bin/creditledger"), "exposure", "--db", str(immutable),
+    done = subprocess.run([str(Path(sys.executable).with_name("creditledger")), "exposure", "--db", str(immutable),
                            "--as-of", "2025-06-30", "--json"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("warning: the read models cannot be written")

@@ -31,6 +31,7 @@ import datetime
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -87,7 +88,7 @@ class Tables(Protocol):
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def binding(self, name: str) -> Bound | None: ...
     def write(self, name: str) -> AbstractContextManager[Writer]: ...
-    def waiter(self) -> AbstractContextManager[Callable[[float], None]]: ...
+    def waiter(self) -> AbstractContextManager[Callable[[float], bool]]: ...
     def close(self) -> None: ...
 
 
@@ -239,14 +240,18 @@ class ExposureModel:
     def follow(self, stop: threading.Event, poll: float = 1.0) -> None:
         """Keep catching up until `stop` is set: after each write's notification on PostgreSQL
         (and at least every `poll` seconds), every `poll` seconds on SQLite. For `serve`'s
-        background thread, so that a request seldom has anything left to catch up."""
+        background thread, so that a request seldom has anything left to catch up; it
+        notices `stop` within half a second."""
         with self.tables.waiter() as wait:
+            due, notified = 0.0, True
             while not stop.is_set():
-                try:
-                    self.catch_up()
-                except Exception as problem:  # a dropped connection must not end the follower
-                    log.warning("warning: the read models' catch-up failed (%s); trying again", problem)
-                wait(poll)
+                if notified or time.monotonic() >= due:
+                    try:
+                        self.catch_up()
+                    except Exception as problem:  # a dropped connection must not end the follower
+                        log.warning("warning: the read models' catch-up failed (%s); trying again", problem)
+                    due = time.monotonic() + poll
+                notified = wait(min(poll, 0.5))
 
     def book_on(self, day: datetime.date) -> list[tuple[str, Exposure]]:
         """Each registered buyer's exposure at the end of `day`, as known now, in buyer order."""

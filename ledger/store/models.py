@@ -120,7 +120,8 @@ class ModelTables:
     def write(self, name: str) -> contextlib.AbstractContextManager[ModelWriter]:
         raise NotImplementedError
 
-    def waiter(self) -> contextlib.AbstractContextManager[Callable[[float], None]]:
+    def waiter(self) -> contextlib.AbstractContextManager[Callable[[float], bool]]:
+        """`wait(timeout)`: True when the ledger has new events, False after `timeout` seconds."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -197,9 +198,13 @@ class SQLiteModelTables(ModelTables):
             conn.commit()
 
     @contextlib.contextmanager
-    def waiter(self) -> Iterator[Callable[[float], None]]:
-        """`wait(timeout)`: SQLite has no notifications, so a follower polls."""
-        yield time.sleep
+    def waiter(self) -> Iterator[Callable[[float], bool]]:
+        """SQLite has no notifications: a follower polls."""
+        def wait(timeout: float) -> bool:
+            time.sleep(timeout)
+            return False
+
+        yield wait
 
     def close(self) -> None:
         if not self.in_ledger:

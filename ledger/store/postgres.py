@@ -36,6 +36,7 @@ from ledger.store.models import BINDING_TABLE, Binding, ModelTables, ModelWriter
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location
 
+STATEMENT_TIMEOUT_S = 600  # no statement of the ledger takes minutes; a stuck one ends
 _SCHEMA_LOCK = 727_001_001  # advisory lock key for creating a ledger's tables on PostgreSQL
 Redact = Callable[[str], str]
 
@@ -54,6 +55,13 @@ def postgres_environment(location: Location) -> dict[str, str]:
         "POSTGRES_SCHEMA": server.schema,
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_LOCK_TIMEOUT": "30",
+        # eventsourcing's default of 5 s ended a long import under load, between two batches;
+        # a catch-up lifts it for its own transaction (`PostgresModelTables.write`).
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": os.environ.get("CREDITLEDGER_PG_IDLE_TIMEOUT", "300"),
+        # A pooled connection the server dropped (a restart, a failover) is replaced before use.
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_POOL_SIZE": os.environ.get("CREDITLEDGER_PG_POOL_SIZE", "5"),
+        "POSTGRES_MAX_OVERFLOW": os.environ.get("CREDITLEDGER_PG_POOL_OVERFLOW", "10"),
         "APPLICATION_RECORDER_TOPIC": "ledger.store.postgres:LedgerPostgresRecorder",
     }
 
@@ -102,6 +110,11 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
         return stream_id
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        # Session settings of every pooled connection, before the library opens the pool:
+        # a statement stuck on a lock or a runaway query ends instead of holding the ledger.
+        connect = datastore.pool.kwargs
+        if isinstance(connect, dict):
+            connect.setdefault("options", f"-c statement_timeout={STATEMENT_TIMEOUT_S}s")
         super().__init__(datastore, **kwargs)
         for statement in _create_statements(self.datastore.schema, self.events_table_name):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
@@ -134,8 +147,22 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
 
             chain_existing(fetch, insert, self._sql(UNCHAINED_SQL.replace("{notification}", "notification_id"), schema))
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        """Write once more after a dropped connection, unless the write's first event is found
+        recorded (the commit went through before the connection dropped): keyed or not, a
+        write is then recorded exactly once."""
+        try:
+            return self._insert_once(stored_events, **kwargs)
+        except (InterfaceError, OperationalError) as problem:
+            if not dropped(problem):
+                raise
+        rows: Sequence[IndexRow] = kwargs["index"]
+        found = self.positions([row.event_id for row in rows])
+        if rows and rows[0].event_id in found:
+            return [found[row.event_id] for row in rows]
+        return self._insert_once(stored_events, **kwargs)
+
+    def _insert_once(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         """One plain transaction instead of the library's pipeline: in psycopg's pipeline
         mode a write of a few thousand events now and then hung at the sync, or read an
         index INSERT's status as the result of the check below, and so failed."""
@@ -186,10 +213,29 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
             yield BulkInsert(int(counted["n"]), write)
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """A read, asked once more after a dropped connection."""
+        try:
+            return self._fetch_once(sql, params)
+        except (InterfaceError, OperationalError) as problem:
+            if not dropped(problem):
+                raise
+        return self._fetch_once(sql, params)
+
+    def _fetch_once(self, sql: str, params: Sequence[Any]) -> list[Any]:
         sql = self._sql(sql, self.datastore.schema)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(SQL(sql), list(params))
             return [tuple(row.values()) for row in curs.fetchall()]
+
+
+def dropped(problem: BaseException) -> bool:
+    """Whether an error is a lost connection (the server closed it, restarted, or ended an
+    idle transaction), after which asking again on a new connection is safe."""
+    cause = problem.__cause__ if isinstance(problem.__cause__, psycopg.Error) else problem
+    if isinstance(cause, (psycopg.InterfaceError, psycopg.errors.AdminShutdown,
+                          psycopg.errors.IdleInTransactionSessionTimeout, psycopg.errors.CrashShutdown)):
+        return True
+    return isinstance(cause, psycopg.OperationalError) and (cause.sqlstate is None or cause.sqlstate.startswith("08"))
 
 
 def _connect(env: dict[str, str]) -> psycopg.Connection[Any]:
@@ -327,15 +373,16 @@ class PostgresModelTables(ModelTables):
             yield _PostgresModelWriter(self, curs, name)
 
     @contextlib.contextmanager
-    def waiter(self) -> Iterator[Callable[[float], None]]:
-        """`wait(timeout)`: return when the ledger has new events (the NOTIFY of every write)
-        or after `timeout` seconds, on a connection of its own that LISTENs."""
-        with psycopg.connect(**self.datastore.pool.kwargs, autocommit=True) as conn:
+    def waiter(self) -> Iterator[Callable[[float], bool]]:
+        """`wait(timeout)`: True as soon as the ledger has new events (the NOTIFY every write
+        sends at commit), False after `timeout` seconds; on a connection of its own that LISTENs."""
+        connect = self.datastore.pool.kwargs
+        assert isinstance(connect, dict)
+        with psycopg.connect(**connect, autocommit=True) as conn:
             conn.execute(SQL("LISTEN {0}").format(Identifier(notify_channel(self.schema))))
 
-            def wait(timeout: float) -> None:
-                for _ in conn.notifies(timeout=timeout, stop_after=1):
-                    pass
+            def wait(timeout: float) -> bool:
+                return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
 
             yield wait
 

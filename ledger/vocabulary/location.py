@@ -121,6 +121,9 @@ def _server(url: str) -> Server:
     schema = parse_qs(parsed.query).get("schema", ["public"])[0]
     if not SCHEMA_NAME.fullmatch(schema):
         raise LedgerError("schema must be a lower-case SQL identifier", field="db")
+    if schema.startswith("pg_") or schema == "information_schema":
+        raise LedgerError(f"schema {schema} is reserved by PostgreSQL (pg_* and information_schema): choose another",
+                          field="db")
     return Server(
         host=parsed.hostname or "127.0.0.1",
         port=port or 5432,
