@@ -34,6 +34,8 @@ from typing import Any
 from eventsourcing.persistence import PersistenceError, Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
 
+from ledger.store.chain import GENESIS
+
 BINDING_TABLE = "ledger_read_models"
 _memory_counter = itertools.count(1)
 
@@ -116,6 +118,20 @@ class ModelTables:
             return None
         values = tuple(row.values()) if isinstance(row, dict) else tuple(row)
         return Binding(int(values[0]), values[1], str(values[2]))
+
+    def standing(self, name: str) -> tuple[int, Binding | None, str | None]:
+        """(the log's last position, the model's binding, the ledger's chain hash at the binding's
+        position): what a query checks before serving the rows, in one statement (on PostgreSQL,
+        one round trip instead of four per query)."""
+        rows = self.read(
+            f"SELECT (SELECT max(notification_id) FROM ledger_index), t.notification_id, b.chain_hash, b.layout, "  # noqa: S608 (constant names)
+            f"(SELECT hash FROM ledger_chain c WHERE c.notification_id = t.notification_id) FROM (SELECT 1 AS one) o "
+            f"LEFT JOIN {self.tracking_table} t ON t.application_name = ? LEFT JOIN {BINDING_TABLE} b ON b.name = ?",
+            [name, name])
+        last, position, chain_hash, layout, linked = rows[0]
+        if position is None or layout is None:
+            return int(last or 0), None, None
+        return int(last or 0), Binding(int(position), chain_hash, str(layout)), GENESIS if position == 0 else linked
 
     def write(self, name: str) -> contextlib.AbstractContextManager[ModelWriter]:
         raise NotImplementedError
