@@ -55,6 +55,7 @@ class ModelWriter:
 
     def __init__(self, tables: ModelTables, cursor: Any, name: str) -> None:
         self.tables, self.cursor, self.name = tables, cursor, name
+        self.TRACKING_TABLE = tables.TRACKING_TABLE
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.cursor.execute(self.tables.sql(sql), list(params))
@@ -75,10 +76,9 @@ class ModelWriter:
 
     def bind(self, position: int, chain_hash: str | None, layout: str) -> None:
         """Record the model's new position (eventsourcing's tracking row) and its binding."""
-        tables = self.tables
         # The library's single-row tracking only moves forward; a rebuild starts again.
-        self.execute(f"DELETE FROM {tables.tracking_table} WHERE application_name = ?", [self.name])  # noqa: S608 (constant name)
-        tables.recorder._insert_tracking(self.cursor, Tracking(self.name, position))
+        self.execute(f"DELETE FROM {self.TRACKING_TABLE} WHERE application_name = ?", [self.name])  # noqa: S608 (constant name)
+        self.tables.recorder._insert_tracking(self.cursor, Tracking(self.name, position))
         self.execute(f"DELETE FROM {BINDING_TABLE} WHERE name = ?", [self.name])  # noqa: S608 (constant name)
         self.execute(f"INSERT INTO {BINDING_TABLE} VALUES (?, ?, ?)", [self.name, chain_hash, layout])  # noqa: S608 (constant name)
 
@@ -89,7 +89,7 @@ class ModelTables:
     lock_first = False
     in_ledger = True
     placeholder = "?"
-    tracking_table = "tracking"
+    TRACKING_TABLE = "tracking"
     recorder: Any
 
     def __init__(self) -> None:
@@ -111,7 +111,7 @@ class ModelTables:
 
     def read_binding(self, cursor: Any, name: str) -> Binding | None:
         cursor.execute(self.sql(
-            f"SELECT t.notification_id, b.chain_hash, b.layout FROM {self.tracking_table} t "  # noqa: S608 (constant names)
+            f"SELECT t.notification_id, b.chain_hash, b.layout FROM {self.TRACKING_TABLE} t "  # noqa: S608 (constant names)
             f"JOIN {BINDING_TABLE} b ON b.name = t.application_name WHERE t.application_name = ?"), [name])
         row = cursor.fetchone()
         if row is None:
@@ -126,7 +126,7 @@ class ModelTables:
         rows = self.read(
             f"SELECT (SELECT max(notification_id) FROM ledger_index), t.notification_id, b.chain_hash, b.layout, "  # noqa: S608 (constant names)
             f"(SELECT hash FROM ledger_chain c WHERE c.notification_id = t.notification_id) FROM (SELECT 1 AS one) o "
-            f"LEFT JOIN {self.tracking_table} t ON t.application_name = ? LEFT JOIN {BINDING_TABLE} b ON b.name = ?",
+            f"LEFT JOIN {self.TRACKING_TABLE} t ON t.application_name = ? LEFT JOIN {BINDING_TABLE} b ON b.name = ?",
             [name, name])
         last, position, chain_hash, layout, linked = rows[0]
         if position is None or layout is None:
@@ -189,7 +189,7 @@ class SQLiteModelTables(ModelTables):
                 writer.execute(f"DELETE FROM {BINDING_TABLE} WHERE name = ?", [name])  # noqa: S608 (constant name)
 
     def _has_tables(self) -> bool:
-        rows = self.read("SELECT count(*) FROM sqlite_master WHERE name IN (?, ?)", [BINDING_TABLE, self.tracking_table])
+        rows = self.read("SELECT count(*) FROM sqlite_master WHERE name IN (?, ?)", [BINDING_TABLE, self.TRACKING_TABLE])
         return bool(rows and rows[0][0] == 2)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

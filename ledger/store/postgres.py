@@ -316,14 +316,14 @@ class PostgresModelTables(ModelTables):
 
     lock_first = True
     placeholder = "%s"
-    tracking_table = "ledger_tracking"
+    TRACKING_TABLE = "ledger_tracking"
 
     def __init__(self, datastore: Any) -> None:
         super().__init__()
         self.datastore = datastore
         self.schema = datastore.schema
         self.recorder = _PostgresModelRecorder(datastore)
-        self._tables = [self.tracking_table, BINDING_TABLE, "ledger_index", "ledger_chain"]
+        self._tables = [self.TRACKING_TABLE, BINDING_TABLE, "ledger_index", "ledger_chain"]
 
     def sql(self, sql: str) -> str:
         sql = sql.replace("?", "%s")
@@ -344,10 +344,10 @@ class PostgresModelTables(ModelTables):
             raise
 
     def create(self, statements: Sequence[str], tables: Sequence[str], layout: str, name: str) -> None:
-        self._tables = [self.tracking_table, BINDING_TABLE, "ledger_index", "ledger_chain", *tables]
+        self._tables = [self.TRACKING_TABLE, BINDING_TABLE, "ledger_index", "ledger_chain", *tables]
         with self._guard():
             existing = self.read("SELECT to_regclass(?), to_regclass(?)",
-                                 [f"{self.schema}.{self.tracking_table}", f"{self.schema}.{BINDING_TABLE}"])
+                                 [f"{self.schema}.{self.TRACKING_TABLE}", f"{self.schema}.{BINDING_TABLE}"])
             binding = self.binding(name) if existing and all(existing[0]) else None
             if binding is not None and binding.layout == layout:
                 return
@@ -376,7 +376,7 @@ class PostgresModelTables(ModelTables):
 
     def binding(self, name: str) -> Binding | None:
         rows = self.read(
-            f"SELECT t.notification_id, b.chain_hash, b.layout FROM {self.tracking_table} t "  # noqa: S608 (constant names)
+            f"SELECT t.notification_id, b.chain_hash, b.layout FROM {self.TRACKING_TABLE} t "  # noqa: S608 (constant names)
             f"JOIN {BINDING_TABLE} b ON b.name = t.application_name WHERE t.application_name = ?", [name])
         return Binding(int(rows[0][0]), rows[0][1], str(rows[0][2])) if rows else None
 
