@@ -166,20 +166,21 @@ class ExposureModel:
         return self._catch_up(None, rebuild=True)
 
     def _catch_up(self, progress: Progress | None, *, rebuild: bool) -> int:
-        with self._lock:
-            try:
-                return self._catch_up_once(progress, rebuild)
-            except PermissionError as problem:
-                self._to_memory(problem)
-                return self._catch_up_once(progress, rebuild)
-
-    def _catch_up_once(self, progress: Progress | None, rebuild: bool) -> int:
         # The log's last position at the query's start (it must see all of that), the model's
-        # binding and the chain there, in one read: the whole cost of a query with nothing new.
+        # binding and the chain there, in one read: the whole cost of a query with nothing new,
+        # and no lock taken for it (serve's requests read side by side).
         last, bound, linked = self._standing()
         if not rebuild and bound is not None and bound.position >= last and bound.layout == LAYOUT \
                 and bound.chain_hash == linked:
             return 0
+        with self._lock:
+            try:
+                return self._catch_up_once(progress, rebuild, last)
+            except PermissionError as problem:
+                self._to_memory(problem)
+                return self._catch_up_once(progress, rebuild, last)
+
+    def _catch_up_once(self, progress: Progress | None, rebuild: bool, last: int) -> int:
         for _attempt in range(_CATCH_UP_ATTEMPTS):
             tables = self.tables
             bound = tables.binding(NAME)

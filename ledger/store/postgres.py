@@ -353,6 +353,9 @@ class PostgresModelTables(ModelTables):
                 return
             self.recorder.create_table()
             with self.write(name) as writer:
+                again = writer.binding()  # another process may have made them meanwhile
+                if again is not None and again.layout == layout:
+                    return
                 for table in tables:
                     writer.execute(f"DROP TABLE IF EXISTS {table}")
                 for statement in statements:
