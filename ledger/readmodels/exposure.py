@@ -88,6 +88,9 @@ class Tables(Protocol):
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def binding(self, name: str) -> Bound | None: ...
     def standing(self, name: str) -> tuple[int, Bound | None, str | None]: ...
+    def standing_and_read(
+        self, name: str, sql: str, params: Sequence[Any]
+    ) -> tuple[tuple[int, Bound | None, str | None], list[tuple[Any, ...]]]: ...
     def write(self, name: str) -> AbstractContextManager[Writer]: ...
     def waiter(self) -> AbstractContextManager[Callable[[float], bool]]: ...
     def close(self) -> None: ...
@@ -164,6 +167,16 @@ class ExposureModel:
     def rebuild(self) -> int:
         """Fold every buyer again, whatever the binding says (after `verify` found a row altered)."""
         return self._catch_up(None, rebuild=True)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as known now: read with the check that they are current (one round trip on
+        PostgreSQL); when they are not, catch up and read again."""
+        if self.tables.in_ledger:
+            (last, bound, linked), rows = self.tables.standing_and_read(NAME, sql, params)
+            if bound is not None and bound.position >= last and bound.layout == LAYOUT and bound.chain_hash == linked:
+                return rows
+        self.catch_up()
+        return self.tables.read(sql, params)
 
     def _catch_up(self, progress: Progress | None, *, rebuild: bool) -> int:
         # The log's last position at the query's start (it must see all of that), the model's
@@ -269,13 +282,11 @@ class ExposureModel:
 
     def book_on(self, day: datetime.date) -> list[tuple[str, Exposure]]:
         """Each registered buyer's exposure at the end of `day`, as known now, in buyer order."""
-        self.catch_up()
-        return [(row[0], _exposure(row)) for row in self.tables.read(_BOOK_ON, [day.isoformat()])]
+        return [(row[0], _exposure(row)) for row in self._read(_BOOK_ON, [day.isoformat()])]
 
     def buyer_on(self, buyer: str, day: datetime.date) -> Exposure | None:
         """One buyer's exposure at the end of `day`, as known now (None: not registered by then)."""
-        self.catch_up()
-        rows = self.tables.read(_BUYER_ON, [buyer, day.isoformat()])
+        rows = self._read(_BUYER_ON, [buyer, day.isoformat()])
         return _exposure(rows[0]) if rows else None
 
     def unchanged_since(self, known_at: datetime.datetime, as_of: datetime.date) -> Callable[[str], bool]:
@@ -290,9 +301,8 @@ class ExposureModel:
 
     def stored(self) -> dict[str, Timeline]:
         """Every stored timeline (for checks: a fresh fold must give the same)."""
-        self.catch_up()
         timelines: dict[str, Timeline] = {}
-        for row in self.tables.read(f"SELECT buyer, since, {_COLUMNS} FROM exposure_timeline ORDER BY buyer, since"):  # noqa: S608 (constant names)
+        for row in self._read(f"SELECT buyer, since, {_COLUMNS} FROM exposure_timeline ORDER BY buyer, since"):  # noqa: S608 (constant names)
             timelines.setdefault(row[0], []).append(
                 ExposureStep(datetime.date.fromisoformat(row[1]), _exposure((row[0], *row[2:]))))
         return timelines

@@ -50,6 +50,21 @@ class Binding:
     layout: str
 
 
+# The log's last position, the model's tracked position and binding, the chain's hash there.
+STANDING_SQL = (
+    "SELECT (SELECT max(notification_id) FROM ledger_index), t.notification_id, b.chain_hash, b.layout, "  # noqa: S608
+    "(SELECT hash FROM ledger_chain c WHERE c.notification_id = t.notification_id) FROM (SELECT 1 AS one) o "
+    f"LEFT JOIN tracking t ON t.application_name = ? LEFT JOIN {BINDING_TABLE} b ON b.name = ?"
+)
+
+
+def standing_of(row: Sequence[Any]) -> tuple[int, Binding | None, str | None]:
+    last, position, chain_hash, layout, linked = row
+    if position is None or layout is None:
+        return int(last or 0), None, None
+    return int(last or 0), Binding(int(position), chain_hash, str(layout)), GENESIS if position == 0 else linked
+
+
 class ModelWriter:
     """The catch-up's open transaction: statements on the model's tables, then `bind`."""
 
@@ -123,15 +138,15 @@ class ModelTables:
         """(the log's last position, the model's binding, the ledger's chain hash at the binding's
         position): what a query checks before serving the rows, in one statement (on PostgreSQL,
         one round trip instead of four per query)."""
-        rows = self.read(
-            f"SELECT (SELECT max(notification_id) FROM ledger_index), t.notification_id, b.chain_hash, b.layout, "  # noqa: S608 (constant names)
-            f"(SELECT hash FROM ledger_chain c WHERE c.notification_id = t.notification_id) FROM (SELECT 1 AS one) o "
-            f"LEFT JOIN {self.TRACKING_TABLE} t ON t.application_name = ? LEFT JOIN {BINDING_TABLE} b ON b.name = ?",
-            [name, name])
-        last, position, chain_hash, layout, linked = rows[0]
-        if position is None or layout is None:
-            return int(last or 0), None, None
-        return int(last or 0), Binding(int(position), chain_hash, str(layout)), GENESIS if position == 0 else linked
+        return self.standing_and_read(name, "", ())[0]
+
+    def standing_and_read(
+        self, name: str, sql: str, params: Sequence[Any]
+    ) -> tuple[tuple[int, Binding | None, str | None], list[tuple[Any, ...]]]:
+        """`standing`, then the rows of `sql` (none for an empty `sql`): the rows are as new as
+        the standing or newer. On PostgreSQL both go in one round trip."""
+        standing = standing_of(self.read(STANDING_SQL.replace("tracking", self.TRACKING_TABLE, 1), [name, name])[0])
+        return standing, self.read(sql, params) if sql else []
 
     def write(self, name: str) -> contextlib.AbstractContextManager[ModelWriter]:
         raise NotImplementedError

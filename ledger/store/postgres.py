@@ -31,7 +31,7 @@ from ledger.store.chain import (
     chain_links,
 )
 from ledger.store.index import INDEX_COLUMNS, RECORDED_BACKWARDS, BulkInsert, IndexRow, index_values
-from ledger.store.models import BINDING_TABLE, Binding, ModelTables, ModelWriter
+from ledger.store.models import BINDING_TABLE, STANDING_SQL, Binding, ModelTables, ModelWriter, standing_of
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location
 
@@ -371,6 +371,33 @@ class PostgresModelTables(ModelTables):
                 raise
             replace_dropped(self.datastore)
         return self._read_once(sql, params)
+
+    def standing_and_read(
+        self, name: str, sql: str, params: Sequence[Any]
+    ) -> tuple[tuple[int, Binding | None, str | None], list[tuple[Any, ...]]]:
+        """Both statements in one round trip (psycopg's pipeline), asked once more after a
+        dropped connection."""
+        try:
+            return self._standing_and_read_once(name, sql, params)
+        except (InterfaceError, OperationalError) as problem:
+            if not dropped(problem):
+                raise
+            replace_dropped(self.datastore)
+        return self._standing_and_read_once(name, sql, params)
+
+    def _standing_and_read_once(
+        self, name: str, sql: str, params: Sequence[Any]
+    ) -> tuple[tuple[int, Binding | None, str | None], list[tuple[Any, ...]]]:
+        standing_sql = self.sql(STANDING_SQL.replace("tracking", self.TRACKING_TABLE, 1))
+        with self.datastore.get_connection() as conn:
+            first, second = conn.cursor(row_factory=tuple_row), conn.cursor(row_factory=tuple_row)
+            with conn.pipeline():
+                first.execute(SQL(standing_sql), [name, name])
+                if sql:
+                    second.execute(SQL(self.sql(sql)), list(params))
+            row = first.fetchone()
+            assert row is not None
+            return standing_of(row), list(second.fetchall()) if sql else []
 
     def _read_once(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
