@@ -72,6 +72,9 @@ def _create_statements(schema: str, events_table_name: str) -> list[str]:
         "type text NOT NULL, buyer text)",
         f"CREATE INDEX IF NOT EXISTS ledger_index_recorded ON {schema}.ledger_index (recorded)",
         f"CREATE INDEX IF NOT EXISTS ledger_index_buyer ON {schema}.ledger_index (buyer, notification_id)",
+        # The policy stream's last event, asked by every query: without it the planner walks the
+        # whole log backwards for the few policy events at its start (6 ms at 30,000 events).
+        f"CREATE INDEX IF NOT EXISTS ledger_index_policy ON {schema}.ledger_index (notification_id) WHERE buyer IS NULL",
         f"CREATE OR REPLACE FUNCTION {schema}.ledger_index_recorded_forward() RETURNS trigger "  # noqa: S608 (checked identifier)
         "LANGUAGE plpgsql AS $$ BEGIN "
         f"IF NEW.recorded < (SELECT max(recorded) FROM {schema}.ledger_index) THEN "
