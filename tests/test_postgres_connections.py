@@ -5,8 +5,11 @@ reserved schema names refused in one line."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +17,12 @@ import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
 from helpers import POSTGRES_SERVER
+from test_readmodels import DAYS, assert_matches_the_fold, sample_ledger
 
+from ledger.operations.verify import verify
+from ledger.queries.exposure import book_exposures
 from ledger.service import Ledger
+from ledger.vocabulary.errors import LedgerError
 
 REGISTER = {"type": "buyer_registered", "buyer": "B1", "effective": "2025-01-01", "name": "One Ltd", "country": "GB"}
 
@@ -118,3 +125,44 @@ def test_reserved_schema_names_are_refused_in_one_line(schema: str):
     assert result.returncode == 1
     assert result.stderr == f"error: db: schema {schema} is reserved by PostgreSQL (pg_* and information_schema): " \
                             "choose another\n"
+
+
+@pytest.fixture
+def reader(postgres_location: str) -> Iterator[str]:
+    """The ledger's location as a PostgreSQL role that may only read its schema."""
+    role = "reader_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        yield postgres_location.replace("postgresql://postgres@", f"postgresql://{role}@")
+    finally:
+        with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
+
+
+def grant_reading(location: str, role_location: str) -> None:
+    schema, role = location.split("schema=")[1], role_location.split("://")[1].split("@")[0]
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
+        admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+
+
+@pytest.mark.parametrize("queried", [True, False], ids=["model-stored", "model-stale"])
+def test_a_user_who_may_only_read_can_query_and_verify(
+    postgres_location: str, reader: str, queried: bool, caplog: pytest.LogCaptureFixture
+):
+    with sample_ledger(postgres_location) as ledger:
+        if queried:
+            book_exposures(ledger, DAYS[1], None)
+        expected = [book_exposures(ledger, day, None) for day in DAYS] if queried else None
+    grant_reading(postgres_location, reader)
+    with caplog.at_level(logging.WARNING, "creditledger"), Ledger(reader) as ledger:
+        assert_matches_the_fold(ledger)
+        assert verify(ledger).clean
+        assert ledger.exposure_model.tables.in_ledger is queried  # stored rows served as they are
+        if expected is not None:
+            assert [book_exposures(ledger, day, None) for day in DAYS] == expected
+        with pytest.raises(LedgerError, match="cannot write the ledger"):
+            ledger.append({**REGISTER, "buyer": "NEW9"})
+    assert len(caplog.records) == (0 if queried else 1)

@@ -48,10 +48,17 @@ def open_store(location: str) -> LedgerStore:
     """
     env = store_environment(location)
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
-        from ledger.store.postgres import creation_lock
+        from ledger.store.postgres import creation_lock, refuses_writes
 
-        with creation_lock(env, lambda message: _redact(message, location, env)):
-            return _construct(location, env)
+        try:
+            with creation_lock(env, lambda message: _redact(message, location, env)):
+                return _construct(location, env)
+        except LedgerError as problem:
+            # A user who may only read, or a read-only server (a replica): an existing ledger
+            # is opened as it is, without creating or updating anything, to be read and verified.
+            if not refuses_writes(problem.__context__) or not ledger_exists(location):
+                raise
+            return _construct(location, {**env, "CREATE_TABLE": "no"})
     return _construct(location, env)
 
 

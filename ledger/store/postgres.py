@@ -240,6 +240,16 @@ def dropped(problem: BaseException) -> bool:
     return isinstance(cause, psycopg.OperationalError) and (cause.sqlstate is None or cause.sqlstate.startswith("08"))
 
 
+def refuses_writes(problem: BaseException | None) -> bool:
+    """Whether an error (or what caused it) is the server refusing to write: a user without
+    the right, or a read-only server or transaction."""
+    while problem is not None:
+        if isinstance(problem, (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
+            return True
+        problem = problem.__cause__ or problem.__context__
+    return False
+
+
 def replace_dropped(datastore: Any) -> None:
     """After a lost connection the pool's other idle connections are likely lost too (a server
     restart ends them all): test each and replace the dead ones, before asking again. Cheaper
@@ -280,7 +290,9 @@ def creation_lock(env: dict[str, str], redact: Redact) -> Iterator[None]:
     with conn:
         conn.execute(f"SELECT pg_advisory_lock({_SCHEMA_LOCK})")
         try:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {env['POSTGRES_SCHEMA']}")
+            schema = env["POSTGRES_SCHEMA"]
+            if conn.execute("SELECT to_regnamespace(%s)", [schema]).fetchone() == (None,):  # a reader may not create
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             yield
         finally:
             conn.execute(f"SELECT pg_advisory_unlock({_SCHEMA_LOCK})")
