@@ -290,9 +290,8 @@ def creation_lock(env: dict[str, str], redact: Redact) -> Iterator[None]:
     with conn:
         conn.execute(f"SELECT pg_advisory_lock({_SCHEMA_LOCK})")
         try:
-            schema = env["POSTGRES_SCHEMA"]
-            if conn.execute("SELECT to_regnamespace(%s)", [schema]).fetchone() == (None,):  # a reader may not create
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            if conn.execute("SELECT to_regnamespace(%s)", [env["POSTGRES_SCHEMA"]]).fetchone() == (None,):  # a reader
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {env['POSTGRES_SCHEMA']}")              # may not create
             yield
         finally:
             conn.execute(f"SELECT pg_advisory_unlock({_SCHEMA_LOCK})")
