@@ -166,3 +166,18 @@ def test_a_user_who_may_only_read_can_query_and_verify(
         with pytest.raises(LedgerError, match="cannot write the ledger"):
             ledger.append({**REGISTER, "buyer": "NEW9"})
     assert len(caplog.records) == (0 if queried else 1)
+
+
+def test_a_pool_of_one_connection_still_catches_up(postgres_location: str, monkeypatch: pytest.MonkeyPatch):
+    """A catch-up holds a connection while its fold reads through another: a pool asked to be
+    one connection, with no overflow, gets a second rather than waiting on itself."""
+    monkeypatch.setenv("CREDITLEDGER_PG_POOL_SIZE", "1")
+    monkeypatch.setenv("CREDITLEDGER_PG_POOL_OVERFLOW", "0")
+    with sample_ledger(postgres_location, events=300) as ledger:
+        assert_matches_the_fold(ledger)
+
+
+def test_pool_settings_that_are_not_numbers_are_refused_in_one_line(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CREDITLEDGER_PG_POOL_SIZE", "many")
+    with pytest.raises(LedgerError, match="must be whole numbers"):
+        Ledger(f"{POSTGRES_SERVER}?schema=never_created")

@@ -57,10 +57,22 @@ def postgres_environment(location: Location) -> dict[str, str]:
         # eventsourcing's default of 5 s ended a long import under load, between two batches;
         # a catch-up lifts it for its own transaction (`PostgresModelTables.write`).
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": os.environ.get("CREDITLEDGER_PG_IDLE_TIMEOUT", "300"),
-        "POSTGRES_POOL_SIZE": os.environ.get("CREDITLEDGER_PG_POOL_SIZE", "5"),
-        "POSTGRES_MAX_OVERFLOW": os.environ.get("CREDITLEDGER_PG_POOL_OVERFLOW", "10"),
+        **_pool_settings(),
         "APPLICATION_RECORDER_TOPIC": "ledger.store.postgres:LedgerPostgresRecorder",
     }
+
+
+def _pool_settings() -> dict[str, str]:
+    """The pool of each process (CREDITLEDGER_PG_POOL_SIZE, default 5, and _OVERFLOW, default 10,
+    opened when busy). At least two connections: a read-model catch-up holds one while its fold
+    reads through another."""
+    try:
+        size = max(1, int(os.environ.get("CREDITLEDGER_PG_POOL_SIZE", "5")))
+        overflow = max(2 - size, int(os.environ.get("CREDITLEDGER_PG_POOL_OVERFLOW", "10")))
+    except ValueError:
+        raise LedgerError("CREDITLEDGER_PG_POOL_SIZE and CREDITLEDGER_PG_POOL_OVERFLOW must be whole numbers",
+                          field="db") from None
+    return {"POSTGRES_POOL_SIZE": str(size), "POSTGRES_MAX_OVERFLOW": str(overflow)}
 
 
 def _create_statements(schema: str, events_table_name: str) -> list[str]:
