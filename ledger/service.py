@@ -30,6 +30,8 @@ from ledger.store import (
     LedgerStore,
     TokenTable,
     buyer_stream,
+    memory_tables,
+    model_tables,
     open_store,
     stream_of,
 )
@@ -46,7 +48,6 @@ from ledger.vocabulary.events import (
     parse_event,
     parse_recorded,
 )
-from ledger.vocabulary.location import Location
 from ledger.vocabulary.terms import PolicyTerms
 from ledger.write.pipeline import (
     CLOCK_TOLERANCE_VARIABLE,
@@ -111,15 +112,16 @@ class Ledger:
 
     @functools.cached_property
     def exposure_model(self) -> ExposureModel:
-        """The read model of every buyer's exposure timeline (ledger/readmodels/exposure.py)."""
-        return ExposureModel(self, Location.parse(self.location).read_models)
+        """The read model of every buyer's exposure timeline (ledger/readmodels/exposure.py), in
+        the ledger's database; in memory when that refuses the writes."""
+        return ExposureModel(self, model_tables(self.store), memory_tables)
 
     def fold_afresh(self) -> None:
         """Answer from now on from read models rebuilt in memory from the stored events,
-        not from the cache beside the ledger (for checks that must not trust it)."""
+        not from the ones stored in the ledger (for checks that must not trust them)."""
         if "exposure_model" in self.__dict__:
             self.exposure_model.close()
-        self.__dict__["exposure_model"] = ExposureModel(self, ":memory:")
+        self.__dict__["exposure_model"] = ExposureModel(self, memory_tables())
 
     def __enter__(self) -> Ledger:
         return self
@@ -227,6 +229,10 @@ class Ledger:
         chain dropped), logged with the time: (events chained, head id, head hash). Never done
         on opening: a chain that vanished is a finding of `verify` until someone runs this."""
         return self.store.chain.chain_init(format_recorded(self.clock()))
+
+    def chain_hash_at(self, position: int) -> str | None:
+        """The hash chain's link at log position `position` (None: no link there)."""
+        return self.store.chain.hash_at(position)
 
     def streams_touched_after(self, position: int) -> set[str | None]:
         """The buyers (None: the policy) with an event after log position `position`."""

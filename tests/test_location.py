@@ -40,12 +40,6 @@ def test_redact_masks_the_secrets_as_written_and_decoded() -> None:
     assert Location.parse("ledger.db").redact("nothing to hide") == "nothing to hide"
 
 
-def test_read_models_live_beside_a_file_else_in_memory() -> None:
-    assert Location.parse("/data/ledger.db").read_models == "/data/ledger.db-readmodels"
-    assert Location.parse("memory").read_models == ":memory:"
-    assert Location.parse(URL).read_models == ":memory:"
-
-
 @pytest.mark.parametrize("text", ["postgresql://h:notaport/db", "postgresql://h/db?schema=Bad", "postgresql://[::1/db"])
 def test_a_bad_url_is_refused_on_the_db_field(text: str) -> None:
     with pytest.raises(LedgerError) as refused:

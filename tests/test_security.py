@@ -33,9 +33,10 @@ LEDGER_CODE = Path(__file__).resolve().parent.parent / "ledger"
 SQL_WORDS = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", "CREATE ", "DROP ", " FROM ", " WHERE ")
 # What may be spliced into SQL text: constants (ALL_CAPS names), placeholders, and names
 # that only ever hold identifiers: the schema (which `store_environment` checks is a plain
-# lower-case identifier, tested below), table and column names, the count of placeholders.
+# lower-case identifier, tested below), table and column names (a read model's tables: its
+# constant TABLES), the count of placeholders.
 IDENTIFIER_NAMES = {
-    "schema", "env", "datastore", "column", "columns", "marks", "prefix", "chain", "_chain_table", "index",
+    "schema", "env", "datastore", "column", "columns", "marks", "prefix", "chain", "_chain_table", "index", "table",
     "notification_column", "events_table_name", "type_name", "types", "self", "join", "split", "len",
 }
 

@@ -56,6 +56,7 @@ from ledger.queries.exposure import ExposureAnswer, book_exposures, exposure_que
 from ledger.queries.obligations import obligations_query
 from ledger.readmodels.exposure import ExposureModel
 from ledger.service import Ledger
+from ledger.store import memory_tables
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import CreditNoteIssued, InvoiceIssued, PaymentReceived, format_recorded
 from ledger.vocabulary.money import format_minor
@@ -559,12 +560,12 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def incremental_read_models_equal_full_replay(self) -> None:
         """The live ledger's exposure read model, caught up step by step, against one
-        rebuilt from nothing (an in-memory cache) over a ledger opened afresh, and the
+        rebuilt from nothing (in memory) over a ledger opened afresh, and the
         book it answers against a plain fold of every buyer."""
         self.ledger.exposure_model.catch_up()
         with Ledger(self.location, clock=self.clock) as fresh:
             assert [(e.id, e.recorded) for e in fresh.events()] == [(e.id, e.recorded) for e in self.ledger.events()]
-            rebuilt = ExposureModel(fresh, ":memory:")
+            rebuilt = ExposureModel(fresh, memory_tables())
             assert rebuilt.stored() == self.ledger.exposure_model.stored()
             terms = TermsTimeline(fresh.policy_events())
             folded = [(cover.buyer, Exposure.of(cover, terms)) for cover in book_covers(fresh, self.today, None)]

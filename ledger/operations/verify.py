@@ -311,8 +311,10 @@ def check_read_models(ledger: Ledger, report: Report) -> list[Finding]:
             findings.append(Finding(
                 "read_models", "read_model",
                 f"the exposure read model of buyer {buyer} differs from a fresh fold from {since}"
-                " (delete the cache file to rebuild it)",
+                " (rebuilt now)",
             ))
+    if findings:  # never served again: the stored rows are replaced by a fresh fold
+        ledger.exposure_model.rebuild()
     return findings
 
 

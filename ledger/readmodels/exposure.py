@@ -1,41 +1,56 @@
 """Read models: figures kept up to date from the notification log, so that a query never refolds.
 
 `ExposureModel` keeps every buyer's exposure timeline known now
-(projections/timeline.py: the exposure as a step function of `as_of`) in a
-SQLite cache beside the ledger: `<ledger file>-readmodels`, or in memory for
-an in-memory or PostgreSQL ledger. It tracks the notification id it has
-folded up to, and the id of the ledger's first event (a cache of another
-ledger at the same path is rebuilt, never read).
+(projections/timeline.py: the exposure as a step function of `as_of`) in
+tables of the ledger's own database (in the ledger's schema on PostgreSQL, in
+the ledger file on SQLite; docs/design.md "Read models"). The tables are
+generated from `Exposure`'s fields, and their layout is part of the model's
+binding: a new figure rebuilds the model.
 
-Catching up reads the index rows after the tracked position, refolds each
-buyer they touch (every buyer after a policy event) and writes the new
-timelines and the new position in one transaction: a crash leaves the old
-rows and the old position, and the next catch-up does the work again, so each
-event is reflected exactly once. Refolding a buyer is idempotent, so two
-processes catching up at once agree. The cache is disposable: deleting it
-and catching up gives the same figures (tests/test_readmodels.py).
-
-Queries catch up first, so the answer is always the ledger's as known now.
+- Bound to its log: beside its position (eventsourcing's tracking row) the
+  model stores the chain hash there. Where the ledger's chain differs at that
+  position (a restored backup, another ledger's file, a rewritten log) or has
+  no link there, the rows are rebuilt, never served.
+- Catching up reads the index rows after the position, refolds each buyer
+  they touch (every buyer after a policy event) and writes the timelines, the
+  position and the binding in one transaction, under the model's catch-up
+  lock (one catch-up at a time per ledger): a crash leaves the old rows and
+  position, and each event is reflected exactly once.
+- Read your writes: a query catches up to the log position it reads when it
+  starts, so it sees every event recorded before it; when another process
+  is catching up, it waits for that catch-up (never longer) and then goes on
+  from where that one stopped.
+- A database that refuses the writes (read-only file or mount, a replica)
+  leaves the rows in memory for this process, with one warning line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-import sqlite3
-from collections.abc import Callable, Iterable
-from typing import Protocol
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.events import Event, format_recorded
 from projections.exposure import EXPOSURE_FIGURES, Exposure
 from projections.timeline import ExposureStep, Timeline, exposure_timeline
 
+log = logging.getLogger("creditledger")
+
 
 class LogReader(Protocol):
-    """What a read model reads of a ledger: the log's position, what changed after a position,
-    and the streams. The service's `Ledger` is one; the read model never opens the store."""
+    """What a read model reads of a ledger: the log's position and its chain hash, what changed
+    after a position, and the streams. The service's `Ledger` is one; the read model never
+    opens the store."""
 
     def log_position(self) -> tuple[int, str | None]: ...
+    def chain_hash_at(self, position: int) -> str | None: ...
     def streams_touched_after(self, position: int) -> set[str | None]: ...
     def earliest_effective_after(self, recorded: str) -> dict[str | None, str]: ...
     def buyers(self) -> list[str]: ...
@@ -43,26 +58,68 @@ class LogReader(Protocol):
     def policy_events(self) -> list[Event]: ...
 
 
+class Bound(Protocol):
+    """A model's binding as stored (ledger.store's `Binding`)."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def chain_hash(self) -> str | None: ...
+    @property
+    def layout(self) -> str: ...
+
+
+class Writer(Protocol):
+    """A catch-up's open transaction, under the model's catch-up lock (ledger.store's `ModelWriter`)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def insert(self, table: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def binding(self) -> Bound | None: ...
+    def bind(self, position: int, chain_hash: str | None, layout: str) -> None: ...
+
+
+class Tables(Protocol):
+    """Where a read model keeps its rows (ledger.store's `ModelTables`)."""
+
+    lock_first: bool
+    in_ledger: bool
+
+    def create(self, statements: Sequence[str], tables: Sequence[str], layout: str, name: str) -> None: ...
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def binding(self, name: str) -> Bound | None: ...
+    def standing(self, name: str) -> tuple[int, Bound | None, str | None]: ...
+    def standing_and_read(
+        self, name: str, sql: str, params: Sequence[Any]
+    ) -> tuple[tuple[int, Bound | None, str | None], list[tuple[Any, ...]]]: ...
+    def write(self, name: str) -> AbstractContextManager[Writer]: ...
+    def waiter(self) -> AbstractContextManager[Callable[[float], bool]]: ...
+    def close(self) -> None: ...
+
+
 NAME = "exposure_timeline"
-_FIGURES = ", ".join(f'"{name}"' for name in EXPOSURE_FIGURES)
+# One column per field of Exposure: the figures are integers (minor units), the rest text.
+_FIELDS = tuple(field.name for field in dataclasses.fields(Exposure))
+_COLUMNS = ", ".join(f'"{name}"' for name in _FIELDS)
+TABLES = ("exposure_buyers", "exposure_timeline")
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL, ledger TEXT)",
-    "CREATE TABLE IF NOT EXISTS buyers (buyer TEXT PRIMARY KEY) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS exposure_timeline (buyer TEXT NOT NULL, since TEXT NOT NULL, "
-    + ", ".join(f'"{name}" INTEGER NOT NULL' for name in EXPOSURE_FIGURES)
-    + ", status TEXT NOT NULL, not_available TEXT NOT NULL, PRIMARY KEY (buyer, since)) WITHOUT ROWID",
+    "CREATE TABLE exposure_buyers (buyer TEXT PRIMARY KEY)",
+    "CREATE TABLE exposure_timeline (buyer TEXT NOT NULL, since TEXT NOT NULL, "
+    + ", ".join(f'"{name}" ' + ("BIGINT NOT NULL" if name in EXPOSURE_FIGURES else "TEXT") for name in _FIELDS)
+    + ", PRIMARY KEY (buyer, since))",
 )
+LAYOUT = hashlib.sha256("\n".join(_SCHEMA).encode()).hexdigest()[:16]
 # For each buyer, the entry in force on the day: two index seeks per buyer (CROSS JOIN
 # keeps SQLite's planner from scanning the timelines instead).
 _BOOK_ON = (
-    f"SELECT t.buyer, {', '.join(f't.{column}' for column in _FIGURES.split(', '))}, t.status, t.not_available "  # noqa: S608 (constant names)
-    "FROM buyers b CROSS JOIN exposure_timeline t ON t.buyer = b.buyer AND t.since = "
-    "(SELECT max(since) FROM exposure_timeline x WHERE x.buyer = b.buyer AND x.since <= :day) ORDER BY b.buyer"
+    f"SELECT t.buyer, {', '.join(f't.{column}' for column in _COLUMNS.split(', '))} "  # noqa: S608 (constant names)
+    "FROM exposure_buyers b CROSS JOIN exposure_timeline t WHERE t.buyer = b.buyer AND t.since = "
+    "(SELECT max(since) FROM exposure_timeline x WHERE x.buyer = b.buyer AND x.since <= ?) ORDER BY b.buyer"
 )
 _BUYER_ON = (
-    f"SELECT buyer, {_FIGURES}, status, not_available FROM exposure_timeline "  # noqa: S608 (constant names)
-    "WHERE buyer = :buyer AND since <= :day ORDER BY since DESC LIMIT 1"
+    f"SELECT buyer, {_COLUMNS} FROM exposure_timeline "  # noqa: S608 (constant names)
+    "WHERE buyer = ? AND since <= ? ORDER BY since DESC LIMIT 1"
 )
+_CATCH_UP_ATTEMPTS = 20
 
 Progress = Callable[[int, int], None]  # (buyers done, buyers to do)
 
@@ -70,69 +127,167 @@ Progress = Callable[[int, int], None]  # (buyers done, buyers to do)
 class ExposureModel:
     """Every buyer's exposure timeline as known now, kept from the notification log."""
 
-    def __init__(self, ledger: LogReader, path: str) -> None:
+    def __init__(self, ledger: LogReader, tables: Tables, fallback: Callable[[], Tables] | None = None) -> None:
         self.ledger = ledger
+        self.tables = tables
+        self._fallback = fallback
+        self._lock = threading.RLock()  # one catch-up at a time in this process (serve's follower and requests)
         try:
-            self.db = _open_cache(path)
-        except sqlite3.Error:
-            # A cache that cannot be written (a read-only folder): answers stay right, only slower.
-            self.db = _open_cache(":memory:")
+            tables.create(_SCHEMA, TABLES, LAYOUT, NAME)
+        except PermissionError as problem:
+            self._to_memory(problem)
 
     def close(self) -> None:
-        self.db.close()
+        self.tables.close()
+
+    def _to_memory(self, problem: PermissionError) -> None:
+        """Keep the rows in memory from now on (the ledger's database refuses them)."""
+        if self._fallback is None:
+            raise problem
+        log.warning("warning: the read models cannot be written to the ledger's database (%s); "
+                    "this process keeps them in memory", str(problem).splitlines()[0])
+        self.tables, self._fallback = self._fallback(), None
+        self.tables.create(_SCHEMA, TABLES, LAYOUT, NAME)
 
     def position(self) -> int:
-        row = self.db.execute("SELECT position FROM tracking WHERE name = ?", [NAME]).fetchone()
-        return int(row[0]) if row else 0
+        """The log position the stored rows reflect (0: none)."""
+        bound = self.tables.binding(NAME)
+        return bound.position if bound is not None else 0
+
+    def bound(self, binding: Bound | None) -> bool:
+        """Whether stored rows with this binding belong to this log, as it is, in this layout."""
+        return (binding is not None and binding.layout == LAYOUT
+                and self.ledger.chain_hash_at(binding.position) == binding.chain_hash)
 
     def catch_up(self, progress: Progress | None = None) -> int:
-        """Fold what the log holds after the tracked position; returns the buyers refolded."""
-        last, first_id = self.ledger.log_position()
-        tracked = self.db.execute("SELECT position, ledger FROM tracking WHERE name = ?", [NAME]).fetchone()
-        stale = tracked is None or tracked[1] != first_id or tracked[0] > last
-        start = 0 if stale else int(tracked[0])
-        if not stale and start == last:
+        """Fold what the log holds after the model's position (everything, when the rows are not
+        bound to this log); returns the buyers refolded. Thread-safe."""
+        return self._catch_up(progress, rebuild=False)
+
+    def rebuild(self) -> int:
+        """Fold every buyer again, whatever the binding says (after `verify` found a row altered)."""
+        return self._catch_up(None, rebuild=True)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as known now: read with the check that they are current (one round trip on
+        PostgreSQL); when they are not, catch up and read again."""
+        if self.tables.in_ledger:
+            (last, bound, linked), rows = self.tables.standing_and_read(NAME, sql, params)
+            if bound is not None and bound.position >= last and bound.layout == LAYOUT and bound.chain_hash == linked:
+                return rows
+        self.catch_up()
+        return self.tables.read(sql, params)
+
+    def _catch_up(self, progress: Progress | None, *, rebuild: bool) -> int:
+        # The log's last position at the query's start (it must see all of that), the model's
+        # binding and the chain there, in one read: the whole cost of a query with nothing new,
+        # and no lock taken for it (serve's requests read side by side).
+        last, bound, linked = self._standing()
+        if not rebuild and bound is not None and bound.position >= last and bound.layout == LAYOUT \
+                and bound.chain_hash == linked:
             return 0
-        touched = self.ledger.streams_touched_after(start)
-        everyone = stale or None in touched
-        buyers = self.ledger.buyers() if everyone else sorted(b for b in touched if b is not None)
+        with self._lock:
+            try:
+                return self._catch_up_once(progress, rebuild, last)
+            except PermissionError as problem:
+                self._to_memory(problem)
+                return self._catch_up_once(progress, rebuild, last)
+
+    def _catch_up_once(self, progress: Progress | None, rebuild: bool, last: int) -> int:
+        for _attempt in range(_CATCH_UP_ATTEMPTS):
+            tables = self.tables
+            bound = tables.binding(NAME)
+            if not rebuild and bound is not None and bound.position >= last and self.bound(bound):
+                return 0
+            if tables.lock_first:  # PostgreSQL: lock, then fold; the others wait for this catch-up
+                with tables.write(NAME) as writer:
+                    bound = writer.binding()
+                    if not rebuild and bound is not None and bound.position >= last and self.bound(bound):
+                        return 0  # another process caught up while this one waited
+                    target = self.ledger.log_position()[0]
+                    buyers, everyone = self._touched(bound, target, rebuild)
+                    rows = self._fold(buyers, progress)
+                    self._write(writer, rows, buyers, everyone, target, self.ledger.chain_hash_at(target))
+                    return len(buyers)
+            # SQLite: fold, then write under the write lock if nobody moved the model meanwhile
+            target = self.ledger.log_position()[0]
+            buyers, everyone = self._touched(bound, target, rebuild)
+            rows = self._fold(buyers, progress)
+            chain_hash = self.ledger.chain_hash_at(target)  # read before the lock: memory databases
+            with tables.write(NAME) as writer:            # keep readers out while a writer holds it
+                if writer.binding() != bound:
+                    continue  # another catch-up committed first: start again from where it stopped
+                self._write(writer, rows, buyers, everyone, target, chain_hash)
+                return len(buyers)
+        raise RuntimeError(f"the exposure read model kept moving; gave up after {_CATCH_UP_ATTEMPTS} catch-ups")
+
+    def _standing(self) -> tuple[int, Bound | None, str | None]:
+        """(the log's last position, the binding, the chain hash at the binding's position)."""
+        if self.tables.in_ledger:
+            return self.tables.standing(NAME)
+        bound = self.tables.binding(NAME)  # in memory: the log is elsewhere
+        return self.ledger.log_position()[0], bound, None if bound is None else self.ledger.chain_hash_at(bound.position)
+
+    def _touched(self, bound: Bound | None, target: int, rebuild: bool) -> tuple[list[str], bool]:
+        """The buyers to refold, and whether that is every buyer (the rows are replaced)."""
+        if rebuild or bound is None or bound.position > target or not self.bound(bound):
+            return self.ledger.buyers(), True
+        touched = self.ledger.streams_touched_after(bound.position)
+        if None in touched:
+            return self.ledger.buyers(), True
+        return sorted(b for b in touched if b is not None), False
+
+    def _fold(self, buyers: list[str], progress: Progress | None) -> list[tuple[Any, ...]]:
         policy = self.ledger.policy_events()
-        rows: list[tuple[object, ...]] = []
+        rows: list[tuple[Any, ...]] = []
         with collector_paused(len(buyers) * 100):  # the timelines' rows stay alive until written
             for done, buyer in enumerate(buyers, 1):
                 rows += _rows(buyer, exposure_timeline(buyer, self.ledger.buyer_events(buyer), policy))
                 if progress is not None:
                     progress(done, len(buyers))
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if everyone:
-                db.execute("DELETE FROM exposure_timeline")
-                db.execute("DELETE FROM buyers")
-            else:
-                db.executemany("DELETE FROM exposure_timeline WHERE buyer = ?", [(b,) for b in buyers])
-                db.executemany("DELETE FROM buyers WHERE buyer = ?", [(b,) for b in buyers])
-            db.executemany(
-                f"INSERT INTO exposure_timeline VALUES ({', '.join('?' * (len(EXPOSURE_FIGURES) + 4))})", rows  # noqa: S608 (placeholders only)
-            )
-            db.executemany("INSERT OR IGNORE INTO buyers VALUES (?)", [(row[0],) for row in rows])
-            db.execute("INSERT OR REPLACE INTO tracking VALUES (?, ?, ?)", [NAME, last, first_id])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return len(buyers)
+        return rows
+
+    def _write(
+        self, writer: Writer, rows: list[tuple[Any, ...]], buyers: list[str], everyone: bool, target: int,
+        chain_hash: str | None,
+    ) -> None:
+        if everyone:
+            writer.execute("DELETE FROM exposure_timeline")
+            writer.execute("DELETE FROM exposure_buyers")
+        else:
+            for start in range(0, len(buyers), 500):
+                chunk = buyers[start:start + 500]
+                marks = ", ".join("?" * len(chunk))
+                writer.execute(f"DELETE FROM exposure_timeline WHERE buyer IN ({marks})", chunk)  # noqa: S608 (placeholders only)
+                writer.execute(f"DELETE FROM exposure_buyers WHERE buyer IN ({marks})", chunk)  # noqa: S608 (placeholders only)
+        writer.insert("exposure_timeline", rows)
+        writer.insert("exposure_buyers", [(buyer,) for buyer in dict.fromkeys(row[0] for row in rows)])
+        writer.bind(target, chain_hash, LAYOUT)
+
+    def follow(self, stop: threading.Event, poll: float = 1.0) -> None:
+        """Keep catching up until `stop` is set: after each write's notification on PostgreSQL
+        (and at least every `poll` seconds), every `poll` seconds on SQLite. For `serve`'s
+        background thread, so that a request seldom has anything left to catch up; it
+        notices `stop` within half a second."""
+        with self.tables.waiter() as wait:
+            due, notified = 0.0, True
+            while not stop.is_set():
+                if notified or time.monotonic() >= due:
+                    try:
+                        self.catch_up()
+                    except Exception as problem:  # a dropped connection must not end the follower
+                        log.warning("warning: the read models' catch-up failed (%s); trying again", problem)
+                    due = time.monotonic() + poll
+                notified = wait(min(poll, 0.5))
 
     def book_on(self, day: datetime.date) -> list[tuple[str, Exposure]]:
         """Each registered buyer's exposure at the end of `day`, as known now, in buyer order."""
-        self.catch_up()
-        return [(row[0], _exposure(row)) for row in self.db.execute(_BOOK_ON, {"day": day.isoformat()})]
+        return [(row[0], _exposure(row)) for row in self._read(_BOOK_ON, [day.isoformat()])]
 
     def buyer_on(self, buyer: str, day: datetime.date) -> Exposure | None:
         """One buyer's exposure at the end of `day`, as known now (None: not registered by then)."""
-        self.catch_up()
-        row = self.db.execute(_BUYER_ON, {"buyer": buyer, "day": day.isoformat()}).fetchone()
-        return _exposure(row) if row else None
+        rows = self._read(_BUYER_ON, [buyer, day.isoformat()])
+        return _exposure(rows[0]) if rows else None
 
     def unchanged_since(self, known_at: datetime.datetime, as_of: datetime.date) -> Callable[[str], bool]:
         """Whether a buyer's exposure at `as_of` as known at `known_at` is the one known now:
@@ -146,37 +301,18 @@ class ExposureModel:
 
     def stored(self) -> dict[str, Timeline]:
         """Every stored timeline (for checks: a fresh fold must give the same)."""
-        self.catch_up()
         timelines: dict[str, Timeline] = {}
-        for row in self.db.execute(f"SELECT buyer, since, {_FIGURES}, status, not_available FROM exposure_timeline ORDER BY buyer, since"):  # noqa: S608 (constant names)
+        for row in self._read(f"SELECT buyer, since, {_COLUMNS} FROM exposure_timeline ORDER BY buyer, since"):  # noqa: S608 (constant names)
             timelines.setdefault(row[0], []).append(
                 ExposureStep(datetime.date.fromisoformat(row[1]), _exposure((row[0], *row[2:]))))
         return timelines
 
 
-def _open_cache(location: str) -> sqlite3.Connection:
-    # Any thread: the web service lends a Ledger to one request at a time, in whichever thread runs it.
-    db = sqlite3.connect(location, isolation_level=None, check_same_thread=False)
-    try:
-        columns = [row[1] for row in db.execute("PRAGMA table_info(exposure_timeline)")]
-        if columns and columns != ["buyer", "since", *EXPOSURE_FIGURES, "status", "not_available"]:
-            # a cache of an older layout (other figures): rebuilt
-            db.executescript("DROP TABLE exposure_timeline; DROP TABLE IF EXISTS buyers; DROP TABLE IF EXISTS tracking")
-        for statement in _SCHEMA:
-            db.execute(statement)
-    except sqlite3.Error:
-        db.close()
-        raise
-    return db
-
-
-def _rows(buyer: str, timeline: Timeline) -> Iterable[tuple[object, ...]]:
+def _rows(buyer: str, timeline: Timeline) -> Iterable[tuple[Any, ...]]:
     for step in timeline:
         exposure = step.exposure
-        yield (buyer, step.since.isoformat(), *(getattr(exposure, name) for name in EXPOSURE_FIGURES), exposure.status,
-               exposure.not_available)
+        yield (buyer, step.since.isoformat(), *(getattr(exposure, name) for name in _FIELDS))
 
 
-def _exposure(row: tuple[object, ...]) -> Exposure:
-    values = dict(zip(EXPOSURE_FIGURES, row[1:-2], strict=True))
-    return Exposure(**values, status=str(row[-2]), not_available=str(row[-1]))  # type: ignore[arg-type]
+def _exposure(row: Sequence[Any]) -> Exposure:
+    return Exposure(**dict(zip(_FIELDS, row[1:], strict=True)))

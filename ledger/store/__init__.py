@@ -6,6 +6,7 @@
 - `chain`: the hash chain (`chain_hash`, `chain_links`) and its reads for verify (`ChainQueries`)
 - `sqlite`, `postgres`: the recorders, each writing events, index and chain in one transaction
 - `application`: `LedgerStore` (append, bulk insert, replay, streams, the index)
+- `models`: read models' tables in the ledger's database, their tracking and binding (`model_tables`)
 - `opening`: a location's settings, `open_store`, `ledger_exists`
 - `tokens`: the web service's write tokens and which token wrote which events (`TokenTable`)
 
@@ -25,7 +26,8 @@ from ledger.store.chain import (
 )
 from ledger.store.index import BulkInsert, IndexQueries, IndexRow
 from ledger.store.mapper import POLICY_STREAM, Envelope, LedgerMapper, buyer_stream, stream_of, topic_of
-from ledger.store.opening import ledger_exists, open_store, store_environment
+from ledger.store.models import Binding, ModelTables, ModelWriter, memory_tables
+from ledger.store.opening import ledger_exists, model_tables, open_store, store_environment
 from ledger.store.tokens import TokenInfo, TokenTable
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "GENESIS",
     "POLICY_STREAM",
     "REPLAY_PAGE",
+    "Binding",
     "BulkInsert",
     "ChainQueries",
     "ChainSlot",
@@ -41,6 +44,8 @@ __all__ = [
     "IndexRow",
     "LedgerMapper",
     "LedgerStore",
+    "ModelTables",
+    "ModelWriter",
     "TokenInfo",
     "TokenTable",
     "buyer_stream",
@@ -48,6 +53,8 @@ __all__ = [
     "chain_key",
     "checkpoint_mac",
     "ledger_exists",
+    "memory_tables",
+    "model_tables",
     "open_store",
     "store_environment",
     "stream_of",

@@ -189,6 +189,13 @@ class ChainQueries(IndexQueries):
         rows = self._fetch("SELECT notification_id FROM ledger_chain WHERE event_id = ?", [event_id])
         return int(rows[0][0]) if rows else None
 
+    def hash_at(self, notification_id: int) -> str | None:
+        """The chain's hash at a notification id (GENESIS at 0; None: no link there)."""
+        if notification_id == 0:
+            return GENESIS
+        rows = self._fetch("SELECT hash FROM ledger_chain WHERE notification_id = ?", [notification_id])
+        return str(rows[0][0]) if rows else None
+
     def holds(self, head: str) -> bool:
         """Whether some link of the chain has the hash `head`."""
         return bool(self._fetch("SELECT notification_id FROM ledger_chain WHERE hash = ?", [head]))

@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 from eventsourcing.persistence import OperationalError
+from eventsourcing.sqlite import SQLiteDatastore
 
 from ledger.store.application import LedgerStore
+from ledger.store.models import ModelTables, SQLiteModelTables
 from ledger.store.sqlite import sqlite_environment
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location
@@ -46,11 +48,28 @@ def open_store(location: str) -> LedgerStore:
     """
     env = store_environment(location)
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
-        from ledger.store.postgres import creation_lock
+        from ledger.store.postgres import creation_lock, refuses_writes
 
-        with creation_lock(env, lambda message: _redact(message, location, env)):
-            return _construct(location, env)
+        try:
+            with creation_lock(env, lambda message: _redact(message, location, env)):
+                return _construct(location, env)
+        except LedgerError as problem:
+            # A user who may only read, or a read-only server (a replica): an existing ledger
+            # is opened as it is, without creating or updating anything, to be read and verified.
+            if not refuses_writes(problem.__context__) or not ledger_exists(location):
+                raise
+            return _construct(location, {**env, "CREATE_TABLE": "no"})
     return _construct(location, env)
+
+
+def model_tables(store: LedgerStore) -> ModelTables:
+    """The read models' tables in the ledger's own database (ledger/store/models.py)."""
+    datastore = getattr(store.recorder, "datastore", None)
+    if isinstance(datastore, SQLiteDatastore):
+        return SQLiteModelTables(datastore)
+    from ledger.store.postgres import PostgresModelTables
+
+    return PostgresModelTables(datastore)
 
 
 def ledger_exists(location: str) -> bool:

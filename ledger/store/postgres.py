@@ -10,16 +10,17 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.utils import retry
-from psycopg.sql import SQL
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 
 from ledger.store.chain import (
     ALREADY_CHAINED,
@@ -35,9 +36,11 @@ from ledger.store.chain import (
     checkpoint_row,
 )
 from ledger.store.index import INDEX_COLUMNS, RECORDED_BACKWARDS, BulkInsert, IndexRow, index_values
+from ledger.store.models import BINDING_TABLE, STANDING_SQL, Binding, ModelTables, ModelWriter, standing_of
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location
 
+STATEMENT_TIMEOUT_S = 600  # no statement of the ledger takes minutes; a stuck one ends
 _SCHEMA_LOCK = 727_001_001  # advisory lock key for creating a ledger's tables on PostgreSQL
 Redact = Callable[[str], str]
 
@@ -56,8 +59,25 @@ def postgres_environment(location: Location) -> dict[str, str]:
         "POSTGRES_SCHEMA": server.schema,
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_LOCK_TIMEOUT": "30",
+        # eventsourcing's default of 5 s ended a long import under load, between two batches;
+        # a catch-up lifts it for its own transaction (`PostgresModelTables.write`).
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": os.environ.get("CREDITLEDGER_PG_IDLE_TIMEOUT", "300"),
+        **_pool_settings(),
         "APPLICATION_RECORDER_TOPIC": "ledger.store.postgres:LedgerPostgresRecorder",
     }
+
+
+def _pool_settings() -> dict[str, str]:
+    """The pool of each process (CREDITLEDGER_PG_POOL_SIZE, default 5, and _OVERFLOW, default 10,
+    opened when busy). At least two connections: a read-model catch-up holds one while its fold
+    reads through another."""
+    try:
+        size = max(1, int(os.environ.get("CREDITLEDGER_PG_POOL_SIZE", "5")))
+        overflow = max(2 - size, int(os.environ.get("CREDITLEDGER_PG_POOL_OVERFLOW", "10")))
+    except ValueError:
+        raise LedgerError("CREDITLEDGER_PG_POOL_SIZE and CREDITLEDGER_PG_POOL_OVERFLOW must be whole numbers",
+                          field="db") from None
+    return {"POSTGRES_POOL_SIZE": str(size), "POSTGRES_MAX_OVERFLOW": str(overflow)}
 
 
 def _create_statements(schema: str, events_table_name: str) -> list[str]:
@@ -69,6 +89,9 @@ def _create_statements(schema: str, events_table_name: str) -> list[str]:
         "type text NOT NULL, buyer text)",
         f"CREATE INDEX IF NOT EXISTS ledger_index_recorded ON {schema}.ledger_index (recorded)",
         f"CREATE INDEX IF NOT EXISTS ledger_index_buyer ON {schema}.ledger_index (buyer, notification_id)",
+        # The policy stream's last event, asked by every query: without it the planner walks the
+        # whole log backwards for the few policy events at its start (6 ms at 30,000 events).
+        f"CREATE INDEX IF NOT EXISTS ledger_index_policy ON {schema}.ledger_index (notification_id) WHERE buyer IS NULL",
         f"CREATE OR REPLACE FUNCTION {schema}.ledger_index_recorded_forward() RETURNS trigger "  # noqa: S608 (checked identifier)
         "LANGUAGE plpgsql AS $$ BEGIN "
         f"IF NEW.recorded < (SELECT max(recorded) FROM {schema}.ledger_index) THEN "
@@ -107,6 +130,11 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
         return stream_id
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        # Session settings of every pooled connection, before the library opens the pool:
+        # a statement stuck on a lock or a runaway query ends instead of holding the ledger.
+        connect = datastore.pool.kwargs
+        if isinstance(connect, dict):
+            connect.setdefault("options", f"-c statement_timeout={STATEMENT_TIMEOUT_S}s")
         super().__init__(datastore, **kwargs)
         for statement in _create_statements(self.datastore.schema, self.events_table_name):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
@@ -150,8 +178,23 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
             curs.execute(SQL(f"INSERT INTO {self.datastore.schema}.ledger_checkpoint ({CHECKPOINT_COLUMNS}) "  # noqa: S608 (checked identifier)
                              "VALUES (%s,%s) ON CONFLICT (notification_id) DO UPDATE SET mac = EXCLUDED.mac"), checkpoint)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        """Write once more after a dropped connection, unless the write's first event is found
+        recorded (the commit went through before the connection dropped): keyed or not, a
+        write is then recorded exactly once."""
+        try:
+            return self._insert_once(stored_events, **kwargs)
+        except (InterfaceError, OperationalError) as problem:
+            if not dropped(problem):
+                raise
+            replace_dropped(self.datastore)
+        rows: Sequence[IndexRow] = kwargs["index"]
+        found = self.positions([row.event_id for row in rows])
+        if rows and rows[0].event_id in found:
+            return [found[row.event_id] for row in rows]
+        return self._insert_once(stored_events, **kwargs)
+
+    def _insert_once(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         """One plain transaction instead of the library's pipeline: in psycopg's pipeline
         mode a write of a few thousand events now and then hung at the sync, or read an
         index INSERT's status as the result of the check below, and so failed."""
@@ -177,6 +220,7 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
             links,
         )
         self._checkpoint(curs, links)
+        curs.execute(SQL("NOTIFY {0}").format(Identifier(notify_channel(schema))))  # sent at commit, to followers
         # Fetch once more so that a refused index row raises here, inside
         # the library's handler, and the whole transaction rolls back.
         curs.execute(SQL("SELECT 1"))
@@ -207,10 +251,48 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
         return moment
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """A read, asked once more after a dropped connection."""
+        try:
+            return self._fetch_once(sql, params)
+        except (InterfaceError, OperationalError) as problem:
+            if not dropped(problem):
+                raise
+            replace_dropped(self.datastore)
+        return self._fetch_once(sql, params)
+
+    def _fetch_once(self, sql: str, params: Sequence[Any]) -> list[Any]:
         sql = self._sql(sql, self.datastore.schema)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(SQL(sql), list(params))
             return [tuple(row.values()) for row in curs.fetchall()]
+
+
+def dropped(problem: BaseException) -> bool:
+    """Whether an error is a lost connection (the server closed it, restarted, or ended an
+    idle transaction), after which asking again on a new connection is safe."""
+    cause = problem.__cause__ if isinstance(problem.__cause__, psycopg.Error) else problem
+    if isinstance(cause, (psycopg.InterfaceError, psycopg.errors.AdminShutdown,
+                          psycopg.errors.IdleInTransactionSessionTimeout, psycopg.errors.CrashShutdown)):
+        return True
+    return isinstance(cause, psycopg.OperationalError) and (cause.sqlstate is None or cause.sqlstate.startswith("08"))
+
+
+def refuses_writes(problem: BaseException | None) -> bool:
+    """Whether an error (or what caused it) is the server refusing to write: a user without
+    the right, or a read-only server or transaction."""
+    while problem is not None:
+        if isinstance(problem, (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
+            return True
+        problem = problem.__cause__ or problem.__context__
+    return False
+
+
+def replace_dropped(datastore: Any) -> None:
+    """After a lost connection the pool's other idle connections are likely lost too (a server
+    restart ends them all): test each and replace the dead ones, before asking again. Cheaper
+    than testing a connection before every use (pre-ping doubled a query's round trips)."""
+    with contextlib.suppress(psycopg.Error):
+        datastore.pool.check()
 
 
 def _connect(env: dict[str, str]) -> psycopg.Connection[Any]:
@@ -245,7 +327,164 @@ def creation_lock(env: dict[str, str], redact: Redact) -> Iterator[None]:
     with conn:
         conn.execute(f"SELECT pg_advisory_lock({_SCHEMA_LOCK})")
         try:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {env['POSTGRES_SCHEMA']}")
+            if conn.execute("SELECT to_regnamespace(%s)", [env["POSTGRES_SCHEMA"]]).fetchone() == (None,):  # a reader
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {env['POSTGRES_SCHEMA']}")              # may not create
             yield
         finally:
             conn.execute(f"SELECT pg_advisory_unlock({_SCHEMA_LOCK})")
+
+
+# ---------------------------------------------------------------- read models
+
+_CATCH_UP_LOCK = 727_001_002  # advisory lock key (with the hash of schema.model) of one model's catch-up
+
+
+class _PostgresModelRecorder(PostgresTrackingRecorder):
+    def __init__(self, datastore: Any) -> None:
+        super().__init__(datastore, tracking_table_name="ledger_tracking")
+        self.sql_create_statements.append(SQL(  # type: ignore[arg-type]
+            f"CREATE TABLE IF NOT EXISTS {datastore.schema}.{BINDING_TABLE} "
+            "(name text PRIMARY KEY, chain_hash text, layout text NOT NULL)"))
+
+    def _create_table(self, curs: Any) -> None:
+        # Processes opening one ledger at once would race on CREATE TABLE IF NOT EXISTS.
+        curs.execute(SQL("SELECT pg_advisory_xact_lock(%s)"), [_SCHEMA_LOCK])
+        super()._create_table(curs)
+
+
+class _PostgresModelWriter(ModelWriter):
+    def insert(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        """COPY: a rebuild writes hundreds of thousands of rows."""
+        if rows:
+            schema = Identifier(self.tables.schema)  # type: ignore[attr-defined]
+            with self.cursor.copy(SQL("COPY {0}.{1} FROM STDIN").format(schema, Identifier(table))) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+
+class PostgresModelTables(ModelTables):
+    """The read models' tables in the ledger's schema, beside the events."""
+
+    lock_first = True
+    placeholder = "%s"
+    TRACKING_TABLE = "ledger_tracking"
+
+    def __init__(self, datastore: Any) -> None:
+        super().__init__()
+        self.datastore = datastore
+        self.schema = datastore.schema
+        self.recorder = _PostgresModelRecorder(datastore)
+        self._tables = [self.TRACKING_TABLE, BINDING_TABLE, "ledger_index", "ledger_chain"]
+
+    def sql(self, sql: str) -> str:
+        sql = sql.replace("?", "%s")
+        names = "|".join(re.escape(t) for t in self._tables)
+        return re.sub(rf"(?<![\w.])({names})\b", lambda m: f"{self.schema}.{m.group(1)}", sql)
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A refused write (no right, a read-only server or transaction) becomes PermissionError."""
+        try:
+            yield
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as e:
+            raise PermissionError(str(e).splitlines()[0]) from e
+        except PersistenceError as e:
+            cause = e.__cause__
+            if isinstance(cause, (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
+                raise PermissionError(str(cause).splitlines()[0]) from e
+            raise
+
+    def create(self, statements: Sequence[str], tables: Sequence[str], layout: str, name: str) -> None:
+        self._tables = [self.TRACKING_TABLE, BINDING_TABLE, "ledger_index", "ledger_chain", *tables]
+        with self._guard():
+            existing = self.read("SELECT to_regclass(?), to_regclass(?)",
+                                 [f"{self.schema}.{self.TRACKING_TABLE}", f"{self.schema}.{BINDING_TABLE}"])
+            binding = self.binding(name) if existing and all(existing[0]) else None
+            if binding is not None and binding.layout == layout:
+                return
+            self.recorder.create_table()
+            with self.write(name) as writer:
+                again = writer.binding()  # another process may have made them meanwhile
+                if again is not None and again.layout == layout:
+                    return
+                for table in tables:
+                    writer.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in statements:
+                    writer.execute(statement)
+                writer.execute(f"DELETE FROM {BINDING_TABLE} WHERE name = ?", [name])  # noqa: S608 (constant name)
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read, asked once more after a dropped connection."""
+        try:
+            return self._read_once(sql, params)
+        except (InterfaceError, OperationalError) as problem:
+            if not dropped(problem):
+                raise
+            replace_dropped(self.datastore)
+        return self._read_once(sql, params)
+
+    def standing_and_read(
+        self, name: str, sql: str, params: Sequence[Any]
+    ) -> tuple[tuple[int, Binding | None, str | None], list[tuple[Any, ...]]]:
+        """Both statements in one round trip (psycopg's pipeline), asked once more after a
+        dropped connection."""
+        try:
+            return self._standing_and_read_once(name, sql, params)
+        except (InterfaceError, OperationalError) as problem:
+            if not dropped(problem):
+                raise
+            replace_dropped(self.datastore)
+        return self._standing_and_read_once(name, sql, params)
+
+    def _standing_and_read_once(
+        self, name: str, sql: str, params: Sequence[Any]
+    ) -> tuple[tuple[int, Binding | None, str | None], list[tuple[Any, ...]]]:
+        standing_sql = self.sql(STANDING_SQL.replace("tracking", self.TRACKING_TABLE, 1))
+        with self.datastore.get_connection() as conn:
+            first, second = conn.cursor(row_factory=tuple_row), conn.cursor(row_factory=tuple_row)
+            with conn.pipeline():
+                first.execute(SQL(standing_sql), [name, name])
+                if sql:
+                    second.execute(SQL(self.sql(sql)), list(params))
+            row = first.fetchone()
+            assert row is not None
+            return standing_of(row), list(second.fetchall()) if sql else []
+
+    def _read_once(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(SQL(self.sql(sql)), list(params))
+            return list(curs.fetchall())
+
+    def binding(self, name: str) -> Binding | None:
+        rows = self.read(
+            f"SELECT t.notification_id, b.chain_hash, b.layout FROM {self.TRACKING_TABLE} t "  # noqa: S608 (constant names)
+            f"JOIN {BINDING_TABLE} b ON b.name = t.application_name WHERE t.application_name = ?", [name])
+        return Binding(int(rows[0][0]), rows[0][1], str(rows[0][2])) if rows else None
+
+    @contextlib.contextmanager
+    def write(self, name: str) -> Iterator[ModelWriter]:
+        with self._guard(), self.datastore.transaction(commit=True) as curs:
+            # The fold runs inside this transaction: no idle timeout while it does.
+            curs.execute(SQL("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            curs.execute(SQL("SET LOCAL statement_timeout = 0"))
+            curs.execute(SQL("SELECT pg_advisory_xact_lock(%s, hashtext(%s))"), [_CATCH_UP_LOCK, f"{self.schema}.{name}"])
+            yield _PostgresModelWriter(self, curs, name)
+
+    @contextlib.contextmanager
+    def waiter(self) -> Iterator[Callable[[float], bool]]:
+        """`wait(timeout)`: True as soon as the ledger has new events (the NOTIFY every write
+        sends at commit), False after `timeout` seconds; on a connection of its own that LISTENs."""
+        connect = self.datastore.pool.kwargs
+        assert isinstance(connect, dict)
+        with psycopg.connect(**connect, autocommit=True) as conn:
+            conn.execute(SQL("LISTEN {0}").format(Identifier(notify_channel(self.schema))))
+
+            def wait(timeout: float) -> bool:
+                return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+
+            yield wait
+
+
+def notify_channel(schema: str) -> str:
+    """The channel a write to the ledger in `schema` notifies (LISTEN/NOTIFY)."""
+    return f"creditledger_{schema}"[:63]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import Literal
 from urllib.parse import parse_qs, parse_qsl, unquote, urlparse, urlsplit, urlunsplit
 
@@ -84,14 +83,6 @@ class Location:
         )
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
-    @property
-    def read_models(self) -> str:
-        """Where the ledger's read models are cached: beside a SQLite file, else in memory."""
-        if self.kind != "sqlite":
-            return ":memory:"
-        path = PurePath(self.text)
-        return str(path.with_name(path.name + "-readmodels"))
-
     def secrets(self) -> list[str]:
         """The passwords of the URL (in its user part, or a parameter such as `password`
         or `sslpassword`), as written and as decoded, longest first."""
@@ -130,6 +121,9 @@ def _server(url: str) -> Server:
     schema = parse_qs(parsed.query).get("schema", ["public"])[0]
     if not SCHEMA_NAME.fullmatch(schema):
         raise LedgerError("schema must be a lower-case SQL identifier", field="db")
+    if schema.startswith("pg_") or schema == "information_schema":
+        raise LedgerError(f"schema {schema} is reserved by PostgreSQL (pg_* and information_schema): choose another",
+                          field="db")
     return Server(
         host=parsed.hostname or "127.0.0.1",
         port=port or 5432,

@@ -27,7 +27,6 @@ from litestar.template import TemplateConfig
 
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
-from ledger.vocabulary.location import Location
 from ledger.web import pages
 from ledger.web.api import API, http_problem, internal_problem, ledger_problem, validation_problem
 
@@ -71,8 +70,9 @@ class LedgerPool:
 
 
 class CatchUp:
-    """Keeps the exposure read model of a SQLite ledger caught up in the background: its cache
-    is a file every request's `Ledger` shares, so their own catch-up finds nothing to do."""
+    """Keeps the read models caught up in the background (the model's `follow`: LISTEN/NOTIFY on
+    PostgreSQL, polling on SQLite). The models live in the ledger's database, which every
+    request's `Ledger` shares, so a request's own catch-up seldom finds anything to do."""
 
     def __init__(self, location: str, every: float) -> None:
         self.location, self.every = location, every
@@ -81,12 +81,7 @@ class CatchUp:
 
     def _run(self) -> None:
         with Ledger(self.location) as ledger:
-            while not self.stopping.is_set():
-                try:
-                    ledger.exposure_model.catch_up()
-                except Exception:  # a bad moment (a locked file); the next round, or a request, catches up
-                    log.exception("catching up the exposure read model")
-                self.stopping.wait(self.every)
+            ledger.exposure_model.follow(self.stopping, poll=self.every)
 
     def start(self) -> None:
         self.thread.start()
@@ -101,12 +96,11 @@ def create_app(
 ) -> Litestar:
     """The application serving the ledger at `location` (which must exist).
 
-    `read_only`: every write answers 405. `catch_up_every`: seconds between background
-    catch-ups of the exposure read model on SQLite (None: none, each request catches up)."""
+    `read_only`: every write answers 405. `catch_up_every`: at most this many seconds between
+    background catch-ups of the read models (None: none, each request catches up)."""
     pool = LedgerPool(location)
     background = (
-        CatchUp(location, catch_up_every)
-        if catch_up_every is not None and Location.parse(location).kind == "sqlite" else None
+        CatchUp(location, catch_up_every) if catch_up_every is not None else None
     )
     stopping = threading.Event()  # set on shutdown: event streams end
 
