@@ -1,7 +1,8 @@
 """The book as the queries read it: one buyer's cover, and the whole book read in one pass
 over the log (`read_book`), which the premium account, turnover, the declaration, the
 obligations, the claims register and the export share; `fold_book` folds every buyer of it
-once (the export), `claims_of` only what the claims register needs.
+once (the export), `claims_of` only what the claims register needs, `claim_of` only what one
+buyer's claim needs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ledger.vocabulary.events import (
 from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms
-from projections.claims import Claim, claims_register
+from projections.claims import Claim, claim_for, claims_register
 from projections.cover import BuyerCover, buyer_cover
 from projections.lines import PremiumLine
 from projections.premium import fee_lines, maximum_liability, premium_lines
@@ -192,6 +193,27 @@ def claims_of(ledger: LedgerReader, as_of: datetime.date, known_at: datetime.dat
     return _register(ledger, book, covers, cap, as_of)
 
 
+def claim_of(ledger: LedgerReader, buyer: str, as_of: datetime.date, known_at: datetime.datetime | None) -> Claim:
+    """One buyer's claim, as the register of `claims_of` has it, folding only the buyers whose
+    loss can come before or on the same day as this buyer's: the aggregate deductible and the
+    maximum liability go to losses in loss-date order, so no later loss changes this claim."""
+    book = read_book(ledger, known_at)
+    cover = buyer_cover(buyer, book.buyers.get(buyer, ()), book.policy, as_of, known_at)
+    if cover.registered is None:
+        raise not_registered(buyer, as_of, known_at)
+    if cover.loss_date is None or cover.loss_date > as_of:
+        return claim_for(claims_register([cover], book.timeline, None, as_of), buyer)  # none / watch
+    loss_date = cover.loss_date
+    political = {e.country for e in book.policy if isinstance(e, PoliticalEvent) and e.effective <= loss_date}
+    covers = [cover]
+    for other, events in book.buyers.items():
+        if other != buyer and _may_lose(events, political, by=loss_date):
+            covers.append(buyer_cover(other, events, book.policy, as_of, known_at))
+    terms = book.timeline.at(as_of)
+    cap = maximum_liability(terms, _premium_lines(book, terms), as_of)
+    return claim_for(_register(ledger, book, [c for c in covers if c.registered is not None], cap, as_of), buyer)
+
+
 def _register(
     ledger: LedgerReader, book: BookRead, covers: Collection[BuyerCover], cap: Minor | None, as_of: datetime.date
 ) -> list[Claim]:
@@ -201,11 +223,12 @@ def _register(
     return claims_register(covers, book.timeline, cap, as_of, positions)
 
 
-def _may_lose(events: Sequence[Event], political_countries: set[str]) -> bool:
-    """Whether a buyer's stream can hold a loss: an insolvency, an overdue report (protracted
-    default), or a political event in its country."""
+def _may_lose(events: Sequence[Event], political_countries: set[str], by: datetime.date | None = None) -> bool:
+    """Whether a buyer's stream can hold a loss (dated by `by`, if given): an insolvency, an
+    overdue report (protracted default), or a political event in its country. A loss is never
+    dated before the event that causes it (a protracted default matures after its report)."""
     for event in events:
-        if isinstance(event, (Insolvency, OverdueReported)):
+        if isinstance(event, (Insolvency, OverdueReported)) and (by is None or event.effective <= by):
             return True
         if isinstance(event, BuyerRegistered) and event.country in political_countries:
             return True
