@@ -403,7 +403,8 @@ class CoverFold:
     def _next_change(self, limit: datetime.date) -> datetime.date | None:
         """The first day after today, up to `limit`, on which the calendar changes something."""
         s, today = self._state, self._today
-        moments = [delivered + ONE_DAY for delivered in self._awaiting.values()]  # after that day's events
+        # a delivery is judged after that day's events: the day after it
+        moments: list[datetime.date | None] = [delivered + ONE_DAY for delivered in self._awaiting.values()]
         if s.on_stop_since is None:
             moments.append(self._first_stop_day())
         moments.append(self._first_deadline_end())

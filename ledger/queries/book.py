@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -203,11 +203,15 @@ def claim_of(ledger: LedgerReader, buyer: str, as_of: datetime.date, known_at: d
         raise not_registered(buyer, as_of, known_at)
     if cover.loss_date is None or cover.loss_date > as_of:
         return claim_for(claims_register([cover], book.timeline, None, as_of), buyer)  # none / watch
-    loss_date = cover.loss_date
-    political = {e.country for e in book.policy if isinstance(e, PoliticalEvent) and e.effective <= loss_date}
+    loss_date, timeline = cover.loss_date, book.timeline
+
+    def matures_by(event: Event) -> bool:  # a protracted default (or a political loss) waits after its event
+        return timeline.at(event.effective).protracted_default_on(event.effective) <= loss_date
+
+    political = {e.country for e in book.policy if isinstance(e, PoliticalEvent) and matures_by(e)}
     covers = [cover]
     for other, events in book.buyers.items():
-        if other != buyer and _may_lose(events, political, by=loss_date):
+        if other != buyer and _may_lose(events, political, by=loss_date, matures_by=matures_by):
             covers.append(buyer_cover(other, events, book.policy, as_of, known_at))
     terms = book.timeline.at(as_of)
     cap = maximum_liability(terms, _premium_lines(book, terms), as_of)
@@ -223,12 +227,17 @@ def _register(
     return claims_register(covers, book.timeline, cap, as_of, positions)
 
 
-def _may_lose(events: Sequence[Event], political_countries: set[str], by: datetime.date | None = None) -> bool:
+def _may_lose(
+    events: Sequence[Event], political_countries: set[str], by: datetime.date | None = None,
+    matures_by: Callable[[Event], bool] | None = None,
+) -> bool:
     """Whether a buyer's stream can hold a loss (dated by `by`, if given): an insolvency, an
-    overdue report (protracted default), or a political event in its country. A loss is never
-    dated before the event that causes it (a protracted default matures after its report)."""
+    overdue report (protracted default: `matures_by` says whether its waiting period ends by
+    then), or a political event in its country."""
     for event in events:
-        if isinstance(event, (Insolvency, OverdueReported)) and (by is None or event.effective <= by):
+        if isinstance(event, Insolvency) and (by is None or event.effective <= by):
+            return True
+        if isinstance(event, OverdueReported) and (matures_by is None or matures_by(event)):
             return True
         if isinstance(event, BuyerRegistered) and event.country in political_countries:
             return True

@@ -22,7 +22,11 @@ def fold_key(event: Event, position: int) -> tuple[datetime.date, datetime.datet
 
 def in_fold_order(events: Iterable[E]) -> list[E]:
     """`events`, given in recorded order, sorted into fold order."""
-    indexed = list(enumerate(events))
+    listed = list(events)
+    if all(a.effective < b.effective or (a.effective == b.effective and a.recorded <= b.recorded)
+           for a, b in zip(listed, listed[1:], strict=False)):
+        return listed  # recorded in fold order already, as most streams are: no keys to build
+    indexed = list(enumerate(listed))
     indexed.sort(key=lambda pair: fold_key(pair[1], pair[0]))
     return [event for _, event in indexed]
 
