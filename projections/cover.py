@@ -338,6 +338,7 @@ class CoverFold:
         self._stop_days: list[tuple[datetime.date, str]] = []
         self._deadline_ends: list[tuple[datetime.date, str]] = []  # the day after each deadline
         self._overdue_days: list[tuple[datetime.date, str]] = []
+        self._reports: list[Stop] = []  # past report spells: from a report until the day of its clearing
         self._moved: list[str] = []  # due dates moved since the last catch-up (their thresholds may lie behind)
 
     # ------------------------------------------------------------ the fold's interface
@@ -496,16 +497,30 @@ class CoverFold:
 
     def _deadline_passed(self, name: str, deadline: datetime.date, day: datetime.date) -> None:
         """A reporting deadline has passed with the invoice unpaid (judged on `day`): met by a
-        report in force, dropped after a loss, else missed and uninsured from `day`."""
+        report in force at the end of the deadline day, dropped after a loss, else missed and
+        uninsured from `day`."""
         s = self._state
         self._judged.add(name)
         if s.loss_date is not None and deadline > s.loss_date:
             return  # the duty became file_claim (docs/rules.md)
-        if s.reported_since is not None and s.reported_since <= deadline:
+        if self._reported_on(deadline):
             self._oblige("report_overdue", deadline, "met")
             return
         self._oblige("report_overdue", deadline, "missed")
         self._lose(name, day, f"overdue not reported by {deadline}")
+
+    def _reported_on(self, deadline: datetime.date) -> bool:
+        """A report in force at the end of `deadline`: the one in force now, or one cleared
+        since (an invoice unpaid again, or entered, after its deadline is judged as on that day)."""
+        s = self._state
+        if s.reported_since is not None and s.reported_since <= deadline:
+            return True
+        for spell in reversed(self._reports):  # spells in order, one after the other: the latest first
+            if spell.cleared <= deadline:
+                return False
+            if spell.since <= deadline:
+                return True
+        return False
 
     def _lose(self, name: str, day: datetime.date, reason: str) -> None:
         """The invoice is uninsured from `day` (the first reason to end its cover stands)."""
@@ -617,6 +632,8 @@ class CoverFold:
             case OverdueCleared():
                 if s.on_stop_since is not None:
                     s.past_stops.append(Stop(s.on_stop_since, event.effective))
+                if s.reported_since is not None:
+                    self._reports.append(Stop(s.reported_since, event.effective))
                 s.reported_since = s.latest_report = s.on_stop_since = None
                 s.latest_report_event = None
                 s.cleared_on = event.effective
