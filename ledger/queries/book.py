@@ -30,7 +30,7 @@ from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms
 from projections.claims import Claim, claim_for, claims_register
-from projections.cover import BuyerCover, buyer_cover
+from projections.cover import BuyerCover, buyer_cover, of_types
 from projections.lines import PremiumLine
 from projections.premium import fee_lines, maximum_liability, premium_lines
 from projections.terms import TermsTimeline
@@ -227,6 +227,9 @@ def _register(
     return claims_register(covers, book.timeline, cap, as_of, positions)
 
 
+_MAY_LOSE = frozenset({Insolvency, OverdueReported, BuyerRegistered})
+
+
 def _may_lose(
     events: Sequence[Event], political_countries: set[str], by: datetime.date | None = None,
     matures_by: Callable[[Event], bool] | None = None,
@@ -234,7 +237,7 @@ def _may_lose(
     """Whether a buyer's stream can hold a loss (dated by `by`, if given): an insolvency, an
     overdue report (protracted default: `matures_by` says whether its waiting period ends by
     then), or a political event in its country."""
-    for event in events:
+    for event in of_types(events, _MAY_LOSE):
         if isinstance(event, Insolvency) and (by is None or event.effective <= by):
             return True
         if isinstance(event, OverdueReported) and (matures_by is None or matures_by(event)):
@@ -246,7 +249,7 @@ def _may_lose(
 
 def bought_top_up(events: Sequence[Event]) -> bool:
     """Whether a buyer's stream holds a top-up purchase (its cover then has premium lines)."""
-    return any(isinstance(e, TopUpPurchased) for e in events)
+    return TopUpPurchased in map(type, events)  # no Python-level step per event (event types have no subtypes)
 
 
 def _registered(
