@@ -9,7 +9,7 @@ import msgspec
 
 from ledger.queries import answers
 from ledger.queries.arguments import ClaimArgs, ClaimsArgs, Query
-from ledger.queries.book import claim_of
+from ledger.queries.book import claim_of, collector_paused
 from ledger.queries.book import claims_of as claims_of  # the register, where copy's check and the tests look
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.money import format_minor
@@ -89,7 +89,8 @@ def _claim(ledger: LedgerReader, arguments: ClaimArgs) -> answers.Claim:
     buyer = arguments.buyer
     as_of = arguments.as_of or ledger.clock().date()
     currency = ledger.terms().currency
-    claim = claim_of(ledger, buyer, as_of, arguments.known_at)
+    with collector_paused():
+        claim = claim_of(ledger, buyer, as_of, arguments.known_at)
     if arguments.explain:
         return explanation(claim, currency)
     return claim_answer(claim, currency)
