@@ -6,7 +6,10 @@ Between events the calendar moves on by itself: invoices fall overdue, the
 buyer goes on stop, reporting deadlines pass, a protracted default matures,
 top-up cover months turn. Those day-driven changes are applied at the start
 of their day, before that day's events, from the state the previous day
-ended with; the answer is the state at the end of day `as_of`.
+ended with; the answer is the state at the end of day `as_of`. The fold
+finds the next such day in heaps of scheduled days (each invoice's on-stop
+day, the day after its reporting deadline, the day it falls overdue), so
+that a step costs what changed, not a look at every open invoice.
 
 `CoverFold` keeps its working state to itself and hands out frozen values: a
 `BuyerCover` at the end (`cover`), or a read-only view of the day it has
