@@ -102,7 +102,8 @@ claim_query = Query(ClaimArgs, _claim)
 def _claims(ledger: LedgerReader, arguments: ClaimsArgs) -> answers.ClaimsRegister:
     """`claims`: the register of the buyers with a loss, in loss-date order."""
     as_of = arguments.as_of or ledger.clock().date()
-    register = claims_of(ledger, as_of, arguments.known_at)
+    with collector_paused():
+        register = claims_of(ledger, as_of, arguments.known_at)
     currency = ledger.terms().currency
     return answers.ClaimsRegister(claims=tuple(claim_answer(c, currency) for c in register if c.loss_date is not None))
 
