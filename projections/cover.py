@@ -6,7 +6,10 @@ Between events the calendar moves on by itself: invoices fall overdue, the
 buyer goes on stop, reporting deadlines pass, a protracted default matures,
 top-up cover months turn. Those day-driven changes are applied at the start
 of their day, before that day's events, from the state the previous day
-ended with; the answer is the state at the end of day `as_of`.
+ended with; the answer is the state at the end of day `as_of`. The fold
+finds the next such day in heaps of scheduled days (each invoice's on-stop
+day, the day after its reporting deadline, the day it falls overdue), so
+that a step costs what changed, not a look at every open invoice.
 
 `CoverFold` keeps its working state to itself and hands out frozen values: a
 `BuyerCover` at the end (`cover`), or a read-only view of the day it has
@@ -16,9 +19,11 @@ reached (`reading_on`, for the exposure timeline, which samples every day).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from heapq import heappop, heappush
+from itertools import compress
 from types import MappingProxyType
 from typing import Any
 
@@ -143,10 +148,12 @@ class PoliticalLoss(msgspec.Struct, frozen=True):
 
 
 class _Thresholds(msgspec.Struct, frozen=True):
-    """An invoice's on-stop day and reporting deadline, from its current due date."""
+    """An invoice's on-stop day and reporting deadline, from its current due date, and the
+    first day it is overdue."""
 
     stop_day: datetime.date
     deadline: datetime.date
+    overdue: datetime.date  # the day after the due date
 
 
 class CoverFigures:
@@ -330,6 +337,15 @@ class CoverFold:
         self._awaiting: dict[str, datetime.date] = {}  # invoice -> delivery day, judged at the end of that day
         self._judged: set[str] = set()  # invoices whose reporting deadline has been met or missed
         self._thresholds_of: dict[str, _Thresholds] = {}  # by invoice, set at issue and when its due date moves
+        # The calendar's index: heaps of (day, invoice), pushed when an invoice is issued, its due
+        # date moves or a reversal reopens it. An entry no longer valid (the invoice closed or
+        # judged, its thresholds moved, its day past) is dropped when it comes to the top, so that
+        # finding the next change costs what changed since, not one look at every open invoice.
+        self._stop_days: list[tuple[datetime.date, str]] = []
+        self._deadline_ends: list[tuple[datetime.date, str]] = []  # the day after each deadline
+        self._overdue_days: list[tuple[datetime.date, str]] = []
+        self._reports: list[Stop] = []  # past report spells: from a report until the day of its clearing
+        self._moved: list[str] = []  # due dates moved since the last catch-up (their thresholds may lie behind)
 
     # ------------------------------------------------------------ the fold's interface
 
@@ -372,10 +388,9 @@ class CoverFold:
         calendar = self._next_change(datetime.date.max)
         candidates = [] if calendar is None else [calendar]
         candidates += [delivered for delivered in self._awaiting.values() if delivered > day]
-        for name in s.book.open_ids:
-            cover = s.invoices.get(name)
-            if cover is not None and cover.balance.due + ONE_DAY > day:
-                candidates.append(cover.balance.due + ONE_DAY)
+        overdue = self._first_overdue_after(day)
+        if overdue is not None:
+            candidates.append(overdue)
         if s.top_up is not None and not s.top_up.ended and s.top_up.ends > day:
             candidates.append(s.top_up.ends)
         return min(candidates) if candidates else None
@@ -394,52 +409,85 @@ class CoverFold:
 
     def _next_change(self, limit: datetime.date) -> datetime.date | None:
         """The first day after today, up to `limit`, on which the calendar changes something."""
-        today, best = self._today, None
-        for moment in self._scheduled():  # the fold's hot loop: one pass, no list
-            if (today is None or moment > today) and moment <= limit and (best is None or moment < best):
+        s, today = self._state, self._today
+        # a delivery is judged after that day's events: the day after it
+        moments: list[datetime.date | None] = [delivered + ONE_DAY for delivered in self._awaiting.values()]
+        if s.on_stop_since is None:
+            moments.append(self._first_stop_day())
+        moments.append(self._first_deadline_end())
+        if s.latest_report is not None and s.loss_date is None:
+            moments.append(self.terms.at(s.latest_report).protracted_default_on(s.latest_report))
+        moments += [loss.day for loss in s.political_dates]
+        if s.top_up is not None and not s.top_up.ended:
+            moments.append(min(s.top_up.month_end, s.top_up.ends))
+        best = None
+        for moment in moments:
+            if moment is not None and (today is None or moment > today) and moment <= limit and (
+                best is None or moment < best
+            ):
                 best = moment
         return best
 
-    def _scheduled(self) -> Iterable[datetime.date]:
-        s = self._state
-        for delivered in self._awaiting.values():
-            yield delivered + ONE_DAY  # after that day's events
-        watch_stop = s.on_stop_since is None
-        invoices, judged, known = s.invoices, self._judged, self._thresholds_of
-        for name in s.book.open_ids:
-            if name not in invoices:
-                continue
-            thresholds = known[name]
-            if watch_stop:
-                yield thresholds.stop_day
-            if name not in judged:
-                yield thresholds.deadline + ONE_DAY
-        if s.latest_report is not None and s.loss_date is None:
-            yield self.terms.at(s.latest_report).protracted_default_on(s.latest_report)
-        for loss in s.political_dates:
-            yield loss.day
-        if s.top_up is not None and not s.top_up.ended:
-            yield min(s.top_up.month_end, s.top_up.ends)
+    def _first_stop_day(self) -> datetime.date | None:
+        """The earliest on-stop day after today of an open invoice (the calendar asks while not on stop)."""
+        heap, today, open_ids, known = self._stop_days, self._today, self._state.book.open_ids, self._thresholds_of
+        while heap:
+            day, name = heap[0]
+            if (today is None or day > today) and name in open_ids and known[name].stop_day == day:
+                return day
+            heappop(heap)
+        return None
+
+    def _first_deadline_end(self) -> datetime.date | None:
+        """The earliest day after today that follows the reporting deadline of an open invoice not yet judged."""
+        heap, today, open_ids, known = self._deadline_ends, self._today, self._state.book.open_ids, self._thresholds_of
+        while heap:
+            day, name = heap[0]
+            if (today is None or day > today) and name in open_ids and name not in self._judged and (
+                known[name].deadline + ONE_DAY == day
+            ):
+                return day
+            heappop(heap)
+        return None
+
+    def _first_overdue_after(self, day: datetime.date) -> datetime.date | None:
+        """The earliest day after `day` on which an open invoice falls overdue."""
+        heap, open_ids, known = self._overdue_days, self._state.book.open_ids, self._thresholds_of
+        past = day if self._today is None or day < self._today else self._today  # never asked again
+        while heap:
+            moment, name = heap[0]
+            if moment > past and name in open_ids and known[name].overdue == moment:
+                break
+            heappop(heap)
+        if heap and heap[0][0] <= day:  # asked about a day beyond the calendar's: look through the rest
+            return min((moment for moment, name in heap
+                        if moment > day and name in open_ids and known[name].overdue == moment), default=None)
+        return heap[0][0] if heap else None
+
+    def _schedule(self, name: str) -> None:
+        """Put an open invoice's thresholds in the calendar's index."""
+        thresholds = self._thresholds_of[name]
+        heappush(self._stop_days, (thresholds.stop_day, name))
+        heappush(self._deadline_ends, (thresholds.deadline + ONE_DAY, name))
+        heappush(self._overdue_days, (thresholds.overdue, name))
 
     def _set_thresholds(self, name: str) -> None:
         """An invoice's on-stop day and reporting deadline, from its due date (at issue, and
         again when the due date moves): the calendar reads them for every event."""
         due = self._state.book.invoices[name].due
         terms = self.terms.at(due)
-        self._thresholds_of[name] = _Thresholds(terms.stop_day(due), terms.reporting_deadline(due))
+        self._thresholds_of[name] = _Thresholds(terms.stop_day(due), terms.reporting_deadline(due), due + ONE_DAY)
+        self._schedule(name)
 
     def _change_on(self, day: datetime.date) -> None:
         """What the start of `day` changes, from the state the day before ended with."""
         s = self._state
         self._settle_deliveries(day - ONE_DAY)  # judged at the end of their delivery day
-        for name, cover in s.invoices.items():
-            if cover.balance.balance <= 0:
-                continue
-            thresholds = self._thresholds_of[name]
-            if s.on_stop_since is None and thresholds.stop_day == day and (s.cleared_on is None or day > s.cleared_on):
-                s.on_stop_since = day
-            if thresholds.deadline + ONE_DAY == day and name not in self._judged:
-                self._deadline_passed(name, thresholds.deadline, day)
+        if s.on_stop_since is None and self._first_stop_day() == day and (s.cleared_on is None or day > s.cleared_on):
+            s.on_stop_since = day
+        while self._first_deadline_end() == day:
+            name = heappop(self._deadline_ends)[1]
+            self._deadline_passed(name, self._thresholds_of[name].deadline, day)
         if s.latest_report is not None and s.loss_date is None:
             matures = self.terms.at(s.latest_report).protracted_default_on(s.latest_report)
             if matures == day and s.insured_on(day) > 0:
@@ -455,16 +503,30 @@ class CoverFold:
 
     def _deadline_passed(self, name: str, deadline: datetime.date, day: datetime.date) -> None:
         """A reporting deadline has passed with the invoice unpaid (judged on `day`): met by a
-        report in force, dropped after a loss, else missed and uninsured from `day`."""
+        report in force at the end of the deadline day, dropped after a loss, else missed and
+        uninsured from `day`."""
         s = self._state
         self._judged.add(name)
         if s.loss_date is not None and deadline > s.loss_date:
             return  # the duty became file_claim (docs/rules.md)
-        if s.reported_since is not None and s.reported_since <= deadline:
+        if self._reported_on(deadline):
             self._oblige("report_overdue", deadline, "met")
             return
         self._oblige("report_overdue", deadline, "missed")
         self._lose(name, day, f"overdue not reported by {deadline}")
+
+    def _reported_on(self, deadline: datetime.date) -> bool:
+        """A report in force at the end of `deadline`: the one in force now, or one cleared
+        since (an invoice unpaid again, or entered, after its deadline is judged as on that day)."""
+        s = self._state
+        if s.reported_since is not None and s.reported_since <= deadline:
+            return True
+        for spell in reversed(self._reports):  # spells in order, one after the other: the latest first
+            if spell.cleared <= deadline:
+                return False
+            if spell.since <= deadline:
+                return True
+        return False
 
     def _lose(self, name: str, day: datetime.date, reason: str) -> None:
         """The invoice is uninsured from `day` (the first reason to end its cover stands)."""
@@ -472,11 +534,15 @@ class CoverFold:
         if cover.lost_from is None:
             self._state.invoices[name] = _replace(cover, lost_from=day, lost_reason=reason)
 
-    def _catch_up(self, day: datetime.date) -> None:
-        """An invoice unpaid again (reversed payment) or issued late can have passed its
-        stop day or reporting deadline already: those count from `day` (docs/rules.md, "The calendar")."""
+    def _catch_up(self, day: datetime.date, names: Iterable[str]) -> None:
+        """An invoice unpaid again (reversed payment), issued late or whose due date moved can
+        have passed its stop day or reporting deadline already: those count from `day`
+        (docs/rules.md, "The calendar"). `names`: the invoices that can be behind the calendar;
+        every other open invoice's thresholds were met by the calendar as their days came."""
         s = self._state
-        for name in [name for name in s.book.open_ids if name in s.invoices]:
+        names = [name for name in dict.fromkeys((*self._moved, *names)) if name in s.book.open_ids and name in s.invoices]
+        self._moved.clear()
+        for name in names:
             thresholds = self._thresholds_of[name]
             if s.on_stop_since is None and thresholds.stop_day < day and (
                 s.cleared_on is None or thresholds.stop_day > s.cleared_on
@@ -544,15 +610,19 @@ class CoverFold:
                 s.book.apply(event)
                 self._set_thresholds(event.invoice)
                 self._lock_cap(event)
-                self._catch_up(event.effective)
+                self._catch_up(event.effective, (event.invoice,))
                 return
             case PaymentReversed():
                 s.book.apply(event)
-                self._catch_up(event.effective)
+                reopened = list(s.book.open_ids)  # the allocation ran again: any of them may be open again
+                for name in reopened:
+                    self._schedule(name)
+                self._catch_up(event.effective, reopened)
                 return
             case DueDateExtended():
                 s.book.apply(event)
                 self._set_thresholds(event.invoice)
+                self._moved.append(event.invoice)
                 beyond = self.terms.at(event.effective).beyond_max_credit(s.invoices[event.invoice].balance.delivered,
                                                                           event.due, extended=True)
                 if beyond is not None:
@@ -568,6 +638,8 @@ class CoverFold:
             case OverdueCleared():
                 if s.on_stop_since is not None:
                     s.past_stops.append(Stop(s.on_stop_since, event.effective))
+                if s.reported_since is not None:
+                    self._reports.append(Stop(s.reported_since, event.effective))
                 s.reported_since = s.latest_report = s.on_stop_since = None
                 s.latest_report_event = None
                 s.cleared_on = event.effective
@@ -619,7 +691,12 @@ class CoverFold:
         s = self._state
         if s.on_stop_since is not None and s.on_stop_since <= day:
             return True
-        return any(stop.since <= day < stop.cleared for stop in s.past_stops)
+        for stop in reversed(s.past_stops):  # spells in order, one after the other: the latest first
+            if stop.cleared <= day:
+                return False
+            if stop.since <= day:
+                return True
+        return False
 
     def _lock_cap(self, event: InvoiceIssued) -> None:
         """The cap (docs/rules.md, "Which invoices are insured"): cap = min(amount, max(0, limit + top-up - insured outstanding)), at entry."""
@@ -754,11 +831,21 @@ def buyer_exclusion(buyer: BuyerRegistered, terms: PolicyTerms) -> str | None:
 
 def limit_decisions(events: Iterable[Event]) -> list[LimitDecision]:
     """The limit decisions among `events` (in fold order), as a timeline."""
+    events = events if isinstance(events, Sequence) else list(events)
     return [
         LimitDecision(e.effective, 0 if isinstance(e, LimitCancelled) else e.amount,
                       not isinstance(e, LimitGranted), e)
-        for e in events if isinstance(e, (LimitGranted, LimitReduced, LimitCancelled))
+        for e in of_types(events, _DECISIONS)
     ]
+
+
+_DECISIONS = frozenset({LimitGranted, LimitReduced, LimitCancelled})
+
+
+def of_types(events: Sequence[Event], types: frozenset[type]) -> Iterator[Any]:
+    """The events of exactly these types (event types have no subtypes), picked without a
+    Python-level step per event: most of a stream is invoices and payments, read past here."""
+    return compress(events, map(types.__contains__, map(type, events)))
 
 
 def limit_on(decisions: Sequence[LimitDecision], day: datetime.date, terms: TermsTimeline) -> LimitInForce:

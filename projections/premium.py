@@ -22,7 +22,7 @@ from ledger.vocabulary.money import Minor, round_half_up
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms
-from projections.cover import limit_decisions
+from projections.cover import limit_decisions, of_types
 from projections.exposure import policy_periods
 from projections.lines import PremiumLine
 from projections.turnover import BuyerSales, turnover_by_country
@@ -143,6 +143,9 @@ def _declared_period_lines(
     return lines
 
 
+_REQUESTS = frozenset({LimitRequested})
+
+
 def fee_lines(terms: PolicyTerms, buyer_events: Iterable[Sequence[Event]], known_at: datetime.datetime | None) -> list[PremiumLine]:
     """Investigation and monitoring fees, invoiced on the last day of each month (docs/rules.md, "Fees")."""
     fees = terms.fees
@@ -155,8 +158,8 @@ def fee_lines(terms: PolicyTerms, buyer_events: Iterable[Sequence[Event]], known
         if registration is None or registration.country not in fees.zones:
             continue
         zone = fees.zones[registration.country]
-        for event in ordered:
-            if isinstance(event, LimitRequested) and _in_policy_month(terms, event.effective) and zone in fees.investigation:
+        for event in of_types(ordered, _REQUESTS):
+            if _in_policy_month(terms, event.effective) and zone in fees.investigation:
                 lines.append(_taxed(terms, PremiumLine(
                     _month_end(event.effective), "investigation_fee", event.buyer, fees.investigation[zone], 0,
                 ), fee=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from bisect import bisect_right
 from collections.abc import Iterable
 
 from ledger.vocabulary.events import Event, PolicyAmended, PolicyStarted
@@ -19,18 +20,17 @@ class TermsTimeline:
             for event in in_fold_order(events)
             if isinstance(event, (PolicyStarted, PolicyAmended))
         ]
+        self._days = [effective for effective, _ in self.changes]  # for the search in `at`, read for every invoice
 
     def __bool__(self) -> bool:
         return bool(self.changes)
 
     def at(self, day: datetime.date) -> PolicyTerms:
         """Terms of the latest start or amendment effective by `day` (the first before any)."""
-        terms = self.changes[0][1]
-        for effective, candidate in self.changes:
-            if effective > day:
-                break
-            terms = candidate
-        return terms
+        changes = self.changes
+        if len(changes) == 1:
+            return changes[0][1]
+        return changes[max(0, bisect_right(self._days, day) - 1)][1]
 
     def latest(self) -> PolicyTerms:
         """The terms after every amendment."""

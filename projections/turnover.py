@@ -20,7 +20,7 @@ from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms
-from projections.cover import buyer_exclusion, limit_decisions, limit_on
+from projections.cover import buyer_exclusion, limit_decisions, limit_on, of_types
 from projections.terms import TermsTimeline
 
 # The precedence of docs/rules.md ("Insurable turnover"): kind, named exclusion, selection, country, prepaid, no limit.
@@ -59,6 +59,9 @@ def sale_bucket(
     return INSURABLE
 
 
+_SOLD = frozenset({InvoiceIssued, CreditNoteIssued})
+
+
 class Sale(NamedTuple):
     """An invoice (or, negative, a credit note against its invoice's bucket) on its issue date."""
 
@@ -81,16 +84,18 @@ def buyer_sales(buyer_events: Sequence[Event], terms: TermsTimeline, known_at: d
     registration = next((e for e in events if isinstance(e, BuyerRegistered)), None)
     if registration is None or not terms:
         return None
+    # Sales and credit notes first, in one pass: most of a stream is payments.
+    sold = of_types(events, _SOLD)
     decisions = limit_decisions(events)
     sales = BuyerSales(country=registration.country)
     buckets: dict[str, str] = {}
-    for event in events:
+    for event in sold:
         if isinstance(event, InvoiceIssued):
             limit = limit_on(decisions, event.effective, terms).amount
             bucket = sale_bucket(registration, event, terms.at(event.effective), limit)
             buckets[event.invoice] = bucket
             sales.lines.append(Sale(event.effective, bucket, event.amount))
-        elif isinstance(event, CreditNoteIssued):
+        else:
             sales.lines.append(Sale(event.effective, buckets[event.invoice], -event.amount))
     return sales
 

@@ -11,7 +11,7 @@ from helpers import record_book
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.queries.book import fold_book
+from ledger.queries.book import claim_of, fold_book
 from ledger.queries.claims import claims_of
 from ledger.service import Ledger
 from ledger.vocabulary.events import to_public
@@ -118,6 +118,9 @@ def test_claim_figures_hold_together(book: tuple[dict[str, Any], list[dict[str, 
             steps = claim.steps
             assert steps[0].after == claim.insured_loss and steps[-1].after == claim.indemnity
             assert all(earlier.after == later.before for earlier, later in zip(steps, steps[1:], strict=False))
+        # One buyer's claim folds only the buyers whose loss can come first: the same claim.
+        for claim in register:
+            assert claim_of(ledger, claim.buyer, AS_OF, None) == claim
         if "max_liability" in table:
             cap = int(table["max_liability"]) * 100
             assert sum(claim.indemnity for claim in losses) <= cap

@@ -569,3 +569,38 @@ def test_a_top_up_never_lifts_cover_above_the_limit_before_the_reduction():
     cover = fold_one(rows, datetime.date(2025, 3, 15), parse_policy(table))
     assert cover.top_up_amount == 50000 * UNIT
     assert cover.insured <= 200000 * UNIT
+
+
+REPORTED_WHILE_PAID = [
+    {"type": "buyer_registered", "effective": "2025-01-02", "name": "Acme Ltd", "country": "GB"},
+    {"type": "limit_granted", "effective": "2025-01-03", "amount": "20000"},
+    {"type": "invoice_issued", "effective": "2025-01-15", "invoice": "B", "amount": "2000.00", "due": "2025-02-15"},
+    # A: due 1 March, notify_days 60, so its reporting deadline is 30 April; paid before it fell due.
+    {"type": "invoice_issued", "effective": "2025-02-01", "invoice": "A", "amount": "5000.00", "due": "2025-03-01"},
+    {"type": "payment_received", "effective": "2025-02-20", "invoice": "A", "amount": "5000.00", "key": "PA"},
+    {"type": "overdue_reported", "effective": "2025-04-10"},  # B is overdue: a report in force on 30 April
+    {"type": "payment_received", "effective": "2025-05-05", "invoice": "B", "amount": "2000.00"},
+    {"type": "overdue_cleared", "effective": "2025-05-10"},
+]
+
+
+@pytest.mark.parametrize(("cleared", "status", "insured"), [
+    ("2025-05-10", "met", 5000 * UNIT),  # in force on the deadline day (and after it)
+    ("2025-05-01", "met", 5000 * UNIT),  # cleared the day after the deadline: in force on it
+    ("2025-04-30", "missed", 0),  # cleared on the deadline day: no report in force at its end
+])
+def test_a_report_in_force_on_the_deadline_day_meets_the_duty_of_an_invoice_unpaid_again_later(
+    cleared: str, status: str, insured: int
+):
+    """Paid before its deadline, unpaid again (a reversal) after the report that was in force on
+    that deadline was cleared: the report met the deadline, and the invoice stays insured."""
+    rows = [row if row["type"] != "overdue_cleared" else {**row, "effective": cleared} for row in REPORTED_WHILE_PAID]
+    if cleared < "2025-05-05":  # B paid before the clearing, as a credit manager would
+        rows = [row if row.get("invoice") != "B" or row["type"] != "payment_received"
+                else {**row, "effective": "2025-04-29"} for row in rows]
+        rows.sort(key=lambda row: row["effective"])
+    cover = fold_one([*rows, {"type": "payment_reversed", "effective": "2025-05-20", "payment": "PA"}],
+                     datetime.date(2025, 5, 25))
+    duty = {o.due: o.status for o in cover.obligations if o.kind == "report_overdue"}
+    assert duty[datetime.date(2025, 4, 30)] == status
+    assert Exposure.of(cover).insured == insured

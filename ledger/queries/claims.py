@@ -9,12 +9,12 @@ import msgspec
 
 from ledger.queries import answers
 from ledger.queries.arguments import ClaimArgs, ClaimsArgs, Query
+from ledger.queries.book import claim_of, collector_paused
 from ledger.queries.book import claims_of as claims_of  # the register, where copy's check and the tests look
 from ledger.queries.reading import LedgerReader
-from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.money import format_minor
 from projections.balances import EventPart
-from projections.claims import Claim, InsuredInvoice, claim_for
+from projections.claims import Claim, InsuredInvoice
 
 
 def claim_answer(claim: Claim, currency: str) -> answers.Claim:
@@ -89,10 +89,8 @@ def _claim(ledger: LedgerReader, arguments: ClaimArgs) -> answers.Claim:
     buyer = arguments.buyer
     as_of = arguments.as_of or ledger.clock().date()
     currency = ledger.terms().currency
-    register = claims_of(ledger, as_of, arguments.known_at)
-    claim = claim_for(register, buyer)
-    if claim.loss_date is None and not any(c.buyer == buyer for c in register):
-        raise LedgerError(f"{buyer} is not a registered buyer on {as_of}", field="buyer")
+    with collector_paused():
+        claim = claim_of(ledger, buyer, as_of, arguments.known_at)
     if arguments.explain:
         return explanation(claim, currency)
     return claim_answer(claim, currency)
@@ -104,7 +102,8 @@ claim_query = Query(ClaimArgs, _claim)
 def _claims(ledger: LedgerReader, arguments: ClaimsArgs) -> answers.ClaimsRegister:
     """`claims`: the register of the buyers with a loss, in loss-date order."""
     as_of = arguments.as_of or ledger.clock().date()
-    register = claims_of(ledger, as_of, arguments.known_at)
+    with collector_paused():
+        register = claims_of(ledger, as_of, arguments.known_at)
     currency = ledger.terms().currency
     return answers.ClaimsRegister(claims=tuple(claim_answer(c, currency) for c in register if c.loss_date is not None))
 

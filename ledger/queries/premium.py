@@ -10,7 +10,7 @@ import msgspec
 
 from ledger.queries import answers
 from ledger.queries.arguments import PremiumArgs, Query
-from ledger.queries.book import account_lines, bought_top_up, read_book
+from ledger.queries.book import account_lines, bought_top_up, collector_paused, read_book
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.dates import period_bounds
 from ledger.vocabulary.money import format_minor
@@ -55,7 +55,8 @@ def _premium(ledger: LedgerReader, arguments: PremiumArgs) -> answers.Premium:
     """`premium`: what was invoiced up to as_of, by kind, with tax and total; the minimum premium,
     the maximum liability, and (with `lines`) the lines dated up to as_of."""
     as_of = arguments.as_of or ledger.clock().date()
-    terms, lines = premium_account(ledger, as_of, arguments.known_at)
+    with collector_paused():
+        terms, lines = premium_account(ledger, as_of, arguments.known_at)
     money = functools.partial(format_minor, currency=terms.currency)
     totals = summarise(lines, as_of)
     cap = maximum_liability(terms, lines, as_of)

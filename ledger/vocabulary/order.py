@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import operator
 from collections.abc import Iterable
+from itertools import islice
 from typing import TypeVar
 
 from ledger.vocabulary.events import Event
@@ -22,7 +24,11 @@ def fold_key(event: Event, position: int) -> tuple[datetime.date, datetime.datet
 
 def in_fold_order(events: Iterable[E]) -> list[E]:
     """`events`, given in recorded order, sorted into fold order."""
-    indexed = list(enumerate(events))
+    listed = list(events)
+    keys = [(event.effective, event.recorded) for event in listed]
+    if all(map(operator.le, keys, islice(keys, 1, None))):
+        return listed  # recorded in fold order already, as most streams are: nothing to sort
+    indexed = list(enumerate(listed))
     indexed.sort(key=lambda pair: fold_key(pair[1], pair[0]))
     return [event for _, event in indexed]
 
