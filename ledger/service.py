@@ -10,6 +10,7 @@ of times, so concurrent writers never lose, duplicate or over-allocate.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import random
@@ -36,6 +37,7 @@ from ledger.vocabulary.errors import ConcurrencyConflict, LedgerError
 from ledger.vocabulary.events import (
     NIL_ID,
     UNRECORDED,
+    BuyerEvent,
     Event,
     PolicyAmended,
     PolicyStarted,
@@ -59,6 +61,7 @@ from ledger.write.streams import BuyerStream, PolicyStream
 
 Clock = Callable[[], datetime.datetime]
 MAX_ATTEMPTS = 8
+SAVE_BATCH = 10_000  # events per batch of a large write (see `_record_in_batches`)
 
 
 def utc_now() -> datetime.datetime:
@@ -281,10 +284,35 @@ class Ledger:
     ) -> Outcome:
         outcome = Outcome()
         fresh = self._stamp(self._skip_known(drafts, outcome), keep_recorded, outcome)
+        if len(fresh) > SAVE_BATCH:
+            self._record_in_batches(fresh, outcome, progress)
+            return outcome
         admitted = self._admit(fresh, outcome, progress)
         if admitted:
             self._save([Envelope(stream_of(a.event), a.version, a.event) for a in admitted])
         return outcome
+
+    def _record_in_batches(self, fresh: Sequence[Draft], outcome: Outcome, progress: ProgressHook | None) -> None:
+        """A large write: every stream it touches read first (on an in-memory ledger a reader
+        waits for the writer), then admitted and saved a batch at a time in one transaction
+        (the store's `bulk_append`), so that only one batch's stored forms are alive at once."""
+        policy = self.policy_stream()
+        buyers: dict[str, BuyerStream] = {}
+        touched = {d.event.buyer for d in fresh if isinstance(d.event, BuyerEvent)}
+        if any(isinstance(d.event, PolicyAmended) for d in fresh):
+            touched |= set(self.buyers())  # an amendment re-checks every buyer
+        for buyer in sorted(touched):
+            self._buyer_stream(buyers, buyer)
+
+        def recheck() -> None:
+            for buyer in sorted(buyers):
+                buyers[buyer].recheck(policy.terms_at)
+
+        with self._saving(), self.store.bulk_append() as write:
+            for start in range(0, len(fresh), SAVE_BATCH):
+                admitted = admit(fresh[start:start + SAVE_BATCH], policy, buyers.__getitem__, recheck, outcome, progress)
+                envelopes = [Envelope(stream_of(a.event), a.version, a.event) for a in admitted]
+                write(envelopes, _index_rows(envelopes))
 
     def _admit(
         self, fresh: Sequence[Draft], outcome: Outcome, progress: ProgressHook | None, trial: Trial | None = None
@@ -333,20 +361,32 @@ class Ledger:
 
     def _save(self, envelopes: list[Envelope]) -> None:
         """Write in one transaction; another writer's commit becomes a ConcurrencyConflict."""
+        with self._saving():
+            self.store.append(envelopes, _index_rows(envelopes))
+
+    @contextlib.contextmanager
+    def _saving(self) -> Iterator[None]:
+        """Around a write: another writer's commit becomes a ConcurrencyConflict, a database
+        failure a refusal that says nothing was recorded."""
         try:
-            stamps: dict[datetime.datetime, str] = {}
-            rows = []
-            for envelope in envelopes:
-                moment = envelope.event.recorded
-                text = stamps.get(moment) or stamps.setdefault(moment, format_recorded(moment))
-                rows.append(IndexRow.of(envelope.event, text))
-            self.store.append(envelopes, rows)
+            yield
         except Exception as problem:
             if _is_conflict(problem):
                 raise ConcurrencyConflict(str(problem)) from None
             if isinstance(problem, (OperationalError, DatabaseError, sqlite3.Error)):
                 raise LedgerError(f"cannot write the ledger: {problem}; nothing was recorded", field="db") from None
             raise
+
+
+def _index_rows(envelopes: Sequence[Envelope]) -> list[IndexRow]:
+    """The index rows of envelopes about to be saved (each recorded stamp formatted once)."""
+    stamps: dict[datetime.datetime, str] = {}
+    rows = []
+    for envelope in envelopes:
+        moment = envelope.event.recorded
+        text = stamps.get(moment) or stamps.setdefault(moment, format_recorded(moment))
+        rows.append(IndexRow.of(envelope.event, text))
+    return rows
 
 
 def _is_conflict(problem: Exception) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, cast
 
 from eventsourcing.application import Application
@@ -74,6 +74,19 @@ class LedgerStore(Application[uuid.UUID]):
         `held` is how many events the ledger held when the transaction began, counted
         under the write lock (a copy refuses a ledger that holds any)."""
         return cast(_BulkRecorder, self.recorder).bulk_insert()
+
+    @contextlib.contextmanager
+    def bulk_append(self) -> Iterator[Callable[[Sequence[Envelope], Sequence[IndexRow]], None]]:
+        """One write transaction for a large write given a batch at a time: each call of the
+        writer it yields stores envelopes and their index rows (one executemany per table), so
+        that only one batch's stored forms are alive at once. All or nothing, as `bulk_insert`."""
+        mapper = self.mapper
+        with self.bulk_insert() as bulk:
+
+            def write(envelopes: Sequence[Envelope], rows: Sequence[IndexRow]) -> None:
+                bulk.write([mapper.to_stored_event(envelope) for envelope in envelopes], rows)
+
+            yield write
 
     def last_notification(self) -> int:
         """The notification id of the last stored event (0: none)."""
