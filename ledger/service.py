@@ -294,8 +294,9 @@ class Ledger:
 
     def _record_in_batches(self, fresh: Sequence[Draft], outcome: Outcome, progress: ProgressHook | None) -> None:
         """A large write: every stream it touches read first (on an in-memory ledger a reader
-        waits for the writer), then admitted and saved a batch at a time in one transaction
-        (the store's `bulk_append`), so that only one batch's stored forms are alive at once."""
+        waits for the writer) and every draft admitted (drafts of one moment are checked
+        together, see ledger/write/pipeline.py), then saved a batch at a time in one
+        transaction (the store's `bulk_append`): only one batch's stored forms are alive at once."""
         policy = self.policy_stream()
         buyers: dict[str, BuyerStream] = {}
         touched = {d.event.buyer for d in fresh if isinstance(d.event, BuyerEvent)}
@@ -308,10 +309,10 @@ class Ledger:
             for buyer in sorted(buyers):
                 buyers[buyer].recheck(policy.terms_at)
 
+        admitted = admit(fresh, policy, buyers.__getitem__, recheck, outcome, progress)
         with self._saving(), self.store.bulk_append() as write:
-            for start in range(0, len(fresh), SAVE_BATCH):
-                admitted = admit(fresh[start:start + SAVE_BATCH], policy, buyers.__getitem__, recheck, outcome, progress)
-                envelopes = [Envelope(stream_of(a.event), a.version, a.event) for a in admitted]
+            for start in range(0, len(admitted), SAVE_BATCH):
+                envelopes = [Envelope(stream_of(a.event), a.version, a.event) for a in admitted[start:start + SAVE_BATCH]]
                 write(envelopes, _index_rows(envelopes))
 
     def _admit(

@@ -5,9 +5,11 @@ and a refusal in its last batch leaves nothing of the earlier batches behind."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
+from helpers import refusal
 
 import ledger.service
 from ledger.operations.verify import verify
@@ -15,6 +17,7 @@ from ledger.service import Ledger
 from ledger.tools import samplebook
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.terms import parse_policy
+from ledger.write.streams import BuyerStream
 
 
 def book_rows() -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -72,3 +75,72 @@ def test_a_batched_amendment_rechecks_every_buyer(monkeypatch: pytest.MonkeyPatc
         with pytest.raises(LedgerError, match="amended terms would make the buyer_registered of U1"):
             opened.record(opened.parse(list(enumerate(writes, 1)), "book"))
         assert opened.count() == 2
+
+
+# ------------------------------------------------------------ one moment, any order
+
+def buyer_view(opened: Ledger) -> dict[str, Any]:
+    """What each buyer's stream folds to: its invoices' balances and its limit."""
+    streams = {buyer: BuyerStream.replay(opened.buyer_events(buyer)) for buyer in opened.buyers()}
+    return {
+        buyer: (stream.book.limit, {number: invoice.balance for number, invoice in stream.book.invoices.items()})
+        for buyer, stream in streams.items()
+    }
+
+
+@pytest.mark.parametrize("order", ["latest first", "days shuffled", "by type"])
+def test_a_file_in_any_date_order_imports_as_the_sorted_one(order: str) -> None:
+    """A write's events share one recorded stamp, so they are checked as one state: a file whose
+    lines are not in date order (same-day lines kept in order) records the same book."""
+    policy, rows = book_rows()
+    if order == "latest first":
+        shuffled = sorted(rows, key=lambda r: r["effective"], reverse=True)  # stable: a day keeps its order
+    elif order == "days shuffled":
+        days = sorted({r["effective"] for r in rows})
+        random.Random(3).shuffle(days)
+        shuffled = sorted(rows, key=lambda r: days.index(r["effective"]))
+    else:
+        rank = {"buyer_registered": 0, "limit_requested": 1, "limit_granted": 2, "invoice_issued": 3}
+        shuffled = sorted(rows, key=lambda r: rank.get(r["type"], 4))
+    assert shuffled != rows
+    views = []
+    for given in (rows, shuffled):
+        with Ledger("memory") as opened:
+            opened.load_policy(parse_policy(policy))
+            assert len(opened.record(opened.parse(list(enumerate(given, 1)), "book")).recorded) == len(rows)
+            views.append(buyer_view(opened))
+    assert views[0] == views[1]
+
+
+def test_one_moment_blames_the_event_that_breaks_a_rule_in_fold_order(book: Ledger) -> None:
+    """A payment and, later in the file, a credit note dated before it that leaves too little open:
+    checked in fold order, the payment is the overpayment, the credit note fine."""
+    from test_refusals import credit_note, payment
+
+    error = refusal(book, [payment("800.00", effective="2025-03-01"), credit_note("300.00")], "amount")
+    assert "800.00 is more than the 700.00 open on invoice I1" in error.message
+
+
+def test_one_moment_blames_the_latest_new_event_before_a_recorded_one_it_breaks(book: Ledger) -> None:
+    from test_refusals import credit_note, payment
+
+    book.append(payment("800.00", effective="2025-03-01", key="PAY-800"))
+    other = {"type": "buyer_registered", "effective": "2025-01-05", "buyer": "B9", "name": "n", "country": "GB"}
+    error = refusal(book, [credit_note("100.00", effective="2025-01-20"), other, credit_note("200.00")], "effective")
+    assert "back-dated to 2025-02-01" in error.message  # the credit note of 200.00, not that of 100.00
+    assert "payment_received of 2025-03-01 (PAY-800)" in error.message
+
+
+def test_a_dry_run_of_one_moment_refuses_only_the_bad_lines(book: Ledger) -> None:
+    """A trial goes on as if a refused line had never been given, lines in any order."""
+    lines = [
+        {"type": "payment_received", "effective": "2025-02-20", "buyer": "B1", "invoice": "I2", "amount": "50.00"},
+        {"type": "payment_received", "effective": "2025-02-21", "buyer": "B1", "invoice": "I9", "amount": "1.00"},
+        {"type": "invoice_issued", "effective": "2025-02-10", "buyer": "B1", "invoice": "I2", "amount": "100.00",
+         "due": "2025-04-01"},
+        {"type": "payment_received", "effective": "2025-02-22", "buyer": "B1", "invoice": "I2", "amount": "60.00"},
+    ]
+    trial = book.trial(book.parse(list(enumerate(lines, 1)), "pay.csv"))
+    assert [(r.draft.line, r.problem.field) for r in trial.refused] == [(2, "invoice"), (4, "amount")]
+    assert [d.line for d in trial.admitted] == [1, 3]
+    assert book.count() == 4  # a trial records nothing

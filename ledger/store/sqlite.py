@@ -111,12 +111,12 @@ class LedgerSQLiteRecorder(ChainQueries, SQLiteApplicationRecorder):
         """The stored events in one executemany, instead of the library's execute per event
         (for its lastrowid). The rowids are given: the next ones after the last one read, which
         stay ours because SQLite refuses a write on a snapshot another writer has moved past."""
-        table = self.events_table_name
-        c.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}")  # noqa: S608 (constant name)
+        c.execute(f"SELECT coalesce(max(rowid), 0) FROM {self.events_table_name}")  # noqa: S608 (constant name)
         first = int(c.fetchone()[0]) + 1
         ids = list(range(first, first + len(stored_events)))
         c.executemany(
-            f"INSERT INTO {table} (rowid, originator_id, originator_version, topic, state) VALUES (?,?,?,?,?)",  # noqa: S608 (constant name)
+            f"INSERT INTO {self.events_table_name} (rowid, originator_id, originator_version, topic, state) "  # noqa: S608 (constant name)
+            "VALUES (?,?,?,?,?)",
             [
                 (n, s.originator_id.hex if isinstance(s.originator_id, uuid.UUID) else s.originator_id,
                  s.originator_version, s.topic, s.state)
