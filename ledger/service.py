@@ -16,7 +16,7 @@ import functools
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any
 
 from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
@@ -32,7 +32,7 @@ from ledger.store import (
     stream_of,
 )
 from ledger.store import ledger_exists as ledger_exists  # the CLI asks here: it may not open the store
-from ledger.vocabulary.bulk import ProgressHook, collector_paused
+from ledger.vocabulary.bulk import BULK, ProgressHook, collector_paused
 from ledger.vocabulary.errors import ConcurrencyConflict, LedgerError
 from ledger.vocabulary.events import (
     NIL_ID,
@@ -208,8 +208,8 @@ class Ledger:
         """
         drafts = []
         currency = currency or self._currency()
-        rows = rows if isinstance(rows, Sequence) else list(rows)
-        with collector_paused(len(rows)):
+        # Taken one at a time: a caller may hand an iterator that lets each row go once read.
+        with collector_paused(len(rows) if isinstance(rows, Sized) else BULK):
             for line, raw in rows:
                 try:
                     event = parse_event(raw, currency)

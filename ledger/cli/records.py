@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ledger.adapters.eventfiles import read_event_file
+from ledger.adapters.eventfiles import stream_event_file
 from ledger.adapters.policyfile import load_policy_file
 from ledger.cli.common import (
     DEFAULT_DB,
@@ -127,13 +127,12 @@ def import_(
     the same import twice records nothing the second time.
     """
     with _open(db) as ledger:
-        source = read_event_file(file, fmt)
-        rows = list(source.events)
+        source, count, events = stream_event_file(file, fmt)
         terms = _file_policy(ledger, source.policy, source.source) if source.policy is not None else None
-        if not source.events and terms is None:
+        if not count and terms is None:
             raise LedgerError("has no events", source=source.source)
-        with _progress(len(rows), "checking") as advance:
-            drafts = ledger.parse(rows, source.source, currency=terms.currency if terms else None)
+        with _progress(count, "checking") as advance:
+            drafts = ledger.parse(events, source.source, currency=terms.currency if terms else None)
             if terms is not None and not ledger.has_policy():
                 drafts.insert(0, ledger.starting_draft(terms, drafts, source.source))
             outcome = ledger.record(drafts, keep_recorded=keep_recorded, progress=advance)

@@ -22,7 +22,7 @@ from ledger.store.chain import (
 )
 from ledger.store.index import INDEX_COLUMNS, RECORDED_BACKWARDS, BulkInsert, IndexRow, index_values
 
-BULK_CACHE_KIB = 256 * 1024  # the page cache of a connection that has done a bulk write
+BULK_CACHE_KIB = 64 * 1024  # the page cache of a connection that has done a bulk write
 
 
 def sqlite_environment(db_name: str) -> dict[str, str]:
