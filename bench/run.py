@@ -294,6 +294,9 @@ def main() -> None:
             try:
                 results["backends"][name] = measure(location, policy, rows, book_file, spare, Path(workdir),
                                                     with_peers=name == "sqlite")
+            except Exception as problem:  # one backend failing (a lost connection, say) is a figure too
+                results["backends"][name] = {"failed": f"{type(problem).__name__}: {problem}"[:200]}
+                print(f"{name} failed: {problem}", file=sys.stderr)
             finally:
                 clean_up()
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
