@@ -78,7 +78,7 @@ class Trial:
     refused: list[Refused] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Admitted:
     """An event that passed its stream's rules, and the stream version it takes."""
 
