@@ -48,7 +48,8 @@ scenarios: $(STAMP)
 test: lint chromium
 	$(BIN)/pytest -ra
 
-# The benchmark: 10,000 and 100,000 events (bench-full adds 1,000,000); figures in bench/results.json.
+# The benchmark: 100,000 events on SQLite and PostgreSQL side by side (bench-full: 1,000,000, long);
+# figures in bench/results.json (docs/performance.md).
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 

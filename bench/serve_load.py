@@ -34,7 +34,7 @@ REQUEST_TIMEOUT = 300.0  # seconds one request may take (a claim's explanation o
 REQUESTS = {"buyer_exposure": 800, "book_exposure": 48, "claim": 16, "events_page": 160}
 
 
-def measure(path: Path, size: int) -> dict[str, Any]:
+def measure(path: Path | str, size: int) -> dict[str, Any]:
     """The figures of the load test on the ledger at `path`; an error is reported as a figure,
     so that the rest of the benchmark still runs."""
     try:
@@ -102,7 +102,7 @@ def _ms(samples: list[float], share: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1e3, 1)
 
 
-def _measure(path: Path, size: int) -> dict[str, Any]:
+def _measure(path: Path | str, size: int) -> dict[str, Any]:
     port = _free_port()
     command = [str(Path(sys.executable).with_name("creditledger")), "serve", "--db", str(path),
                "--host", HOST, "--port", str(port), "--read-only"]

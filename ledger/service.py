@@ -10,13 +10,14 @@ of times, so concurrent writers never lose, duplicate or over-allocate.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any
 
 from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
@@ -36,11 +37,12 @@ from ledger.store import (
     stream_of,
 )
 from ledger.store import ledger_exists as ledger_exists  # the CLI asks here: it may not open the store
-from ledger.vocabulary.bulk import ProgressHook, collector_paused
+from ledger.vocabulary.bulk import BULK, ProgressHook, collector_paused
 from ledger.vocabulary.errors import ConcurrencyConflict, LedgerError
 from ledger.vocabulary.events import (
     NIL_ID,
     UNRECORDED,
+    BuyerEvent,
     Event,
     PolicyAmended,
     PolicyStarted,
@@ -65,6 +67,7 @@ from ledger.write.streams import BuyerStream, PolicyStream
 
 Clock = Callable[[], datetime.datetime]
 MAX_ATTEMPTS = 8
+SAVE_BATCH = 10_000  # events per batch of a large write (see `_record_in_batches`)
 UNCHANGED_TERMS = "the terms are those in force; nothing recorded"
 
 
@@ -285,8 +288,8 @@ class Ledger:
         """
         drafts = []
         currency = currency or self._currency()
-        rows = rows if isinstance(rows, Sequence) else list(rows)
-        with collector_paused(len(rows)):
+        # Taken one at a time: a caller may hand an iterator that lets each row go once read.
+        with collector_paused(len(rows) if isinstance(rows, Sized) else BULK):
             for line, raw in rows:
                 try:
                     event = parse_event(raw, currency)
@@ -367,7 +370,12 @@ class Ledger:
         mark = self.store.last_notification()  # the ledger as its keys are looked up
         fresh = self._stamp(self._skip_known(drafts, outcome), keep_recorded, outcome)
         try:
-            admitted = self._admit(fresh, outcome, progress)
+            if len(fresh) > SAVE_BATCH:
+                self._record_in_batches(fresh, outcome, progress)
+                last = 0
+            else:
+                admitted = self._admit(fresh, outcome, progress)
+                last = self._save([Envelope(stream_of(a.event), a.version, a.event) for a in admitted]) if admitted else 0
         except LedgerError as refusal:
             # Keys recorded by another writer after the look-up (a racing import of the same file)
             # would be refused here as, say, "already registered": a refusal stands only when the
@@ -375,10 +383,32 @@ class Ledger:
             if self.store.last_notification() != mark:
                 raise ConcurrencyConflict("the ledger moved while this write was checked") from refusal
             raise
-        last = self._save([Envelope(stream_of(a.event), a.version, a.event) for a in admitted]) if admitted else 0
         # The link this write left (another writer may already have added more), else the ledger's.
         outcome.head = (self.store.chain.link(last) if last else None) or self.head()
         return outcome
+
+    def _record_in_batches(self, fresh: Sequence[Draft], outcome: Outcome, progress: ProgressHook | None) -> None:
+        """A large write: every stream it touches read first (on an in-memory ledger a reader
+        waits for the writer) and every draft admitted (drafts of one moment are checked
+        together, see ledger/write/pipeline.py), then saved a batch at a time in one
+        transaction (the store's `bulk_append`): only one batch's stored forms are alive at once."""
+        policy = self.policy_stream()
+        buyers: dict[str, BuyerStream] = {}
+        touched = {d.event.buyer for d in fresh if isinstance(d.event, BuyerEvent)}
+        if any(isinstance(d.event, PolicyAmended) for d in fresh):
+            touched |= set(self.buyers())  # an amendment re-checks every buyer
+        for buyer in sorted(touched):
+            self._buyer_stream(buyers, buyer)
+
+        def recheck() -> None:
+            for buyer in sorted(buyers):
+                buyers[buyer].recheck(policy.terms_at)
+
+        admitted = admit(fresh, policy, buyers.__getitem__, recheck, outcome, progress)
+        with self._saving(), self.store.bulk_append() as write:
+            for start in range(0, len(admitted), SAVE_BATCH):
+                envelopes = [Envelope(stream_of(a.event), a.version, a.event) for a in admitted[start:start + SAVE_BATCH]]
+                write(envelopes, _index_rows(envelopes))
 
     def _admit(
         self, fresh: Sequence[Draft], outcome: Outcome, progress: ProgressHook | None, trial: Trial | None = None
@@ -427,23 +457,34 @@ class Ledger:
         return skip_known(drafts, known_keys, known_ids, outcome)
 
     def _save(self, envelopes: list[Envelope]) -> int:
-        """Write in one transaction and return the last notification id written; another writer's
-        commit becomes a ConcurrencyConflict."""
+        """Write in one transaction and return the last notification id written."""
+        with self._saving():
+            ids = self.store.append(envelopes, _index_rows(envelopes))
+        return int(ids[-1]) if ids else 0
+
+    @contextlib.contextmanager
+    def _saving(self) -> Iterator[None]:
+        """Around a write: another writer's commit becomes a ConcurrencyConflict, a database
+        failure a refusal that says nothing was recorded."""
         try:
-            stamps: dict[datetime.datetime, str] = {}
-            rows = []
-            for envelope in envelopes:
-                moment = envelope.event.recorded
-                text = stamps.get(moment) or stamps.setdefault(moment, format_recorded(moment))
-                rows.append(IndexRow.of(envelope.event, text))
-            ids = self.store.append(envelopes, rows)
+            yield
         except Exception as problem:
             if _is_conflict(problem):
                 raise ConcurrencyConflict(str(problem)) from None
             if isinstance(problem, (OperationalError, DatabaseError, sqlite3.Error)):
                 raise LedgerError(f"cannot write the ledger: {problem}; nothing was recorded", field="db") from None
             raise
-        return int(ids[-1]) if ids else 0
+
+
+def _index_rows(envelopes: Sequence[Envelope]) -> list[IndexRow]:
+    """The index rows of envelopes about to be saved (each recorded stamp formatted once)."""
+    stamps: dict[datetime.datetime, str] = {}
+    rows = []
+    for envelope in envelopes:
+        moment = envelope.event.recorded
+        text = stamps.get(moment) or stamps.setdefault(moment, format_recorded(moment))
+        rows.append(IndexRow.of(envelope.event, text))
+    return rows
 
 
 def _is_conflict(problem: Exception) -> bool:

@@ -64,6 +64,28 @@ def read_event_file(path: Path, fmt: str | None = None) -> EventFile:
     return reader(text, str(path))
 
 
+def stream_event_file(path: Path, fmt: str | None = None) -> tuple[EventFile, int, Iterator[tuple[int, dict[str, Any]]]]:
+    """As `read_event_file`, for an import: (the file without its events, how many events it
+    has, the events). JSON Lines events are decoded as they are taken and every event is let
+    go once taken, so that a large file's raw fields are never all alive at once (a million
+    decoded lines held about a gigabyte)."""
+    kind = detect_format(path, fmt)
+    if kind != "jsonl" or _starts_with(path, b"["):
+        file = read_event_file(path, fmt)
+        return file, len(file.events), drained(file.events)
+    text = read_text(path)
+    source = str(path)
+    count = sum(1 for line in _lines(text, source) if line.strip())
+    return EventFile(source=source), count, _jsonl_events(text, source)
+
+
+def drained(rows: list[Any]) -> Iterator[Any]:
+    """`rows` in order, each let go once taken (the list ends empty)."""
+    rows.reverse()
+    while rows:
+        yield rows.pop()
+
+
 def read_text(path: Path, *, line_limit: bool = True) -> str:
     """The UTF-8 text of `path`, refused with its line if it is not UTF-8 or
     (with `line_limit`) has a line over MAX_LINE_CHARS characters.
@@ -230,9 +252,15 @@ def read_jsonl(text: str, source: str) -> EventFile:
     A file that is one JSON array of objects (what `log --json` prints) is
     read too; its events are numbered by their place in the array.
     """
-    file = EventFile(source=source)
     if re.match(r"\s*\[", text):
         return _read_json_array(text, source)
+    file = EventFile(source=source)
+    file.events.extend(_jsonl_events(text, source))
+    return file
+
+
+def _jsonl_events(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, fields) of each event of JSON Lines text, decoded as they are taken."""
     for number, line in enumerate(_lines(text, source), 1):
         if not line.strip():
             continue
@@ -247,8 +275,7 @@ def read_jsonl(text: str, source: str) -> EventFile:
             raise LedgerError("malformed JSON: nested too deeply", source=source, line=number) from None
         except UnicodeEncodeError:  # a lone surrogate: only text handed in directly, never a file read as UTF-8
             raise LedgerError("is not UTF-8 text", source=source, line=number) from None
-        file.events.append((number, raw))
-    return file
+        yield number, raw
 
 
 def _read_json_array(text: str, source: str) -> EventFile:
@@ -300,8 +327,22 @@ def read_csv(text: str, source: str) -> EventFile:
     return file
 
 
+_LINES_CHUNK = 1 << 20  # characters split into lines at a time
+
+
+def _split_lines(text: str) -> Iterator[str]:
+    """`text.splitlines()`, a chunk at a time: a million-line file never has every line alive.
+    Each chunk ends just after a newline, so no line (nor a CR LF pair) is cut in two."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _LINES_CHUNK)
+        end = len(text) if end < 0 else end + 1
+        yield from text[start:end].splitlines()
+        start = end
+
+
 def _lines(text: str, source: str) -> Iterator[str]:
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(_split_lines(text), 1):
         if len(line) > MAX_LINE_CHARS:
             raise LedgerError(
                 f"the line is {len(line):,} characters long; an event line may have at most {MAX_LINE_CHARS:,}",

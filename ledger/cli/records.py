@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperCommand
 
-from ledger.adapters.eventfiles import read_event_file
+from ledger.adapters.eventfiles import stream_event_file
 from ledger.adapters.policyfile import load_policy_file
 from ledger.cli.common import (
     DEFAULT_DB,
@@ -160,27 +160,33 @@ def import_(
     the same import twice records nothing the second time.
     """
     with _open(db) as ledger:
-        source = read_event_file(file, fmt)
-        rows = list(source.events)
-        _check_stamps(rows, keep_recorded, restamp, source.source)
+        source, count, events = stream_event_file(file, fmt)
+        events = _check_stamps(events, keep_recorded, restamp, source.source)
         terms = _file_policy(ledger, source.policy, source.source) if source.policy is not None else None
-        if not source.events and terms is None:
+        if not count and terms is None:
             raise LedgerError("has no events", source=source.source)
-        with _progress(len(rows), "checking") as advance:
-            drafts = ledger.parse(rows, source.source, currency=terms.currency if terms else None)
+        with _progress(count, "checking") as advance:
+            drafts = ledger.parse(events, source.source, currency=terms.currency if terms else None)
             if terms is not None and not ledger.has_policy():
                 drafts.insert(0, ledger.starting_draft(terms, drafts, source.source))
             outcome = ledger.record(drafts, keep_recorded=keep_recorded, progress=advance)
         report_outcome(outcome, as_json=as_json)
 
 
-def _check_stamps(rows: Sequence[tuple[int | None, Any]], keep: bool, restamp: bool, source: str) -> None:
+def _check_stamps(
+    rows: Iterable[tuple[int | None, Any]], keep: bool, restamp: bool, source: str
+) -> Iterable[tuple[int | None, Any]]:
     """A file whose events carry recorded stamps (`log --json`, an audit copy) says what to do with them:
-    restamped silently, a copy would lose its recorded axis; kept by mistake, new events would claim the past."""
+    restamped silently, a copy would lose its recorded axis; kept by mistake, new events would claim the past.
+    The rows pass through as they are read (a large file is never held whole)."""
     if keep and restamp:
         raise LedgerError("give --keep-recorded or --restamp, not both", field="restamp")
     if keep or restamp:
-        return
+        return rows
+    return _unstamped(rows, source)
+
+
+def _unstamped(rows: Iterable[tuple[int | None, Any]], source: str) -> Iterator[tuple[int | None, Any]]:
     for line, raw in rows:
         if isinstance(raw, dict) and raw.get("recorded") not in (None, ""):
             try:
@@ -191,6 +197,7 @@ def _check_stamps(rows: Sequence[tuple[int | None, Any]], keep: bool, restamp: b
                 "events carry recorded stamps: give --keep-recorded to keep them (a historical ledger, an audit "
                 "copy) or --restamp to record them now", field="recorded", source=source, line=line,
             )
+        yield line, raw
 
 
 def _file_policy(ledger: Ledger, table: dict[str, Any], source: str) -> PolicyTerms:

@@ -93,6 +93,19 @@ class LedgerStore(Application[uuid.UUID]):
         clock = getattr(self.recorder, "server_clock", None)
         return clock if callable(clock) else None
 
+    @contextlib.contextmanager
+    def bulk_append(self) -> Iterator[Callable[[Sequence[Envelope], Sequence[IndexRow]], None]]:
+        """One write transaction for a large write given a batch at a time: each call of the
+        writer it yields stores envelopes and their index rows (one executemany per table), so
+        that only one batch's stored forms are alive at once. All or nothing, as `bulk_insert`."""
+        mapper = self.mapper
+        with self.bulk_insert() as bulk:
+
+            def write(envelopes: Sequence[Envelope], rows: Sequence[IndexRow]) -> None:
+                bulk.write([mapper.to_stored_event(envelope) for envelope in envelopes], rows)
+
+            yield write
+
     def last_notification(self) -> int:
         """The notification id of the last stored event (0: none)."""
         return self.recorder.max_notification_id() or 0

@@ -10,21 +10,23 @@ ids and last recorded stamp, reads the streams, and saves what `admit` returns.
 from __future__ import annotations
 
 import datetime
+import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import msgspec
 
 from ledger.vocabulary.bulk import ProgressHook
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import NIL_ID, UNRECORDED, BuyerEvent, Event, PolicyAmended, format_recorded
-from ledger.write.streams import BuyerStream, PolicyStream
+from ledger.write.streams import BuyerStream, EventRefused, PolicyStream, admit_all
 
 PROGRESS_EVERY = 1000  # events between two progress reports
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million of them are alive during an import
 class Draft:
     """An event read from input, not yet recorded, with where it came from."""
 
@@ -77,7 +79,7 @@ class Trial:
     refused: list[Refused] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Admitted:
     """An event that passed its stream's rules, and the stream version it takes."""
 
@@ -179,35 +181,133 @@ def admit(
 ) -> list[Admitted]:
     """Check each draft against its stream; refuse at the first bad one, or (a trial) note
     it and go on as if it had never been given. `buyer_stream` gives a buyer's stream, read
-    once per write; `recheck_buyers` re-checks every buyer after an amendment."""
+    once per write; `recheck_buyers` re-checks every buyer after an amendment.
+
+    Drafts stamped with one recorded moment (a whole ordinary write) are checked together,
+    as the state they make known at that moment (`admit_moment`); a draft alone, one by one."""
     admitted: list[Admitted] = []
-    for done, draft in enumerate(fresh, 1):
-        event = draft.event
-        try:
-            if isinstance(event, BuyerEvent):
-                stream = buyer_stream(event.buyer)
-                warnings = stream.admit(event, policy.terms_at)
-                version = len(stream.events)
-            else:
-                warnings = policy.admit(event)
-                version = len(policy.events)
-                if isinstance(event, PolicyAmended):
-                    recheck_buyers()
-        except LedgerError as problem:
-            if trial is None:
-                raise draft.error(problem) from None
-            trial.refused.append(Refused(draft, draft.error(problem)))
-            continue
-        outcome.warnings.extend(draft.where() + w for w in warnings)
-        admitted.append(Admitted(event, version))
-        outcome.recorded.append(event)
-        if trial is not None:
-            trial.admitted.append(draft)
-        if progress and done % PROGRESS_EVERY == 0:
-            progress(PROGRESS_EVERY)
-    if progress:
-        progress(len(fresh) % PROGRESS_EVERY)
+    done = 0
+    for _, moment in itertools.groupby(fresh, key=lambda draft: draft.event.recorded):
+        group = list(moment)
+        if len(group) == 1:
+            _admit_one(group[0], policy, buyer_stream, recheck_buyers, admitted, outcome, trial)
+        else:
+            admit_moment(group, policy, buyer_stream, recheck_buyers, admitted, outcome, trial)
+        done += len(group)
+        if progress and done >= PROGRESS_EVERY:
+            progress(done)
+            done = 0
+    if progress and done:
+        progress(done)
     return admitted
+
+
+def _admit_one(
+    draft: Draft,
+    policy: PolicyStream,
+    buyer_stream: Callable[[str], BuyerStream],
+    recheck_buyers: Callable[[], None],
+    admitted: list[Admitted],
+    outcome: Outcome,
+    trial: Trial | None,
+) -> None:
+    event = draft.event
+    try:
+        if isinstance(event, BuyerEvent):
+            stream = buyer_stream(event.buyer)
+            warnings = stream.admit(event, policy.terms_at)
+            version = len(stream.events)
+        else:
+            warnings = policy.admit(event)
+            version = len(policy.events)
+            if isinstance(event, PolicyAmended):
+                recheck_buyers()
+    except LedgerError as problem:
+        if trial is None:
+            raise draft.error(problem) from None
+        trial.refused.append(Refused(draft, draft.error(problem)))
+        return
+    _admitted(draft, version, warnings, admitted, outcome, trial)
+
+
+def admit_moment(
+    group: list[Draft],
+    policy: PolicyStream,
+    buyer_stream: Callable[[str], BuyerStream],
+    recheck_buyers: Callable[[], None],
+    admitted: list[Admitted],
+    outcome: Outcome,
+    trial: Trial | None,
+) -> None:
+    """Drafts recorded at one moment: the policy's first, in order (the buyers' events are
+    checked under the terms they leave), then each buyer's all at once (`admit_all`: one
+    fold, in fold order, whatever their order in the input). Admitted in input order."""
+    results: dict[int, tuple[int, list[str]]] = {}  # place in group -> (stream version, warnings)
+    refused: list[tuple[int, LedgerError]] = []
+    amendment = None
+    buyers: dict[str, list[int]] = {}
+    for place, draft in enumerate(group):
+        event = draft.event
+        if isinstance(event, BuyerEvent):
+            buyers.setdefault(event.buyer, []).append(place)
+            continue
+        try:
+            warnings = policy.admit(event)
+        except LedgerError as problem:
+            refused.append((place, problem))
+            if trial is None:
+                break
+            continue
+        results[place] = (len(policy.events), warnings)
+        if isinstance(event, PolicyAmended):
+            amendment = place
+    for buyer, places in buyers.items():
+        if refused and trial is None:
+            break
+        stream = buyer_stream(buyer)
+        while places:
+            start = len(stream.events)
+            try:
+                found = admit_all(stream, [cast(BuyerEvent, group[p].event) for p in places], policy.terms_at)
+            except EventRefused as refusal:
+                for k in range(refusal.added):
+                    results[places[k]] = (start + k + 1, refusal.warnings[k])
+                blamed = places[refusal.index]
+                refused.append((blamed, refusal.problem))
+                if trial is None:
+                    break
+                places = [p for p in places[refusal.added:] if p != blamed]
+                continue
+            for k, place in enumerate(places):
+                results[place] = (start + k + 1, found[k])
+            places = []
+    if amendment is not None and not (refused and trial is None):
+        try:
+            recheck_buyers()
+        except LedgerError as problem:
+            results.pop(amendment)
+            refused.append((amendment, problem))
+    refused.sort(key=lambda pair: pair[0])
+    if refused and trial is None:
+        first, why = refused[0]
+        raise group[first].error(why) from None
+    for place, why in refused:
+        assert trial is not None
+        trial.refused.append(Refused(group[place], group[place].error(why)))
+    for place, draft in enumerate(group):
+        if place in results:
+            version, warnings = results[place]
+            _admitted(draft, version, warnings, admitted, outcome, trial)
+
+
+def _admitted(
+    draft: Draft, version: int, warnings: list[str], admitted: list[Admitted], outcome: Outcome, trial: Trial | None
+) -> None:
+    outcome.warnings.extend(draft.where() + w for w in warnings)
+    admitted.append(Admitted(draft.event, version))
+    outcome.recorded.append(draft.event)
+    if trial is not None:
+        trial.admitted.append(draft)
 
 
 def _with_id(draft: Draft) -> Draft:

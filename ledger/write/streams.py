@@ -228,6 +228,64 @@ class BuyerStream:
         return warnings
 
 
+class EventRefused(Exception):
+    """`admit_all` refused the event at `index` of those it was given, after adding the
+    first `added` of them to the stream (those before it, when they came in date order),
+    whose warnings are `warnings`."""
+
+    def __init__(self, index: int, problem: LedgerError, added: int = 0, warnings: list[list[str]] | None = None) -> None:
+        super().__init__(str(problem))
+        self.index, self.problem, self.added, self.warnings = index, problem, added, warnings or []
+
+
+def admit_all(stream: BuyerStream, events: list[BuyerEvent], terms_at: TermsAt) -> list[list[str]]:
+    """Check and add events recorded at one moment (one write's stamp); return each one's warnings.
+
+    No query can see the stream between two events of one moment, so they are checked
+    together: the stream folded once with all of them in place, in fold order (a file
+    in any order costs a sort, not a fold per back-dated event). When they come in
+    date order after everything here, that fold is just each checked against the book.
+    Refuses with `EventRefused` naming the event to blame: the one that breaks a rule,
+    or, when an event already recorded no longer passes, the latest of these folded
+    before it (see `EventRefused` for what was added).
+    """
+    last = stream.book.last_effective
+    if all(last is None or e.effective >= last for e in events[:1]) and all(
+        a.effective <= b.effective for a, b in zip(events, events[1:], strict=False)
+    ):
+        warnings = []
+        for index, event in enumerate(events):
+            try:
+                warnings.append(check_buyer_event(stream.book, event, terms_at(event.effective)))
+            except LedgerError as problem:
+                raise EventRefused(index, problem, added=index, warnings=warnings) from None
+            stream.book.apply(event)
+            stream.events.append(event)
+        return warnings
+    given = {id(event): index for index, event in enumerate(events)}
+    candidate = [*stream.events, *events]
+    book, latest = BuyerBook(), None
+    found: list[list[str]] = [[] for _ in events]
+    for earlier in in_fold_order(candidate):
+        assert isinstance(earlier, BuyerEvent)
+        place = given.get(id(earlier))
+        try:
+            checked = check_buyer_event(book, earlier, terms_at(earlier.effective))
+        except LedgerError as refusal:
+            if place is not None or latest is None:
+                raise EventRefused(place or 0, refusal) from None
+            raise EventRefused(given[id(latest)], LedgerError(
+                f"back-dated to {latest.effective}, it would make the {earlier.type} of "
+                f"{earlier.effective} ({earlier.key or earlier.id}) invalid: {refusal}",
+                field="effective",
+            )) from None
+        if place is not None:
+            found[place], latest = checked, earlier
+        book.apply(earlier)
+    stream.book, stream.events = book, candidate
+    return found
+
+
 @dataclass
 class PolicyStream:
     """The policy stream: the terms over time and the declarations."""
