@@ -160,8 +160,8 @@ def import_(
     the same import twice records nothing the second time.
     """
     with _open(db) as ledger:
-        source, count, events = stream_event_file(file, fmt)
-        events = _check_stamps(events, keep_recorded, restamp, source.source)
+        source, count, raw = stream_event_file(file, fmt)
+        events = _check_stamps(raw, keep_recorded, restamp, source.source)
         terms = _file_policy(ledger, source.policy, source.source) if source.policy is not None else None
         if not count and terms is None:
             raise LedgerError("has no events", source=source.source)
