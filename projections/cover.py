@@ -518,15 +518,7 @@ class CoverFold:
     def _reported_on(self, deadline: datetime.date) -> bool:
         """A report in force at the end of `deadline`: the one in force now, or one cleared
         since (an invoice unpaid again, or entered, after its deadline is judged as on that day)."""
-        s = self._state
-        if s.reported_since is not None and s.reported_since <= deadline:
-            return True
-        for spell in reversed(self._reports):  # spells in order, one after the other: the latest first
-            if spell.cleared <= deadline:
-                return False
-            if spell.since <= deadline:
-                return True
-        return False
+        return _in_spell(self._state.reported_since, self._reports, deadline)
 
     def _lose(self, name: str, day: datetime.date, reason: str) -> None:
         """The invoice is uninsured from `day` (the first reason to end its cover stands)."""
@@ -688,15 +680,7 @@ class CoverFold:
         return None
 
     def _on_stop_on(self, day: datetime.date) -> bool:
-        s = self._state
-        if s.on_stop_since is not None and s.on_stop_since <= day:
-            return True
-        for stop in reversed(s.past_stops):  # spells in order, one after the other: the latest first
-            if stop.cleared <= day:
-                return False
-            if stop.since <= day:
-                return True
-        return False
+        return _in_spell(self._state.on_stop_since, self._state.past_stops, day)
 
     def _lock_cap(self, event: InvoiceIssued) -> None:
         """The cap (docs/rules.md, "Which invoices are insured"): cap = min(amount, max(0, limit + top-up - insured outstanding)), at entry."""
@@ -901,3 +885,17 @@ def political_losses(
         if event.country == country and at.political_risk:
             losses.append(PoliticalLoss(at.protracted_default_on(event.effective), event))
     return losses
+
+
+def _in_spell(current_since: datetime.date | None, past: Sequence[Stop], day: datetime.date) -> bool:
+    """Whether a spell (a report in force, a stop) covered the end of `day`: the current one,
+    begun by then, or a past one (`since`, `cleared`) begun by then and cleared after it.
+    Past spells are in order, one after the other, so the latest is looked at first."""
+    if current_since is not None and current_since <= day:
+        return True
+    for spell in reversed(past):
+        if spell.cleared <= day:
+            return False
+        if spell.since <= day:
+            return True
+    return False

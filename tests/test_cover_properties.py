@@ -603,4 +603,4 @@ def test_a_report_in_force_on_the_deadline_day_meets_the_duty_of_an_invoice_unpa
                      datetime.date(2025, 5, 25))
     duty = {o.due: o.status for o in cover.obligations if o.kind == "report_overdue"}
     assert duty[datetime.date(2025, 4, 30)] == status
-    assert Exposure.of(cover).insured == insured
+    assert cover.insured == insured

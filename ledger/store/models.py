@@ -116,6 +116,27 @@ class ModelTables:
     def create(self, statements: Sequence[str], tables: Sequence[str], layout: str, name: str) -> None:
         """Create the model's tables; tables of another layout are dropped first (their rows
         are rebuilt). Raises PermissionError where nothing can be written."""
+        with self._guard():
+            binding = self.binding(name) if self._has_tables() else None
+            if binding is not None and binding.layout == layout:
+                return
+            self.recorder.create_table()
+            with self.write(name) as writer:
+                again = writer.binding()  # another process may have made them meanwhile
+                if again is not None and again.layout == layout:
+                    return
+                for table in tables:
+                    writer.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in statements:
+                    writer.execute(statement)
+                writer.execute(f"DELETE FROM {BINDING_TABLE} WHERE name = ?", [name])  # noqa: S608 (constant name)
+
+    def _guard(self) -> contextlib.AbstractContextManager[None]:
+        """Around a write: a refusal to write (no right, a read-only file or server) becomes PermissionError."""
+        raise NotImplementedError
+
+    def _has_tables(self) -> bool:
+        """Whether the tracking and binding tables exist yet."""
         raise NotImplementedError
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -189,22 +210,6 @@ class SQLiteModelTables(ModelTables):
             if any(word in str(e).lower() for word in _UNWRITABLE):
                 raise PermissionError(str(e)) from e
             raise
-
-    def create(self, statements: Sequence[str], tables: Sequence[str], layout: str, name: str) -> None:
-        with self._guard():
-            binding = self.binding(name) if self._has_tables() else None
-            if binding is not None and binding.layout == layout:
-                return
-            self.recorder.create_table()
-            with self.write(name) as writer:
-                again = writer.binding()  # another process may have made them meanwhile
-                if again is not None and again.layout == layout:
-                    return
-                for table in tables:
-                    writer.execute(f"DROP TABLE IF EXISTS {table}")
-                for statement in statements:
-                    writer.execute(statement)
-                writer.execute(f"DELETE FROM {BINDING_TABLE} WHERE name = ?", [name])  # noqa: S608 (constant name)
 
     def _has_tables(self) -> bool:
         rows = self.read("SELECT count(*) FROM sqlite_master WHERE name IN (?, ?)", [BINDING_TABLE, self.TRACKING_TABLE])

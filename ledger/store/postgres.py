@@ -396,22 +396,12 @@ class PostgresModelTables(ModelTables):
 
     def create(self, statements: Sequence[str], tables: Sequence[str], layout: str, name: str) -> None:
         self._tables = [self.TRACKING_TABLE, BINDING_TABLE, "ledger_index", "ledger_chain", *tables]
-        with self._guard():
-            existing = self.read("SELECT to_regclass(?), to_regclass(?)",
-                                 [f"{self.schema}.{self.TRACKING_TABLE}", f"{self.schema}.{BINDING_TABLE}"])
-            binding = self.binding(name) if existing and all(existing[0]) else None
-            if binding is not None and binding.layout == layout:
-                return
-            self.recorder.create_table()
-            with self.write(name) as writer:
-                again = writer.binding()  # another process may have made them meanwhile
-                if again is not None and again.layout == layout:
-                    return
-                for table in tables:
-                    writer.execute(f"DROP TABLE IF EXISTS {table}")
-                for statement in statements:
-                    writer.execute(statement)
-                writer.execute(f"DELETE FROM {BINDING_TABLE} WHERE name = ?", [name])  # noqa: S608 (constant name)
+        super().create(statements, tables, layout, name)
+
+    def _has_tables(self) -> bool:
+        existing = self.read("SELECT to_regclass(?), to_regclass(?)",
+                             [f"{self.schema}.{self.TRACKING_TABLE}", f"{self.schema}.{BINDING_TABLE}"])
+        return bool(existing and all(existing[0]))
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A read, asked once more after a dropped connection."""
