@@ -899,3 +899,14 @@ def _in_spell(current_since: datetime.date | None, past: Sequence[Stop], day: da
         if spell.since <= day:
             return True
     return False
+
+
+FULL_LIMIT = "limit fully used at delivery"
+
+
+def why_not_insured(reason: str | None, cap: Minor) -> str | None:
+    """Why an invoice's cap is 0, in words: the fold's reason for an invoice it did not insure,
+    or else a limit already used up by the insured outstanding when the cap was locked."""
+    if reason is None and cap == 0:
+        return FULL_LIMIT
+    return reason

@@ -41,6 +41,7 @@ from ledger.queries.turnover import turnover_query
 from ledger.service import Ledger
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.terms import PolicyTerms
+from projections.cover import FULL_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = datetime.UTC
@@ -559,13 +560,13 @@ def test_a_zero_cap_from_a_full_limit_says_so_and_watch_rows_are_not_claims(
                                                         "entry_insured_outstanding FROM invoices")}
     assert invoices["FILLS"] == {"invoice": "FILLS", "cap": "5000.00", "not_insured": None, "entry_limit": "5000.00",
                                  "entry_insured_outstanding": "0.00"}
-    assert invoices["BEYOND"] == {"invoice": "BEYOND", "cap": "0.00", "not_insured": export.FULL_LIMIT,
+    assert invoices["BEYOND"] == {"invoice": "BEYOND", "cap": "0.00", "not_insured": FULL_LIMIT,
                                   "entry_limit": "5000.00", "entry_insured_outstanding": "5000.00"}
     assert invoices["NOT-DELIVERED"]["not_insured"] == "delivered outside the policy period"
     assert rows(db, "SELECT count(*) AS n FROM invoices WHERE cap_minor = 0 AND not_insured IS NULL") == [{"n": 0}]
     assert rows(db, "SELECT invoice, cap, not_insured FROM claim_invoices ORDER BY invoice") == [
         {"invoice": "J1", "cap": "5000.00", "not_insured": None},
-        {"invoice": "J2", "cap": "0.00", "not_insured": export.FULL_LIMIT}]
+        {"invoice": "J2", "cap": "0.00", "not_insured": FULL_LIMIT}]
     assert rows(db, "SELECT buyer, status FROM claims ORDER BY buyer") == [
         {"buyer": "B1", "status": "watch"}, {"buyer": "B2", "status": "open"}]
     said = cli("export", "--sqlite", str(tmp_path / "again.db"), "--as-of", "2025-04-30", "--db", path).stdout

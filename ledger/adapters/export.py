@@ -57,7 +57,7 @@ from ledger.vocabulary.order import in_fold_order
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PolicyTerms, terms_to_table
 from projections.claims import Claim
-from projections.cover import BuyerCover
+from projections.cover import BuyerCover, why_not_insured
 from projections.exposure import EXPOSURE_FIGURES, Exposure, book_obligations, policy_periods
 from projections.lines import PremiumLine
 from projections.premium import minimum_premium
@@ -663,7 +663,7 @@ class _Tables:
                     **self.money("balance", balance.balance),
                     "overdue": int(balance.balance > 0 and balance.due < self.as_of),
                     **self.money("cap", invoice.cap), **self.money("insured", invoice.insured(self.as_of)),
-                    "not_insured": not_insured(invoice.not_insured, invoice.cap),
+                    "not_insured": why_not_insured(invoice.not_insured, invoice.cap),
                     "cover_lost_from": lost.isoformat() if lost and lost <= self.as_of else None,
                     "cover_lost_reason": invoice.lost_reason if lost and lost <= self.as_of else None,
                     "limit_event_id": str(invoice.decision.event.id) if invoice.decision else None,
@@ -763,7 +763,7 @@ class _Tables:
                         f"min(amount {format_minor(line.amount, money)}, limit {format_minor(line.entry.limit, money)}"
                         f" + top-up {format_minor(line.entry.top_up, money)} - insured outstanding "
                         f"{format_minor(line.entry.insured_outstanding, money)} at entry)"),
-                    "not_insured": not_insured(line.not_insured, line.cap), "cover_lost": line.cover_lost,
+                    "not_insured": why_not_insured(line.not_insured, line.cap), "cover_lost": line.cover_lost,
                 })
                 parts = [("credit_note", line.credit_notes), ("payment", line.payments),
                          ("recovery", line.recoveries), ("after_first_indemnity", line.after_indemnity)]
@@ -783,17 +783,6 @@ class _Tables:
                                **self.money("insured", insured)})
         return {"claims": claims, "claim_invoices": invoices, "claim_applied": applied, "claim_steps": steps,
                 "claim_recovery_shares": shares}
-
-
-def not_insured(reason: str | None, cap: int) -> str | None:
-    """Why an invoice's cap is 0: the fold's reason for an invoice it did not insure, or else a
-    limit already used up by the insured outstanding when the cap was locked."""
-    if reason is None and cap == 0:
-        return FULL_LIMIT
-    return reason
-
-
-FULL_LIMIT = "limit fully used at delivery"
 
 
 # ---------------------------------------------------------------- writing

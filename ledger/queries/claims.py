@@ -15,6 +15,7 @@ from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.money import format_minor
 from projections.balances import EventPart
 from projections.claims import Claim, InsuredInvoice
+from projections.cover import why_not_insured
 
 
 def claim_answer(claim: Claim, currency: str) -> answers.Claim:
@@ -74,7 +75,7 @@ def _invoice(line: InsuredInvoice, currency: str) -> answers.ClaimInvoice:
         limit_decision=answers.LimitDecision(event=line.limit_event, date=line.limit_date.isoformat(),
                                              limit=money(line.limit))
         if line.limit_event and line.limit_date else None,
-        cap=money(line.cap), not_insured=line.not_insured, cover_lost=line.cover_lost,
+        cap=money(line.cap), not_insured=why_not_insured(line.not_insured, line.cap), cover_lost=line.cover_lost,
         cap_rule=(f"min(amount {money(line.amount)}, limit {money(entry.limit)} + top-up "
                   f"{money(entry.top_up)} - insured outstanding {money(entry.insured_outstanding)} at entry)")
         if line.not_insured is None else "",
