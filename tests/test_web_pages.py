@@ -111,7 +111,7 @@ def figures_of(answer: msgspec.Struct, fields: list[str]) -> dict[str, str]:
     return {name: getattr(answer, name) for name in fields}
 
 
-FIGURES = ["outstanding", "overdue", "insured", "limit", "headroom"]
+FIGURES = ["outstanding", "overdue", "insured", "limit", "headroom", "available"]
 
 
 # ---------------------------------------------------------------- the book
@@ -123,7 +123,7 @@ def test_book_equals_the_exposure_query(client: TestClient[Any], ledger: Ledger)
     assert {row.buyer: figures_of(row, FIGURES) for row in answer.buyers} == \
         {buyer: {name: cells.rows[buyer][name] for name in FIGURES} for buyer in cells.order}
     assert cells.order == sorted(row.buyer for row in answer.buyers)
-    for name in ("outstanding", "overdue", "insured", "uninsured", "limit", "headroom"):
+    for name in ("outstanding", "overdue", "insured", "uninsured", "limit", "headroom", "available"):
         assert cells.rows[""][name] == getattr(answer, name)
         assert cells.by_id[f"total-{name}"] == grouped(getattr(answer, name))
 
