@@ -4,7 +4,7 @@ ledger/web/templates/, a stylesheet and a little script in ledger/web/static/).
 Every figure on a page is a query's answer (`ledger.queries.registry.run_query`) shown as it
 is, for the `as_of` and `known_at` of the URL, so a page is a link an auditor can send.
 The app (ledger/web/app.py) mounts `ROUTES` with `TEMPLATES` and provides the open ledger as
-the dependency `ledger`. The handlers run on the event loop's thread (`sync_to_thread=False`):
+the dependency `ledger`. The handlers run on the event loop's thread (`sync_to_thread=True`):
 a ledger's read-model cache is a SQLite connection that must stay on the thread that opened it.
 """
 
@@ -63,7 +63,7 @@ def _page(name: str, ledger: Ledger, when: When | None, **context: Any) -> Templ
 
 # ---------------------------------------------------------------- the book
 
-@get("/", name="book", sync_to_thread=False)
+@get("/", name="book", sync_to_thread=True)
 def book_page(
     ledger: TheLedger, as_of: Given = None, known_at: Given = None, status: Given = None,
     country: Given = None, q: Given = None, sort: FromQuery[str] = "buyer", order: FromQuery[str] = "asc",
@@ -120,7 +120,7 @@ def _sort_key(row: BookRow, column: str) -> tuple[int, Decimal | int | str]:
 
 # ---------------------------------------------------------------- the diff of two known_at
 
-@get("/diff", name="diff", sync_to_thread=False)
+@get("/diff", name="diff", sync_to_thread=True)
 def diff_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None,
               from_: Annotated[str | None, QueryParameter(name="from")] = None, to: Given = None) -> Template:
     """The book on `as_of` as known at two recorded times (`from`, `to`): what changed, and the late events why."""
@@ -135,7 +135,7 @@ def diff_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None,
 
 # ---------------------------------------------------------------- one buyer
 
-@get("/buyers/{buyer:str}", name="buyer", sync_to_thread=False)
+@get("/buyers/{buyer:str}", name="buyer", sync_to_thread=True)
 def buyer_page(ledger: TheLedger, buyer: FromPath[str], as_of: Given = None, known_at: Given = None) -> Template:
     """One buyer: figures, exposure chart, limit history, invoices with their caps, and its events."""
     when = When.read(ledger, as_of, known_at)
@@ -180,7 +180,7 @@ def _event_fields(public: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- obligations, claims
 
-@get("/obligations", name="obligations", sync_to_thread=False)
+@get("/obligations", name="obligations", sync_to_thread=True)
 def obligations_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None) -> Template:
     """Every duty, the missed ones first, then the pending, then the met, each by due date."""
     when = When.read(ledger, as_of, known_at)
@@ -192,7 +192,7 @@ def obligations_page(ledger: TheLedger, as_of: Given = None, known_at: Given = N
     return _page("obligations.html", ledger, when, groups=groups, directory=buyer_directory(ledger, when.known_at))
 
 
-@get("/claims", name="claims", sync_to_thread=False)
+@get("/claims", name="claims", sync_to_thread=True)
 def claims_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None) -> Template:
     """The claims register: the buyers with a loss, in loss-date order."""
     when = When.read(ledger, as_of, known_at)
@@ -200,7 +200,7 @@ def claims_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None) 
     return _page("claims.html", ledger, when, register=register, directory=buyer_directory(ledger, when.known_at))
 
 
-@get("/claims/{buyer:str}", name="claim", sync_to_thread=False)
+@get("/claims/{buyer:str}", name="claim", sync_to_thread=True)
 def claim_page(ledger: TheLedger, buyer: FromPath[str], as_of: Given = None, known_at: Given = None) -> Template:
     """One claim as an audit trail: each step from the insured loss to the indemnity with its rule
     and the events behind it; every invoice with its cap; the deadlines; the recoveries."""
@@ -225,7 +225,7 @@ def _event_label(public: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- premium and turnover
 
-@get("/premium", name="premium", sync_to_thread=False)
+@get("/premium", name="premium", sync_to_thread=True)
 def premium_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None) -> Template:
     """The premium account: the totals by kind, then every line grouped by kind and period."""
     when = When.read(ledger, as_of, known_at)
@@ -255,7 +255,7 @@ KIND_TOTALS = {"premium": "premium", "adjustment": "adjustment", "investigation_
                "monitoring_fee": "monitoring_fees"}
 
 
-@get("/turnover", name="turnover", sync_to_thread=False)
+@get("/turnover", name="turnover", sync_to_thread=True)
 def turnover_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None,
                   period: Given = None) -> Template:
     """Insurable and declared turnover of each quarter of the policy, and of one period by country."""
@@ -296,7 +296,7 @@ def _quarters(start: datetime.date, end: datetime.date) -> list[str]:
 
 # ---------------------------------------------------------------- verify
 
-@get("/verify", name="verify", sync_to_thread=False)
+@get("/verify", name="verify", sync_to_thread=True)
 def verify_page(ledger: TheLedger, as_of: Given = None, known_at: Given = None) -> Template:
     """Run verify now: the hash chain and the read models, each finding, and the head to keep."""
     when = When.read(ledger, as_of, known_at)
