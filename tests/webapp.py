@@ -17,12 +17,11 @@ from typing import Any
 import uvicorn
 from helpers import Clock
 from litestar import Litestar
-from litestar.di import Provide
 
 from ledger.service import Ledger
 from ledger.tools import samplebook
 from ledger.vocabulary.terms import parse_policy
-from ledger.web.pages import ROUTES, TEMPLATES
+from ledger.web.app import create_app
 
 UTC = datetime.UTC
 HOSTILE = "<script>alert(1)</script>"
@@ -68,21 +67,9 @@ def build_book(folder: Path, buyers: int = 24) -> SampleBook:
 
 
 def build_app(location: str) -> Litestar:
-    """The pages alone, with the ledger at `location` as their `ledger` dependency: opened on
-    the first request, on the thread that serves the pages, and closed on shutdown."""
-    opened: list[Ledger] = []
-
-    def provide_ledger() -> Ledger:
-        if not opened:
-            opened.append(Ledger(location))
-        return opened[0]
-
-    def close() -> None:
-        for ledger in opened:
-            ledger.close()
-
-    return Litestar(route_handlers=ROUTES, template_config=TEMPLATES,
-                    dependencies={"ledger": Provide(provide_ledger, sync_to_thread=False)}, on_shutdown=[close])
+    """The application `creditledger serve` runs (its API and pages, each request with a pooled
+    Ledger of its own), on the ledger at `location`, without the background catch-up."""
+    return create_app(location, catch_up_every=None)
 
 
 @contextmanager
