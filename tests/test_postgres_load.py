@@ -214,6 +214,28 @@ def test_a_write_waits_while_another_holds_its_turn_and_then_is_recorded(postgre
         assert [event.key for event in holder.events()][1:] == ["b1", "b2"]
 
 
+def test_the_read_model_tables_made_by_another_process_after_this_one_looked_are_kept(postgres_location: str):
+    """Seen in the load run: two query processes on a new ledger both found no tracking table,
+    and the second to create it was refused ("Failed to record tracking for __migration__ 1")."""
+    from eventsourcing.persistence import ProgrammingError
+
+    with Ledger(postgres_location) as first, Ledger(postgres_location) as second:
+        late = first.exposure_model.tables.recorder
+        looked = late.max_tracking_id
+
+        def before_the_other(name: str) -> int | None:  # it looks, finds nothing; the other then makes them
+            second.exposure_model.catch_up()
+            raise ProgrammingError("relation does not exist")
+
+        late.max_tracking_id = before_the_other
+        try:
+            late.create_table()
+        finally:
+            late.max_tracking_id = looked
+        assert late.tracking_migration_current == 1
+        assert first.exposure_model.position() == second.exposure_model.position()
+
+
 if __name__ == "__main__":
     command, location = sys.argv[1], sys.argv[2]
     if command == "append":

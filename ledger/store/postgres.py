@@ -380,6 +380,15 @@ class _PostgresModelRecorder(PostgresTrackingRecorder):
     def _create_table(self, curs: Any) -> None:
         # Processes opening one ledger at once would race on CREATE TABLE IF NOT EXISTS.
         curs.execute(SQL("SELECT pg_advisory_xact_lock(%s)"), [_SCHEMA_LOCK])
+        # eventsourcing looked for the tracking table before this lock: another process may have
+        # made it since, and then the "__migration__ 1" row this one would add is refused
+        # ("Failed to record tracking"; two query processes on a new ledger, four runs in ten).
+        curs.execute(SQL("SELECT to_regclass(%s) AS found"), [f"{self.datastore.schema}.{self.tracking_table_name}"])
+        found = curs.fetchone()
+        if found is not None and found["found"] is not None:
+            self.tracking_table_exists = True
+            self.tracking_migration_previous = self._max_tracking_id(self.table_migration_identifier, curs)
+            self.tracking_migration_current = self.tracking_migration_previous
         super()._create_table(curs)
 
 
