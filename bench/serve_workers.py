@@ -1,6 +1,6 @@
 """`creditledger serve --workers N` for N = 1, 2, 4 on one PostgreSQL ledger (docs/scaling.md).
 
-    python bench/serve_workers.py [--events 100000] [--schema NAME] [--keep]
+    python bench/serve_workers.py [--events 100000] [--schema NAME] [--keep] [--requests 1200]
 
 Builds the seeded sample book (seed 11) in a fresh schema of the local server
 (127.0.0.1:5432, database `test`), one import, and its read model; or reuses the
@@ -34,7 +34,7 @@ from serve_load import CLIENTS, HOST, _free_port, _get, _load, _ms, _wait  # the
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 WORKERS = (1, 2, 4)
-REQUESTS = int(os.environ.get("SERVE_WORKERS_REQUESTS", "1200"))  # one buyer's exposures per worker count (bounded in time by serve_load.TIME_LIMIT)
+REQUESTS = 1_200  # one buyer's exposures per worker count (bounded in time by serve_load.TIME_LIMIT)
 SAME_ANSWER_DATES = ("2025-03-31", "2025-06-30", "2025-09-30", "2025-12-31")
 
 
@@ -68,7 +68,7 @@ def answers(connection: http.client.HTTPConnection, buyers: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def measure(location: str, workers: int) -> dict[str, Any]:
+def measure(location: str, workers: int, requests: int = REQUESTS) -> dict[str, Any]:
     port = _free_port()
     command = [str(Path(sys.executable).with_name("creditledger")), "serve", "--db", location,
                "--host", HOST, "--port", str(port), "--read-only", "--workers", str(workers)]
@@ -84,7 +84,7 @@ def measure(location: str, workers: int) -> dict[str, Any]:
             return f"/api/exposure?buyer={rng.choice(buyers)}&as_of={as_of}"
 
         _load(port, 4 * CLIENTS, buyer_exposure)  # every worker's connections opened before timing
-        latencies, wall = _load(port, REQUESTS, buyer_exposure)
+        latencies, wall = _load(port, requests, buyer_exposure)
         return {"workers": workers, "answers_digest": same, "requests": len(latencies),
                 "per_s": round(len(latencies) / wall), "p50_ms": _ms(latencies, 0.5),
                 "p99_ms": _ms(latencies, 0.99), "load_average": round(os.getloadavg()[0], 1)}
@@ -102,12 +102,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="Events of the sample book built.")
     parser.add_argument("--schema", help="A schema to build in or reuse (default: a fresh one, dropped after).")
     parser.add_argument("--keep", action="store_true", help="Keep the schema afterwards.")
+    parser.add_argument("--requests", type=int, default=REQUESTS, help="One buyer's exposures per worker count.")
     arguments = parser.parse_args()
     schema = arguments.schema or "bench_serve_" + uuid.uuid4().hex[:12]
     location = f"{SERVER}?schema={schema}"
     try:
         events = build(location, arguments.events)
-        figures = [measure(location, workers) for workers in WORKERS]
+        figures = [measure(location, workers, arguments.requests) for workers in WORKERS]
         print(json.dumps({"events": events, "clients": CLIENTS, "same_answers":
                           len({f["answers_digest"] for f in figures}) == 1, "runs": figures}, indent=1))
     finally:
