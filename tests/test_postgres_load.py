@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_shared_readmodels import fresh_fold
 
 from ledger.operations.verify import verify
 from ledger.queries.exposure import book_exposures, buyer_exposure
@@ -149,16 +150,24 @@ def test_an_import_beside_appenders_and_query_loops_refuses_loses_and_duplicates
         _wait_for(go.with_name(f"go.{name}"))
         assert go.with_name(f"go.{name}").exists(), name
     go.touch()
-    started = time.monotonic()
-    importer = subprocess.run(
-        [str(Path(sys.executable).with_name("creditledger")), "import", str(book), "--db", postgres_location, "--json"],
-        capture_output=True, text=True, timeout=1800, cwd=ROOT,
-    )
-    import_s = time.monotonic() - started
-    stop.touch()
-    appended = [_report(process, 900) for process in appenders]
-    imported.touch()
-    asked = [_report(process, 900) for process in queries]
+    try:
+        started = time.monotonic()
+        importer = subprocess.run(
+            [str(Path(sys.executable).with_name("creditledger")), "import", str(book), "--db", postgres_location,
+             "--json"], capture_output=True, text=True, timeout=1800, cwd=ROOT,
+        )
+        import_s = time.monotonic() - started
+        stop.touch()
+        appended = [_report(process, 900) for process in appenders]
+        imported.touch()
+        asked = [_report(process, 900) for process in queries]
+    finally:  # whatever failed, no process of the run is left behind
+        stop.touch()
+        imported.touch()
+        for process in [*appenders, *queries]:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     assert importer.returncode == 0, importer.stderr[-3000:]
 
     told_recorded = [key for report in appended for key in report["recorded"]]
@@ -183,8 +192,6 @@ def test_an_import_beside_appenders_and_query_loops_refuses_loses_and_duplicates
         report = verify(ledger)
         assert report.clean, [finding.line() for finding in report.findings]
         # The read model (verify caught it up) equals a fresh fold.
-        from test_shared_readmodels import fresh_fold
-
         assert ledger.exposure_model.position() == ledger.log_position()[0]
         assert ledger.exposure_model.stored() == fresh_fold(ledger)
 
