@@ -371,7 +371,7 @@ class Ledger:
     ) -> Outcome:
         with contextlib.ExitStack() as held:
             if turn:
-                with self._saving():  # a turn not had within the lock timeout is one more race lost
+                with self._saving():  # a database error taking the turn refuses the write, as in a save
                     held.enter_context(self.store.write_turn())
             return self._check_and_save(drafts, keep_recorded, progress)
 

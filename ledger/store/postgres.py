@@ -149,8 +149,8 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
         appends a large import lost every race (they committed while it was checked, with
         later stamps). The turn is an advisory lock held by a session of its own; every write
         transaction takes it shared (`_wait_for_turn`), so it waits the writes under way out
-        and holds the new ones until it ends. A wait longer than the lock timeout raises
-        LockNotAvailable: a race lost, retried."""
+        and holds the new ones until it ends. Either wait is bounded by the statement timeout
+        (STATEMENT_TIMEOUT_S), not the lock timeout: a write waits out an import of minutes."""
         key = [_WRITE_TURN, self.datastore.schema]
         with self.datastore.get_connection() as conn:  # autocommit: the lock outlives statements, not a transaction
             conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
