@@ -340,7 +340,10 @@ class Ledger:
         for attempt in range(MAX_ATTEMPTS):
             try:
                 with collector_paused(len(drafts)):
-                    return self._record_once(drafts, keep_recorded=keep_recorded, progress=progress)
+                    # A write that lost a race takes its turn: it cannot lose again (a large import
+                    # beside a stream of small appends would lose every time).
+                    return self._record_once(drafts, keep_recorded=keep_recorded, progress=progress,
+                                             turn=attempt > 0)
             except ConcurrencyConflict as conflict:
                 refusal = conflict.__cause__
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
@@ -364,8 +367,15 @@ class Ledger:
         return trial
 
     def _record_once(
-        self, drafts: Sequence[Draft], *, keep_recorded: bool, progress: ProgressHook | None
+        self, drafts: Sequence[Draft], *, keep_recorded: bool, progress: ProgressHook | None, turn: bool = False
     ) -> Outcome:
+        with contextlib.ExitStack() as held:
+            if turn:
+                with self._saving():  # a database error taking the turn refuses the write, as in a save
+                    held.enter_context(self.store.write_turn())
+            return self._check_and_save(drafts, keep_recorded, progress)
+
+    def _check_and_save(self, drafts: Sequence[Draft], keep_recorded: bool, progress: ProgressHook | None) -> Outcome:
         outcome = Outcome()
         mark = self.store.last_notification()  # the ledger as its keys are looked up
         fresh = self._stamp(self._skip_known(drafts, outcome), keep_recorded, outcome)

@@ -52,6 +52,8 @@ def serve(
             "(creditledger token create --name NAME)", field="host")
     import uvicorn
 
+    from ledger.web.tcp import NoDelayH11Protocol
+
     os.environ[DB_VARIABLE] = db
     os.environ[READ_ONLY_VARIABLE] = "1" if read_only else ""
     err.print(f"serving {shown_location(db)} on http://{host}:{port}/ "
@@ -62,7 +64,7 @@ def serve(
         signal.signal(stop, lambda *_: None)
     uvicorn.run(
         "ledger.cli.serve:application", factory=True, host=host, port=port, workers=workers,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE, log_level="info", server_header=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE, log_level="info", server_header=False, http=NoDelayH11Protocol,
     )
 
 

@@ -88,6 +88,12 @@ class LedgerStore(Application[uuid.UUID]):
         under the write lock (a copy refuses a ledger that holds any)."""
         return cast(_BulkRecorder, self.recorder).bulk_insert()
 
+    def write_turn(self) -> contextlib.AbstractContextManager[None]:
+        """The ledger's other writes held off until this thread's write ends (PostgreSQL, see
+        `LedgerPostgresRecorder.write_turn`); a no-op on SQLite."""
+        turn = getattr(self.recorder, "write_turn", None)
+        return turn() if callable(turn) else contextlib.nullcontext()
+
     def server_clock(self) -> Callable[[], datetime.datetime] | None:
         """The database server's clock, where there is one (PostgreSQL); None for SQLite."""
         clock = getattr(self.recorder, "server_clock", None)

@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -42,6 +43,7 @@ from ledger.vocabulary.location import Location
 
 STATEMENT_TIMEOUT_S = 600  # no statement of the ledger takes minutes; a stuck one ends
 _SCHEMA_LOCK = 727_001_001  # advisory lock key for creating a ledger's tables on PostgreSQL
+_WRITE_TURN = 727_001_003  # advisory lock key (with the hash of the schema) of a write taking its turn
 Redact = Callable[[str], str]
 
 
@@ -138,6 +140,33 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
         super().__init__(datastore, **kwargs)
         for statement in _create_statements(self.datastore.schema, self.events_table_name):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
+        self._turn = threading.local()  # whether this thread's write holds the turn
+
+    @contextlib.contextmanager
+    def write_turn(self) -> Iterator[None]:
+        """Every other write of the ledger held off from before this thread's write is stamped
+        until it commits, so that it cannot lose the race again: under a stream of small
+        appends a large import lost every race (they committed while it was checked, with
+        later stamps). The turn is an advisory lock held by a session of its own; every write
+        transaction takes it shared (`_wait_for_turn`), so it waits the writes under way out
+        and holds the new ones until it ends. Either wait is bounded by the statement timeout
+        (STATEMENT_TIMEOUT_S), not the lock timeout: a write waits out an import of minutes."""
+        key = [_WRITE_TURN, self.datastore.schema]
+        with self.datastore.get_connection() as conn:  # autocommit: the lock outlives statements, not a transaction
+            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
+            self._turn.held = True
+            try:
+                yield
+            finally:
+                self._turn.held = False
+                with contextlib.suppress(psycopg.Error):  # a lost session has released it already
+                    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
+
+    def _wait_for_turn(self, curs: Any) -> None:
+        """A write transaction's first statement: wait while another write holds the turn."""
+        if not getattr(self._turn, "held", False):
+            curs.execute(SQL("SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s))"),
+                         [_WRITE_TURN, self.datastore.schema])
 
     def chain_init(self, at: str) -> tuple[int, int, str]:
         """Chain a ledger with events but no chain, logged (see `chain_existing`); one transaction,
@@ -199,6 +228,7 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
         mode a write of a few thousand events now and then hung at the sync, or read an
         index INSERT's status as the result of the check below, and so failed."""
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._wait_for_turn(curs)
             self._insert_stored_events(curs, stored_events, **kwargs)
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
@@ -232,6 +262,7 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
         """One write transaction for many batches, the table locked before anything is counted,
         so that no writer slips in between the count and the writes."""
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._wait_for_turn(curs)
             self._lock_table(curs)
             curs.execute(SQL(f"SELECT count(*) AS n FROM {self.datastore.schema}.ledger_index"))  # noqa: S608 (checked identifier)
             counted = curs.fetchone()
@@ -349,6 +380,15 @@ class _PostgresModelRecorder(PostgresTrackingRecorder):
     def _create_table(self, curs: Any) -> None:
         # Processes opening one ledger at once would race on CREATE TABLE IF NOT EXISTS.
         curs.execute(SQL("SELECT pg_advisory_xact_lock(%s)"), [_SCHEMA_LOCK])
+        # eventsourcing looked for the tracking table before this lock: another process may have
+        # made it since, and then the "__migration__ 1" row this one would add is refused
+        # ("Failed to record tracking"; two query processes on a new ledger, four runs in ten).
+        curs.execute(SQL("SELECT to_regclass(%s) AS found"), [f"{self.datastore.schema}.{self.tracking_table_name}"])
+        found = curs.fetchone()
+        if found is not None and found["found"] is not None:
+            self.tracking_table_exists = True
+            self.tracking_migration_previous = self._max_tracking_id(self.table_migration_identifier, curs)
+            self.tracking_migration_current = self.tracking_migration_previous
         super()._create_table(curs)
 
 
