@@ -19,6 +19,7 @@ from ledger.vocabulary.location import Location
 
 # How the command hands its settings to each uvicorn worker process (a worker builds its own app).
 DB_VARIABLE, READ_ONLY_VARIABLE = "CREDITLEDGER_SERVE_DB", "CREDITLEDGER_SERVE_READ_ONLY"
+CONCURRENT = 16  # connections and requests one worker takes at once
 SHUTDOWN_GRACE = 5  # seconds open requests (an event stream) get to finish on SIGTERM
 
 
@@ -56,6 +57,11 @@ def serve(
 
     os.environ[DB_VARIABLE] = db
     os.environ[READ_ONLY_VARIABLE] = "1" if read_only else ""
+    # Each request's Ledger holds its own PostgreSQL pool: 2 connections each (unless set), and at
+    # most CONCURRENT requests per worker (uvicorn answers 503 beyond), so that a burst cannot use
+    # up the server's connections (about 2 x CONCURRENT + 2 per worker at most).
+    os.environ.setdefault("CREDITLEDGER_PG_POOL_SIZE", "2")
+    os.environ.setdefault("CREDITLEDGER_PG_POOL_OVERFLOW", "0")
     err.print(f"serving {shown_location(db)} on http://{host}:{port}/ "
               f"({'read-only' if read_only else f'{tokens} write tokens'}); Ctrl-C stops", markup=False)
     # uvicorn stops on SIGTERM/SIGINT, then raises the signal again for the handler it found: a
@@ -65,6 +71,7 @@ def serve(
     uvicorn.run(
         "ledger.cli.serve:application", factory=True, host=host, port=port, workers=workers,
         timeout_graceful_shutdown=SHUTDOWN_GRACE, log_level="info", server_header=False, http=NoDelayH11Protocol,
+        limit_concurrency=CONCURRENT,
     )
 
 

@@ -7,11 +7,9 @@ buyer's claim needs.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
-import gc
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -41,21 +39,6 @@ from projections.turnover import BuyerSales, buyer_sales, declarations
 
 class NoPolicy(LedgerError):
     """The ledger has no policy (as known at that time): there is no book to fold."""
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a query builds many objects that live as long as
-    it does (the events read, sales, covers; reference counting frees the rest). Left on, it
-    walks all of them again each time a generation fills up: at 100,000 events, about a third
-    of the premium account's time. Turned back on only by the caller that turned it off."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # ---------------------------------------------------------------- covers

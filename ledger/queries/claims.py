@@ -9,9 +9,10 @@ import msgspec
 
 from ledger.queries import answers
 from ledger.queries.arguments import ClaimArgs, ClaimsArgs, Query
-from ledger.queries.book import claim_of, collector_paused
+from ledger.queries.book import claim_of
 from ledger.queries.book import claims_of as claims_of  # the register, where copy's check and the tests look
 from ledger.queries.reading import LedgerReader
+from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.money import format_minor
 from projections.balances import EventPart
 from projections.claims import Claim, InsuredInvoice

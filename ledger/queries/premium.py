@@ -10,8 +10,9 @@ import msgspec
 
 from ledger.queries import answers
 from ledger.queries.arguments import PremiumArgs, Query
-from ledger.queries.book import account_lines, bought_top_up, collector_paused, read_book
+from ledger.queries.book import account_lines, bought_top_up, read_book
 from ledger.queries.reading import LedgerReader
+from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.dates import period_bounds
 from ledger.vocabulary.money import format_minor
 from ledger.vocabulary.terms import PolicyTerms

@@ -337,7 +337,10 @@ def record(
     if not rows:
         raise LedgerError("has no events", field="events")
     outcome = ledger.record(ledger.parse(rows))
-    ledger.note_writer(holder, outcome)
+    try:
+        ledger.note_writer(holder, outcome)
+    except Exception:  # the events are recorded: answering 500 would invite a retry that records them twice
+        log.exception("recorded %d events but could not note that token %r wrote them", len(outcome.recorded), holder)
     return answers.outcome_answer(outcome)
 
 

@@ -40,7 +40,11 @@ CATCH_UP_EVERY = 1.0  # seconds between two catch-ups of the exposure read model
 class LedgerPool:
     """Open ledgers, each lent to one request at a time: a request takes an idle one (opening
     another when none is idle, so the pool grows to the number of requests served at once)
-    and gives it back when its answer is sent."""
+    and gives it back when its answer is sent. At most `keep` idle ones stay open: each holds
+    its own database connections (on PostgreSQL, a pool of them), which a burst of requests
+    must not keep after it has passed."""
+
+    KEEP = 4
 
     def __init__(self, location: str) -> None:
         self.location = location
@@ -59,7 +63,13 @@ class LedgerPool:
             yield ledger
         finally:
             with self._lock:
-                self._idle.append(ledger)
+                surplus = len(self._idle) >= self.KEEP
+                if surplus:
+                    self._all.remove(ledger)
+                else:
+                    self._idle.append(ledger)
+            if surplus:
+                ledger.close()
 
     def close(self) -> None:
         with self._lock:
