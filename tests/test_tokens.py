@@ -63,6 +63,18 @@ def test_tokens_on_every_backend(durable_location: str) -> None:
         assert [t.name for t in again.tokens.list()] == ["erp", "bi"]
 
 
+def test_reading_tokens_creates_nothing(durable_location: str) -> None:
+    """A ledger that never had a token answers reads (none live, none listed, no holder, no writer)
+    without creating the token tables, so a role or a file that may only be read can still serve;
+    the first token made creates them."""
+    with Ledger(durable_location) as ledger:
+        tokens = ledger.tokens
+        assert tokens.active() == 0 and tokens.list() == [] and tokens.holder("clt_guess") is None
+        assert tokens.writer(1) is None and not tokens._exists()
+        tokens.create("erp", ledger.clock())
+        assert tokens._exists() and tokens.active() == 1
+
+
 @pytest.mark.parametrize("name", ["erp-1", "bi_team", "a.b"])
 def test_token_names(tmp_path: Path, name: str) -> None:
     with Ledger(str(tmp_path / "l.db")) as ledger:

@@ -1,6 +1,6 @@
 """The web service's write tokens and which token wrote which events, in the ledger's own database.
 
-Two tables of their own, created on first use (a ledger that never serves has neither):
+Two tables of their own, created by the first write (a ledger that never serves has neither):
 - `ledger_tokens`: a token's name, the sha256 of its secret (never the secret), when it was made
   and when revoked;
 - `ledger_writes`: one row per write made with a token: the first and last log position it
@@ -56,10 +56,27 @@ class TokenTable:
         self._created = False
 
     def _run(self, sql: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[Any]:
+        """A statement on the two tables: a write (`commit`) creates them first where they are
+        missing; a read of a ledger that has none finds no rows, and creates nothing (a role
+        that may only read, a read-only file, can still serve and list tokens)."""
         if not self._created:
-            self._created = True
-            for statement in _SCHEMA:
-                self._run(statement, commit=True)
+            if commit:
+                for statement in _SCHEMA:
+                    self._execute(statement, commit=True)
+                self._created = True
+            elif not self._exists():
+                return []
+            else:
+                self._created = True
+        return self._execute(sql, params, commit=commit)
+
+    def _exists(self) -> bool:
+        """Whether the tables were made (they are made together)."""
+        if self.placeholder == "?":
+            return bool(self._execute("SELECT count(*) FROM sqlite_master WHERE name = 'ledger_tokens'")[0][0])
+        return self._execute("SELECT to_regclass(?)", [f"{self.prefix}ledger_tokens"])[0][0] is not None
+
+    def _execute(self, sql: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[Any]:
         sql = sql.replace("{p}", self.prefix).replace("?", self.placeholder)
         with self.recorder.datastore.transaction(commit=commit) as cursor:
             cursor.execute(sql, list(params))
@@ -95,7 +112,8 @@ class TokenTable:
 
     def active(self) -> int:
         """How many tokens are not revoked."""
-        return int(self._run("SELECT count(*) FROM {p}ledger_tokens WHERE revoked IS NULL")[0][0])
+        rows = self._run("SELECT count(*) FROM {p}ledger_tokens WHERE revoked IS NULL")
+        return int(rows[0][0]) if rows else 0
 
     def holder(self, secret: str) -> str | None:
         """The name of the live token whose secret this is, or None: every live token's hash is
