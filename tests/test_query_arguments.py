@@ -45,6 +45,7 @@ def test_every_query_reads_typed_arguments():
     (args.DeclarationArgs, {"period": "2025-Q5"}, "period", "is not a period"),
     (args.ClaimArgs, {"as_of": "2025-03-31"}, "buyer", "the claim query needs a buyer"),
     (args.ExposureDiffArgs, {"known_at": ["2025-03-01"]}, "known_at", "two --known-at"),
+    (args.ObligationsArgs, {"due_within": "651359187"}, "due_within", "is above 36600"),  # past the calendar's end
 ])
 def test_arguments_are_refused_in_one_wording(kind, given, field, words):
     with pytest.raises(LedgerError) as refused:

@@ -142,13 +142,15 @@ def _choice(value: Any, field: str, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
-def _count(value: Any, field: str, least: int) -> int:
-    """A whole number of at least `least`, given as a number or as text."""
+def _count(value: Any, field: str, least: int, most: int | None = None) -> int:
+    """A whole number from `least` to `most`, given as a number or as text."""
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
         raise LedgerError(f"{value!r} is not a whole number", field=field)
     number = int(value)
     if number < least:
         raise LedgerError(f"{number} is below {least}", field=field)
+    if most is not None and number > most:
+        raise LedgerError(f"{number} is above {most}", field=field)
     return number
 
 
@@ -165,6 +167,7 @@ EXPOSURE_STATUSES: tuple[str, ...] = typing.get_args(answers.ExposureStatus)
 EXPOSURE_SORTS = ("buyer", "name", *EXPOSURE_FIGURES)
 LINE_KINDS: tuple[str, ...] = typing.get_args(answers.LineKind)
 LINE_GROUPS = ("kind", "period", "buyer")
+MAX_DUE_WITHIN = 36_600  # days (a century): a date beyond the calendar's end is no deadline
 
 
 def _moment(value: Any) -> datetime.datetime:
@@ -181,7 +184,7 @@ _READERS: dict[str, Callable[[Any], Any]] = {
     "countries": lambda value: tuple(_country(code, "countries") for code in _listed(value)),
     "sort": functools.partial(_choice, field="sort", allowed=EXPOSURE_SORTS),
     "top": functools.partial(_count, field="top", least=1),
-    "due_within": functools.partial(_count, field="due_within", least=0),
+    "due_within": functools.partial(_count, field="due_within", least=0, most=MAX_DUE_WITHIN),
     "kind": functools.partial(_choices, field="kind", allowed=LINE_KINDS),
     "by": functools.partial(_choice, field="by", allowed=LINE_GROUPS),
     "explain": functools.partial(_flag, field="explain"),

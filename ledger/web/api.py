@@ -104,6 +104,11 @@ def _given(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def _one(value: str | None) -> list[str] | None:
+    """One value of an argument the command line may repeat (an empty one is refused by the query)."""
+    return None if value is None else [value]
+
+
 # ---------------------------------------------------------------- queries
 
 @get("/api/summary", sync_to_thread=True, responses=ERRORS, tags=["queries"])
@@ -114,12 +119,16 @@ def summary(ledger: NamedDependency[Ledger]) -> answers.Summary:
 
 @get("/api/exposure", sync_to_thread=True, responses=ERRORS, tags=["queries"])
 def exposure(
-    ledger: NamedDependency[Ledger], as_of: AsOf = None, known_at: KnownAt = None, buyer: Buyer = None
+    ledger: NamedDependency[Ledger], as_of: AsOf = None, known_at: KnownAt = None, buyer: Buyer = None,
+    status: Annotated[str | None, Query(description="Only buyers of this status.")] = None,
+    country: Annotated[str | None, Query(description="Only buyers in this country (ISO 3166 alpha-2).")] = None,
+    sort: Annotated[str | None, Query(description="Row order: a figure (largest first), name or buyer.")] = None,
+    top: Annotated[int | None, Query(description="Only the first N rows.", ge=1)] = None,
 ) -> answers.BookExposure | answers.BuyerExposure:
     """The book's exposure per buyer, or one buyer's with `buyer` (`creditledger exposure --json`)."""
     ledger.exposure_model.catch_up()
-    return cast(answers.BookExposure | answers.BuyerExposure,
-                _query(ledger, "exposure", _given(as_of=as_of, known_at=known_at, buyer=buyer)))
+    return cast(answers.BookExposure | answers.BuyerExposure, _query(ledger, "exposure", _given(
+        as_of=as_of, known_at=known_at, buyer=buyer, statuses=_one(status), countries=_one(country), sort=sort, top=top)))
 
 
 @get("/api/exposure/diff", sync_to_thread=True, responses=ERRORS, tags=["queries"])
@@ -140,10 +149,12 @@ def exposure_diff(
 @get("/api/obligations", sync_to_thread=True, responses=ERRORS, tags=["queries"])
 def obligations(
     ledger: NamedDependency[Ledger], as_of: AsOf = None, known_at: KnownAt = None, buyer: Buyer = None,
-    open: Annotated[bool, Query(description="Only pending duties.")] = False,  # noqa: A002 (the CLI's --open)
+    open: Annotated[bool, Query(description="Only the duties to act on: missed, then pending.")] = False,  # noqa: A002 (the CLI's --open)
+    due_within: Annotated[int | None, Query(description="Only duties due by as_of + this many days.")] = None,
 ) -> list[answers.Obligation]:
-    """Duties with deadlines, pending, met or missed (`creditledger obligations --json`)."""
-    answer = _query(ledger, "obligations", _given(as_of=as_of, known_at=known_at, buyer=buyer, open=open))
+    """Duties with deadlines, missed first, then pending and met (`creditledger obligations --json`)."""
+    answer = _query(ledger, "obligations", _given(as_of=as_of, known_at=known_at, buyer=buyer, open=open,
+                                                  due_within=due_within))
     return list(answer.obligations)
 
 
@@ -166,16 +177,13 @@ def declaration(ledger: NamedDependency[Ledger], period: Period, known_at: Known
 def premium(
     ledger: NamedDependency[Ledger], as_of: AsOf = None, known_at: KnownAt = None,
     lines: Annotated[bool, Query(description="Every invoice line too.")] = False,
-    kind: Annotated[str | None, Query(description="Only the lines of this kind (with lines).")] = None,
-    period: Annotated[str | None, Query(description="Only the lines of this period (with lines).")] = None,
+    kind: Annotated[str | None, Query(description="Only the lines of this kind.")] = None,
+    period: Annotated[str | None, Query(description="Only the lines billing a period inside this one.")] = None,
+    by: Annotated[str | None, Query(description="The chosen lines summed by kind, period or buyer.")] = None,
 ) -> answers.Premium:
-    """The premium account up to as_of (`creditledger premium --json`, `--lines`)."""
-    answer: answers.Premium = _query(ledger, "premium", _given(as_of=as_of, known_at=known_at, lines=lines))
-    if answer.lines is not UNSET and (kind is not None or period is not None):
-        kept = tuple(line for line in answer.lines
-                     if (kind is None or line.kind == kind) and (period is None or line.period == period))
-        answer = msgspec.structs.replace(answer, lines=kept)
-    return answer
+    """The premium account up to as_of (`creditledger premium --json`, `--lines`, `--kind`, `--period`, `--by`)."""
+    return cast(answers.Premium, _query(ledger, "premium", _given(
+        as_of=as_of, known_at=known_at, lines=lines, kind=_one(kind), period=period, by=by)))
 
 
 @get("/api/claims", sync_to_thread=True, responses=ERRORS, tags=["queries"])
