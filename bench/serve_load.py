@@ -43,6 +43,16 @@ def measure(path: Path | str, size: int) -> dict[str, Any]:
         return {"serve_error": f"{type(problem).__name__}: {problem}"}
 
 
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop a serve process: SIGTERM, then SIGKILL if it has not stopped within 30 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -141,12 +151,7 @@ def _measure(path: Path | str, size: int) -> dict[str, Any]:
         figures["serve_peak_rss_mib"] = _peak_rss_mib(server.pid)
         figures["serve_load_average"] = round(os.getloadavg()[0], 1)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop(server)
     return figures
 
 

@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from serve_load import CLIENTS, HOST, _free_port, _get, _load, _ms, _wait  # the load test's client
+from serve_load import CLIENTS, HOST, _free_port, _get, _load, _ms, _stop, _wait  # the load test's client
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 WORKERS = (1, 2, 4)
@@ -89,12 +89,7 @@ def measure(location: str, workers: int, requests: int = REQUESTS) -> dict[str, 
                 "per_s": round(len(latencies) / wall), "p50_ms": _ms(latencies, 0.5),
                 "p99_ms": _ms(latencies, 0.99), "load_average": round(os.getloadavg()[0], 1)}
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop(server)
 
 
 def main() -> None:
