@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any
 
+import msgspec
 from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
 
 from ledger.readmodels.exposure import ExposureModel
@@ -56,6 +57,7 @@ from ledger.write.pipeline import (
     Admitted,
     Draft,
     Outcome,
+    Stamps,
     Trial,
     admit,
     clock_bound,
@@ -361,7 +363,10 @@ class Ledger:
         the later drafts are checked against, as if it had never been given.
         """
         outcome = Outcome()
-        fresh = self._stamp(self._skip_known(drafts, outcome), False, outcome)
+        # Stamped on copies: the caller records the same drafts after, and prints the trial's.
+        copies = [Draft(msgspec.structs.replace(d.event), d.source, d.line) for d in drafts]
+        fresh = self._skip_known(copies, outcome)
+        self._stamp(fresh, False, outcome)
         trial = Trial(outcome)
         self._admit(fresh, outcome, progress, trial)
         return trial
@@ -378,7 +383,8 @@ class Ledger:
     def _check_and_save(self, drafts: Sequence[Draft], keep_recorded: bool, progress: ProgressHook | None) -> Outcome:
         outcome = Outcome()
         mark = self.store.last_notification()  # the ledger as its keys are looked up
-        fresh = self._stamp(self._skip_known(drafts, outcome), keep_recorded, outcome)
+        fresh = self._skip_known(drafts, outcome)
+        stamps = self._stamp(fresh, keep_recorded, outcome)
         try:
             if len(fresh) > SAVE_BATCH:
                 self._record_in_batches(fresh, outcome, progress)
@@ -390,8 +396,12 @@ class Ledger:
             # Keys recorded by another writer after the look-up (a racing import of the same file)
             # would be refused here as, say, "already registered": a refusal stands only when the
             # ledger did not move during the checks; otherwise the write runs again and skips them.
+            stamps.undo()
             if self.store.last_notification() != mark:
                 raise ConcurrencyConflict("the ledger moved while this write was checked") from refusal
+            raise
+        except BaseException:
+            stamps.undo()  # nothing was recorded: the drafts go back as they were given (a retry stamps them)
             raise
         # The link this write left (another writer may already have added more), else the ledger's.
         outcome.head = (self.store.chain.link(last) if last else None) or self.head()
@@ -446,8 +456,8 @@ class Ledger:
             stream = buyers[buyer] = BuyerStream.replay(self.buyer_events(buyer))
         return stream
 
-    def _stamp(self, drafts: Sequence[Draft], keep_recorded: bool, outcome: Outcome) -> list[Draft]:
-        """Give each draft its id and recorded stamp, from the ledger's clock and last stamp."""
+    def _stamp(self, drafts: Sequence[Draft], keep_recorded: bool, outcome: Outcome) -> Stamps:
+        """Give each draft its id and recorded stamp (in place), from the ledger's clock and last stamp."""
         last_text = self.store.index.last_recorded()
         last = parse_recorded(last_text) if last_text else None
         now = self.clock().astimezone(datetime.UTC)

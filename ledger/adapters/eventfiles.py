@@ -73,10 +73,15 @@ def stream_event_file(path: Path, fmt: str | None = None) -> tuple[EventFile, in
     if kind != "jsonl" or _starts_with(path, b"["):
         file = read_event_file(path, fmt)
         return file, len(file.events), drained(file.events)
-    text = read_text(path)
     source = str(path)
-    count = sum(1 for line in _lines(text, source) if line.strip())
-    return EventFile(source=source), count, _jsonl_events(text, source)
+    try:
+        _check_line_lengths(path)
+    except OSError as e:
+        raise LedgerError(f"cannot read the file: {e.strerror}", source=source) from None
+    # Read twice, a megabyte at a time, never held whole: once to count the events (and
+    # refuse a file that is not UTF-8 before any event is read), once to decode them.
+    count = sum(1 for line in _lines(_file_lines(path), source) if line.strip())
+    return EventFile(source=source), count, _jsonl_events(_file_lines(path), source)
 
 
 def drained(rows: list[Any]) -> Iterator[Any]:
@@ -255,13 +260,13 @@ def read_jsonl(text: str, source: str) -> EventFile:
     if re.match(r"\s*\[", text):
         return _read_json_array(text, source)
     file = EventFile(source=source)
-    file.events.extend(_jsonl_events(text, source))
+    file.events.extend(_jsonl_events(_split_lines(text), source))
     return file
 
 
-def _jsonl_events(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, fields) of each event of JSON Lines text, decoded as they are taken."""
-    for number, line in enumerate(_lines(text, source), 1):
+def _jsonl_events(lines: Iterator[str], source: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, fields) of each event of JSON Lines, decoded as they are taken."""
+    for number, line in enumerate(_lines(lines, source), 1):
         if not line.strip():
             continue
         try:
@@ -298,7 +303,7 @@ def _read_json_array(text: str, source: str) -> EventFile:
 def read_csv(text: str, source: str) -> EventFile:
     """CSV with a header row naming the fields; empty cells are absent fields."""
     file = EventFile(source=source)
-    for _ in _lines(text, source):  # refuse an absurdly long line before the csv module sees it
+    for _ in _lines(_split_lines(text), source):  # refuse an absurdly long line before the csv module sees it
         pass
     reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra", strict=True)
     start = 1  # the line the row being read starts on: a quote left open runs to the end of the file
@@ -341,8 +346,43 @@ def _split_lines(text: str) -> Iterator[str]:
         start = end
 
 
-def _lines(text: str, source: str) -> Iterator[str]:
-    for number, line in enumerate(_split_lines(text), 1):
+def _file_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 file as `read_text(path).splitlines()` gives them (and its refusals),
+    read a megabyte at a time: a chunk ends just after a newline byte, which is never inside a
+    UTF-8 sequence, so no character, line or CR LF pair is cut in two."""
+    newlines, pending, first = 0, b"", True
+    try:
+        with path.open("rb") as file:
+            while True:
+                block = file.read(_CHUNK_BYTES)
+                if block:
+                    data = pending + block
+                    end = data.rfind(b"\n") + 1
+                    if not end:  # no newline yet (a line is at most MAX_LINE_CHARS, checked first)
+                        pending = data
+                        continue
+                    chunk, pending = data[:end], data[end:]
+                else:
+                    chunk, pending = pending, b""
+                    if not chunk:
+                        return
+                if first:  # a byte order mark only at the very start
+                    chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
+                try:
+                    text = chunk.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    line = newlines + chunk[: e.start].count(b"\n") + 1
+                    raise LedgerError("is not UTF-8 text", source=str(path), line=line) from None
+                newlines += chunk.count(b"\n")
+                yield from text.splitlines()
+                if not block:
+                    return
+    except OSError as e:
+        raise LedgerError(f"cannot read the file: {e.strerror}", source=str(path)) from None
+
+
+def _lines(lines: Iterator[str], source: str) -> Iterator[str]:
+    for number, line in enumerate(lines, 1):
         if len(line) > MAX_LINE_CHARS:
             raise LedgerError(
                 f"the line is {len(line):,} characters long; an event line may have at most {MAX_LINE_CHARS:,}",

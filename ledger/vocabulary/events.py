@@ -289,10 +289,10 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
     if "recorded" in data:
         data["recorded"] = read_recorded(data["recorded"])
     for name, value in data.items():  # a lone surrogate, from a file decoded with errors allowed
-        if not _valid_unicode(name):
+        if not name.isascii() and not _valid_unicode(name):
             raise LedgerError("a field name is not valid Unicode text",
                               field=name.encode("utf-8", "backslashreplace").decode("ascii"))
-        if isinstance(value, str) and not _valid_unicode(value):
+        if isinstance(value, str) and not value.isascii() and not _valid_unicode(value):
             raise LedgerError("is not valid Unicode text", field=name)
     try:
         event = msgspec.convert(data, cls, strict=False)
@@ -345,13 +345,23 @@ def _currency_code(value: Any) -> str:
     return value
 
 
+_DAYS: dict[str, datetime.date] = {}  # dates read and found in range: a file's few hundred days, read once each
+_DAYS_KEPT = 100_000
+
+
 def _date(value: Any, field: str) -> datetime.date:
+    if type(value) is str and (day := _DAYS.get(value)) is not None:
+        return day
+    if isinstance(value, str):
+        day = check_day(parse_iso_date(value, field), field)
+        if len(_DAYS) >= _DAYS_KEPT:
+            _DAYS.clear()
+        _DAYS[value] = day
+        return day
     if isinstance(value, datetime.datetime):
         raise LedgerError("is a date, not a timestamp (write 2025-01-01)", field=field)
     if isinstance(value, datetime.date):
         return check_day(value, field)
-    if isinstance(value, str):
-        return check_day(parse_iso_date(value, field), field)
     raise LedgerError(f"{value!r} is not a valid date (write 2025-01-31)", field=field)
 
 

@@ -90,23 +90,33 @@ class Admitted:
 def skip_known(drafts: Sequence[Draft], known_keys: dict[str, str], known_ids: set[str], outcome: Outcome) -> list[Draft]:
     """Drop drafts whose key (or given id) is recorded, or came earlier in this input:
     re-imports are no-ops. `known_keys` maps each recorded key to its event id."""
-    known, ids = dict(known_keys), set(known_ids)
+    # What a key or id names is kept as the object at hand (the id, the draft) and put in
+    # words only for a skip: a million keys once held a million sentences.
+    known: dict[str, str | uuid.UUID | Draft] = dict(known_keys)
+    ids = {uuid.UUID(given) for given in known_ids}
     fresh = []
     for draft in drafts:
         event = draft.event
-        event_id = str(event.id) if event.id != NIL_ID else None
+        event_id = event.id if event.id != NIL_ID else None
         earlier = known.get(event.key) if event.key else None
         if earlier is None and event_id in ids:
             earlier = event_id
         if earlier is not None:
-            outcome.skipped.append(Skipped(draft, earlier))
+            outcome.skipped.append(Skipped(draft, _named(earlier)))
             continue
         if event.key:
-            known[event.key] = event_id or f"earlier in this input (line {draft.line})"
+            known[event.key] = event_id or draft
         if event_id:
             ids.add(event_id)
         fresh.append(draft)
     return fresh
+
+
+def _named(earlier: str | uuid.UUID | Draft) -> str:
+    """The earlier event a skipped draft repeats, in words."""
+    if isinstance(earlier, Draft):
+        return f"earlier in this input (line {earlier.line})"
+    return str(earlier)
 
 
 CLOCK_TOLERANCE_VARIABLE = "CREDITLEDGER_CLOCK_TOLERANCE"  # read by the service
@@ -125,7 +135,26 @@ def clock_bound(last: datetime.datetime | None, now: datetime.datetime, toleranc
         )
 
 
-def keep_stamps(drafts: Sequence[Draft], last: datetime.datetime | None, now: datetime.datetime) -> list[Draft]:
+@dataclass(slots=True)
+class Stamps:
+    """What stamping changed in the drafts' events, in place (a copy of a million events was a
+    third of an import's memory), so that a write that does not happen can put it back: its
+    retry stamps again, and a caller's drafts are left as they were given."""
+
+    drafts: Sequence[Draft]
+    gave_id: bytearray  # 1 where stamping gave the event its id
+    restamped: bool = False  # whether the recorded stamps were replaced (else kept)
+    carried: dict[int, datetime.datetime] = field(default_factory=dict)  # place -> stamp a file carried
+
+    def undo(self) -> None:
+        for place, draft in enumerate(self.drafts):
+            if self.gave_id[place]:
+                msgspec.structs.force_setattr(draft.event, "id", NIL_ID)
+            if self.restamped:
+                msgspec.structs.force_setattr(draft.event, "recorded", self.carried.get(place, UNRECORDED))
+
+
+def keep_stamps(drafts: Sequence[Draft], last: datetime.datetime | None, now: datetime.datetime) -> Stamps:
     """A historical ledger's own recorded stamps, kept: each present, not in the future,
     never going backwards (from the ledger's last stamp on)."""
     previous = last
@@ -146,28 +175,36 @@ def keep_stamps(drafts: Sequence[Draft], last: datetime.datetime | None, now: da
                 field="recorded",
             ))
         previous = moment
-    return [_with_id(d) for d in drafts]
+    return Stamps(drafts, _give_ids(drafts))
 
 
-def stamp(drafts: Sequence[Draft], last: datetime.datetime | None, now: datetime.datetime, outcome: Outcome) -> list[Draft]:
+def stamp(drafts: Sequence[Draft], last: datetime.datetime | None, now: datetime.datetime, outcome: Outcome) -> Stamps:
     """Give each draft an id and the recorded stamp `max(now, last)`: recorded time never
     goes backwards. Stamps a file carried are replaced, with one warning."""
     if last is not None and now < last:
         now = last
-    carried = sum(1 for d in drafts if d.event.recorded != UNRECORDED)
+    carried = {place: d.event.recorded for place, d in enumerate(drafts) if d.event.recorded != UNRECORDED}
     if carried:
         outcome.warnings.append(
-            f"{carried} events carried recorded stamps; the ledger stamped them {format_recorded(now)} "
+            f"{len(carried)} events carried recorded stamps; the ledger stamped them {format_recorded(now)} "
             "(use --keep-recorded to keep the original stamps)"
         )
-    return [
-        Draft(
-            msgspec.structs.replace(d.event, recorded=now, id=d.event.id if d.event.id != NIL_ID else uuid.uuid4()),
-            d.source,
-            d.line,
-        )
-        for d in drafts
-    ]
+    stamps = Stamps(drafts, _give_ids(drafts), restamped=True, carried=carried)
+    set_field = msgspec.structs.force_setattr
+    for draft in drafts:
+        set_field(draft.event, "recorded", now)
+    return stamps
+
+
+def _give_ids(drafts: Sequence[Draft]) -> bytearray:
+    """Give each draft's event without one a new id, in place; 1 for each given."""
+    gave = bytearray(len(drafts))
+    set_field = msgspec.structs.force_setattr
+    for place, draft in enumerate(drafts):
+        if draft.event.id == NIL_ID:
+            set_field(draft.event, "id", uuid.uuid4())
+            gave[place] = 1
+    return gave
 
 
 def admit(
@@ -308,9 +345,3 @@ def _admitted(
     outcome.recorded.append(draft.event)
     if trial is not None:
         trial.admitted.append(draft)
-
-
-def _with_id(draft: Draft) -> Draft:
-    if draft.event.id != NIL_ID:
-        return draft
-    return Draft(msgspec.structs.replace(draft.event, id=uuid.uuid4()), draft.source, draft.line)
