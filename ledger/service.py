@@ -282,11 +282,12 @@ class Ledger:
         source: str | None = None,
         *,
         currency: str | None = None,
+        checked: bool = True,
     ) -> list[Draft]:
         """Read raw events (line, fields) into drafts; the first bad one refuses them all.
 
         Money is read in `currency`, by default the ledger's policy currency
-        (or that of a `policy_started` among the rows).
+        (or that of a `policy_started` among the rows). Not `checked`: see `parse_event`.
         """
         drafts = []
         currency = currency or self._currency()
@@ -294,7 +295,7 @@ class Ledger:
         with collector_paused(len(rows) if isinstance(rows, Sized) else BULK):
             for line, raw in rows:
                 try:
-                    event = parse_event(raw, currency)
+                    event = parse_event(raw, currency, checked=checked)
                 except LedgerError as problem:
                     raise problem.located(source=source, line=line) from None
                 if isinstance(event, (PolicyStarted, PolicyAmended)):
@@ -424,11 +425,63 @@ class Ledger:
             for buyer in sorted(buyers):
                 buyers[buyer].recheck(policy.terms_at)
 
-        admitted = admit(fresh, policy, buyers.__getitem__, recheck, outcome, progress)
-        with self._saving(), self.store.bulk_append() as write:
-            for start in range(0, len(admitted), SAVE_BATCH):
-                envelopes = [Envelope(stream_of(a.event), a.version, a.event) for a in admitted[start:start + SAVE_BATCH]]
-                write(envelopes, _index_rows(envelopes))
+        versions = {POLICY_STREAM: len(policy.events)} | {buyer_stream(b): len(s.events) for b, s in buyers.items()}
+        admit(fresh, policy, buyers.__getitem__, recheck, outcome, progress, listed=False)
+        # Each admitted event took its stream's next version, in input order: counted again as they
+        # are saved, instead of a million (event, version) pairs kept; the folds are let go first.
+        ends = {POLICY_STREAM: len(policy.events)} | {buyer_stream(b): len(s.events) for b, s in buyers.items()}
+        buyers.clear()
+        recorded = outcome.recorded
+        with self._saving(), self.store.bulk_append() as bulk:
+            for start in range(0, len(recorded), SAVE_BATCH):
+                envelopes = []
+                for event in recorded[start:start + SAVE_BATCH]:
+                    stream = stream_of(event)
+                    version = versions[stream] = versions[stream] + 1
+                    envelopes.append(Envelope(stream, version, event))
+                bulk.write(envelopes, _index_rows(envelopes))
+            assert versions == ends, "the versions counted differ from those admitted"
+
+    def record_verified(
+        self, drafts: Sequence[Draft], source_head: str, *, progress: ProgressHook | None = None
+    ) -> Outcome:
+        """Record every event of a verified ledger, as it held them, into this empty ledger: the
+        trusted path of a re-import (`import --keep-recorded --source-head`, docs/rules.md).
+
+        The events are not admitted again, nor their keys looked up: they are saved as they come,
+        each stream's versions counted in order, and the chain this ledger computes must end at
+        `source_head`, the verified source's head, before the write commits. Equal heads prove every
+        stored event, stream, version, stamp and place is what the source held, so what was skipped
+        would have passed; any other head refuses the whole write."""
+        outcome = Outcome()
+        versions: dict[Any, int] = {}
+        try:
+            with collector_paused(len(drafts)), self._saving(), self.store.bulk_append() as bulk:
+                if bulk.held:
+                    raise LedgerError(f"the ledger holds {bulk.held} events; a verified ledger's events are recorded "
+                                      "as it held them only into an empty one", field="source-head")
+                keep_stamps(drafts, None, self.clock().astimezone(datetime.UTC))
+                for start in range(0, len(drafts), SAVE_BATCH):
+                    envelopes = []
+                    for draft in drafts[start:start + SAVE_BATCH]:
+                        stream = stream_of(draft.event)
+                        version = versions[stream] = versions.get(stream, 0) + 1
+                        envelopes.append(Envelope(stream, version, draft.event))
+                    bulk.write(envelopes, _index_rows(envelopes))
+                    if progress:
+                        progress(len(envelopes))
+                head = bulk.head()
+                if head[1] != source_head:
+                    raise LedgerError(
+                        f"the events end the chain at {head[0]} {head[1][:16]}..., not at the source's head "
+                        f"{source_head[:16]}...: they are not the verified ledger's events as it held them "
+                        "(import without --source-head to check each one); nothing was recorded", field="source-head")
+        except ConcurrencyConflict as conflict:  # under the write lock of an empty ledger: an id or key repeats
+            raise LedgerError(f"cannot record the events as the source held them ({conflict}); nothing was recorded",
+                              field="source-head") from None
+        outcome.recorded = [draft.event for draft in drafts]
+        outcome.head = head
+        return outcome
 
     def _admit(
         self, fresh: Sequence[Draft], outcome: Outcome, progress: ProgressHook | None, trial: Trial | None = None

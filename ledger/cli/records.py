@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -151,6 +152,12 @@ def import_(
         bool, typer.Option("--restamp", help="Replace the file's recorded stamps with now (its events are new to this ledger).")
     ] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="toml, jsonl or csv (default: from the name).")] = None,
+    source_head: Annotated[
+        str | None, typer.Option("--source-head", help="With --keep-recorded, into an empty ledger: the head hash (64 "
+                                 "hex digits) that verify printed for the ledger FILE holds every event of (log "
+                                 "--json). The events are recorded as it held them, not checked again, and refused "
+                                 "unless this ledger's chain then ends at that hash.")
+    ] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
@@ -159,9 +166,18 @@ def import_(
     Events whose key is already recorded are skipped and listed, so running
     the same import twice records nothing the second time.
     """
+    head = _source_head(source_head, keep_recorded) if source_head is not None else None
     with _open(db) as ledger:
         source, count, raw = stream_event_file(file, fmt)
         events = _check_stamps(raw, keep_recorded, restamp, source.source)
+        if head is not None:
+            if source.policy is not None:
+                raise LedgerError("--source-head takes a file of every event of the verified ledger, its "
+                                  "policy_started among them (log --json), not a [policy] table", source=source.source)
+            with _progress(count, "recording") as advance:
+                drafts = ledger.parse(events, source.source, checked=False)
+                report_outcome(ledger.record_verified(drafts, head, progress=advance), as_json=as_json)
+            return
         terms = _file_policy(ledger, source.policy, source.source) if source.policy is not None else None
         if not count and terms is None:
             raise LedgerError("has no events", source=source.source)
@@ -171,6 +187,17 @@ def import_(
                 drafts.insert(0, ledger.starting_draft(terms, drafts, source.source))
             outcome = ledger.record(drafts, keep_recorded=keep_recorded, progress=advance)
         report_outcome(outcome, as_json=as_json)
+
+
+def _source_head(text: str, keep_recorded: bool) -> str:
+    """The head hash given to --source-head: all 64 hex digits (a prefix proves less), with --keep-recorded."""
+    if not keep_recorded:
+        raise LedgerError("goes with --keep-recorded: a verified ledger's events keep their recorded stamps",
+                          field="source-head")
+    head = text.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", head):
+        raise LedgerError(f"{text!r} is not a head hash: give all 64 hex digits verify printed", field="source-head")
+    return head
 
 
 def _check_stamps(

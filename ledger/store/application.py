@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol, cast
 
 import msgspec
@@ -34,6 +35,15 @@ def undecodable(notification_id: int | None, problem: Exception) -> LedgerError:
     detail = problem.message if isinstance(problem, LedgerError) else str(problem)
     return LedgerError(f"{where} does not decode ({detail}): the database was changed behind the ledger's "
                        "back; run `creditledger verify`", field="db")
+
+
+@dataclass(frozen=True)
+class BulkAppend:
+    """An open `LedgerStore.bulk_append`: as `BulkInsert`, its writer taking envelopes."""
+
+    held: int
+    write: Callable[[Sequence[Envelope], Sequence[IndexRow]], None]
+    head: Callable[[], tuple[int, str]]
 
 
 class _BulkRecorder(Protocol):
@@ -100,17 +110,18 @@ class LedgerStore(Application[uuid.UUID]):
         return clock if callable(clock) else None
 
     @contextlib.contextmanager
-    def bulk_append(self) -> Iterator[Callable[[Sequence[Envelope], Sequence[IndexRow]], None]]:
+    def bulk_append(self) -> Iterator[BulkAppend]:
         """One write transaction for a large write given a batch at a time: each call of the
         writer it yields stores envelopes and their index rows (one executemany per table), so
-        that only one batch's stored forms are alive at once. All or nothing, as `bulk_insert`."""
+        that only one batch's stored forms are alive at once. All or nothing, as `bulk_insert`
+        (whose `held` and `head` it passes on)."""
         mapper = self.mapper
         with self.bulk_insert() as bulk:
 
             def write(envelopes: Sequence[Envelope], rows: Sequence[IndexRow]) -> None:
                 bulk.write([mapper.to_stored_event(envelope) for envelope in envelopes], rows)
 
-            yield write
+            yield BulkAppend(bulk.held, write, bulk.head)
 
     def last_notification(self) -> int:
         """The notification id of the last stored event (0: none)."""

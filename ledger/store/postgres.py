@@ -272,7 +272,13 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
                 self._insert_stored_events(curs, stored_events)
                 self._fetch_ids_after_insert_events(curs, stored_events, index=rows)
 
-            yield BulkInsert(int(counted["n"]), write)
+            def head() -> tuple[int, str]:
+                curs.execute(SQL(f"SELECT notification_id, hash FROM {self.datastore.schema}.ledger_chain "  # noqa: S608 (checked identifier)
+                                 "ORDER BY notification_id DESC LIMIT 1"))
+                last = curs.fetchone()
+                return (int(last["notification_id"]), str(last["hash"])) if last else (0, GENESIS)
+
+            yield BulkInsert(int(counted["n"]), write, head)
 
     def server_clock(self) -> datetime.datetime:
         """The database server's clock: every writer of a PostgreSQL ledger stamps by this one clock,

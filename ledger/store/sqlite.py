@@ -143,7 +143,12 @@ class LedgerSQLiteRecorder(ChainQueries, SQLiteApplicationRecorder):
             def write(stored_events: Sequence[StoredEvent], rows: Sequence[IndexRow]) -> None:
                 self._insert_events(cursor, stored_events, index=rows)
 
-            yield BulkInsert(held, write)
+            def head() -> tuple[int, str]:
+                cursor.execute("SELECT notification_id, hash FROM ledger_chain ORDER BY notification_id DESC LIMIT 1")
+                last = cursor.fetchone()
+                return (int(last[0]), str(last[1])) if last else (0, GENESIS)
+
+            yield BulkInsert(held, write, head)
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self.datastore.transaction(commit=False) as c:

@@ -250,14 +250,16 @@ def _allowed_values(field: str | None) -> str:
     return ", ".join(get_args(choice)) if choice else "the allowed values"
 
 
-def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
+def parse_event(raw: Mapping[str, Any], currency: str, *, checked: bool = True) -> Event:
     """Read one event from its public form, refusing bad fields by name.
 
     `currency` is the policy currency: money arrives as decimal strings and
     leaves as minor units of it. Absent stamps (`id`, `recorded`) stay unset
-    for the ledger to assign.
+    for the ledger to assign. Not `checked`: the text patterns and country codes
+    are left unchecked (the trusted path of a verified ledger's events, whose hash
+    chain vouches for them: `Ledger.record_verified`).
     """
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # a dict asked first: the ABC check is slow
         raise LedgerError(f"an event must be a table of fields, not {type(raw).__name__}")
     data = {str(k): v for k, v in raw.items() if v is not None and v != ""}
     type_name = data.pop("type", None)
@@ -288,6 +290,10 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
         _convert_invoice(data, currency)
     if "recorded" in data:
         data["recorded"] = read_recorded(data["recorded"])
+    if type(buyer := data.get("buyer")) is str:  # one string per buyer, not one per event of a large file
+        if len(_BUYERS) >= _DAYS_KEPT:
+            _BUYERS.clear()
+        data["buyer"] = _BUYERS.setdefault(buyer, buyer)
     for name, value in data.items():  # a lone surrogate, from a file decoded with errors allowed
         if not name.isascii() and not _valid_unicode(name):
             raise LedgerError("a field name is not valid Unicode text",
@@ -298,6 +304,8 @@ def parse_event(raw: Mapping[str, Any], currency: str) -> Event:
         event = msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as e:
         raise _validation_error(e, str(type_name)) from None
+    if not checked:
+        return event
     for name, pattern in _CHECKED_TEXT[cls]:
         value = getattr(event, name)
         if value is not None and not pattern.match(value):
@@ -346,7 +354,8 @@ def _currency_code(value: Any) -> str:
 
 
 _DAYS: dict[str, datetime.date] = {}  # dates read and found in range: a file's few hundred days, read once each
-_DAYS_KEPT = 100_000
+_DAYS_KEPT = 100_000  # entries of each of these caches, at most
+_BUYERS: dict[str, str] = {}
 
 
 def _date(value: Any, field: str) -> datetime.date:

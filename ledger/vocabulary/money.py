@@ -69,17 +69,19 @@ def parse_decimal(value: object, *, field: str) -> Decimal:
 # The common well-formed amount ("1500.00"): read without Decimal, anything else (a sign, spaces,
 # zero, more decimals than the currency has, 16 digits or more) takes the full reading below.
 _PLAIN_AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,3}))?", re.ASCII)
+_TENS = (1, 10, 100, 1000)  # 10 ** minor units (0 to 3, _MINOR_UNITS)
 
 
 def to_minor(value: object, currency: str, *, field: str, allow_zero: bool = True) -> Minor:
     """Integer minor units of a non-negative amount, refusing excess decimals."""
     if type(value) is str and (plain := _PLAIN_AMOUNT.fullmatch(value)):
-        whole, fraction = plain.groups()
+        units: str = plain[1]
+        fraction: str | None = plain[2]
         decimals = minor_units(currency)
         if fraction is None or len(fraction) <= decimals:
-            minor = int(whole) * 10**decimals + (int(fraction.ljust(decimals, "0")) if fraction else 0)
-            if 0 < minor < MAX_AMOUNT_MINOR:
-                return minor
+            quick = int(units) * _TENS[decimals] + (int(fraction.ljust(decimals, "0")) if fraction else 0)
+            if 0 < quick < MAX_AMOUNT_MINOR:
+                return quick
     number = parse_decimal(value, field=field)
     decimals = minor_units(currency)
     if number < 0:

@@ -21,7 +21,7 @@ import msgspec
 from ledger.vocabulary.bulk import ProgressHook
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.events import NIL_ID, UNRECORDED, BuyerEvent, Event, PolicyAmended, format_recorded
-from ledger.write.streams import BuyerStream, EventRefused, PolicyStream, admit_all
+from ledger.write.streams import NO_WARNINGS, BuyerStream, EventRefused, PolicyStream, admit_all
 
 PROGRESS_EVERY = 1000  # events between two progress reports
 
@@ -215,14 +215,17 @@ def admit(
     outcome: Outcome,
     progress: ProgressHook | None = None,
     trial: Trial | None = None,
+    listed: bool = True,
 ) -> list[Admitted]:
     """Check each draft against its stream; refuse at the first bad one, or (a trial) note
     it and go on as if it had never been given. `buyer_stream` gives a buyer's stream, read
     once per write; `recheck_buyers` re-checks every buyer after an amendment.
 
     Drafts stamped with one recorded moment (a whole ordinary write) are checked together,
-    as the state they make known at that moment (`admit_moment`); a draft alone, one by one."""
-    admitted: list[Admitted] = []
+    as the state they make known at that moment (`admit_moment`); a draft alone, one by one.
+    Not `listed`: the admitted events are only in `outcome.recorded`, in input order, and each
+    takes the next version of its stream (a large write counts them as it saves)."""
+    admitted: list[Admitted] | None = [] if listed else None
     done = 0
     for _, moment in itertools.groupby(fresh, key=lambda draft: draft.event.recorded):
         group = list(moment)
@@ -236,7 +239,7 @@ def admit(
             done = 0
     if progress and done:
         progress(done)
-    return admitted
+    return admitted or []
 
 
 def _admit_one(
@@ -244,7 +247,7 @@ def _admit_one(
     policy: PolicyStream,
     buyer_stream: Callable[[str], BuyerStream],
     recheck_buyers: Callable[[], None],
-    admitted: list[Admitted],
+    admitted: list[Admitted] | None,
     outcome: Outcome,
     trial: Trial | None,
 ) -> None:
@@ -272,14 +275,17 @@ def admit_moment(
     policy: PolicyStream,
     buyer_stream: Callable[[str], BuyerStream],
     recheck_buyers: Callable[[], None],
-    admitted: list[Admitted],
+    admitted: list[Admitted] | None,
     outcome: Outcome,
     trial: Trial | None,
 ) -> None:
     """Drafts recorded at one moment: the policy's first, in order (the buyers' events are
     checked under the terms they leave), then each buyer's all at once (`admit_all`: one
     fold, in fold order, whatever their order in the input). Admitted in input order."""
-    results: dict[int, tuple[int, list[str]]] = {}  # place in group -> (stream version, warnings)
+    # Per place in group: the stream version taken (0: not admitted), and the warnings where there
+    # are any (a dict of a million (version, warnings) pairs was a fifth of a large import's memory).
+    versions = [0] * len(group)
+    notes: dict[int, list[str]] = {}
     refused: list[tuple[int, LedgerError]] = []
     amendment = None
     buyers: dict[str, list[int]] = {}
@@ -295,7 +301,7 @@ def admit_moment(
             if trial is None:
                 break
             continue
-        results[place] = (len(policy.events), warnings)
+        _note(versions, notes, place, len(policy.events), warnings)
         if isinstance(event, PolicyAmended):
             amendment = place
     for buyer, places in buyers.items():
@@ -308,7 +314,7 @@ def admit_moment(
                 found = admit_all(stream, [cast(BuyerEvent, group[p].event) for p in places], policy.terms_at)
             except EventRefused as refusal:
                 for k in range(refusal.added):
-                    results[places[k]] = (start + k + 1, refusal.warnings[k])
+                    _note(versions, notes, places[k], start + k + 1, refusal.warnings[k])
                 blamed = places[refusal.index]
                 refused.append((blamed, refusal.problem))
                 if trial is None:
@@ -316,13 +322,13 @@ def admit_moment(
                 places = [p for p in places[refusal.added:] if p != blamed]
                 continue
             for k, place in enumerate(places):
-                results[place] = (start + k + 1, found[k])
+                _note(versions, notes, place, start + k + 1, found[k])
             places = []
     if amendment is not None and not (refused and trial is None):
         try:
             recheck_buyers()
         except LedgerError as problem:
-            results.pop(amendment)
+            versions[amendment] = 0
             refused.append((amendment, problem))
     refused.sort(key=lambda pair: pair[0])
     if refused and trial is None:
@@ -332,16 +338,23 @@ def admit_moment(
         assert trial is not None
         trial.refused.append(Refused(group[place], group[place].error(why)))
     for place, draft in enumerate(group):
-        if place in results:
-            version, warnings = results[place]
-            _admitted(draft, version, warnings, admitted, outcome, trial)
+        if versions[place]:
+            _admitted(draft, versions[place], notes.get(place, NO_WARNINGS), admitted, outcome, trial)
+
+
+def _note(versions: list[int], notes: dict[int, list[str]], place: int, version: int, warnings: list[str]) -> None:
+    versions[place] = version
+    if warnings:
+        notes[place] = warnings
 
 
 def _admitted(
-    draft: Draft, version: int, warnings: list[str], admitted: list[Admitted], outcome: Outcome, trial: Trial | None
+    draft: Draft, version: int, warnings: list[str], admitted: list[Admitted] | None, outcome: Outcome,
+    trial: Trial | None,
 ) -> None:
     outcome.warnings.extend(draft.where() + w for w in warnings)
-    admitted.append(Admitted(draft.event, version))
+    if admitted is not None:
+        admitted.append(Admitted(draft.event, version))
     outcome.recorded.append(draft.event)
     if trial is not None:
         trial.admitted.append(draft)

@@ -238,6 +238,11 @@ class EventRefused(Exception):
         self.index, self.problem, self.added, self.warnings = index, problem, added, warnings or []
 
 
+# The warnings of an event that has none, one list shared by all (read, never added to): a write
+# of a million events held a million empty lists.
+NO_WARNINGS: list[str] = []
+
+
 def admit_all(stream: BuyerStream, events: list[BuyerEvent], terms_at: TermsAt) -> list[list[str]]:
     """Check and add events recorded at one moment (one write's stamp); return each one's warnings.
 
@@ -256,7 +261,7 @@ def admit_all(stream: BuyerStream, events: list[BuyerEvent], terms_at: TermsAt) 
         warnings = []
         for index, event in enumerate(events):
             try:
-                warnings.append(check_buyer_event(stream.book, event, terms_at(event.effective)))
+                warnings.append(check_buyer_event(stream.book, event, terms_at(event.effective)) or NO_WARNINGS)
             except LedgerError as problem:
                 raise EventRefused(index, problem, added=index, warnings=warnings) from None
             stream.book.apply(event)
@@ -265,7 +270,7 @@ def admit_all(stream: BuyerStream, events: list[BuyerEvent], terms_at: TermsAt) 
     given = {id(event): index for index, event in enumerate(events)}
     candidate = [*stream.events, *events]
     book, latest = BuyerBook(), None
-    found: list[list[str]] = [[] for _ in events]
+    found: list[list[str]] = [NO_WARNINGS] * len(events)
     for earlier in in_fold_order(candidate):
         assert isinstance(earlier, BuyerEvent)
         place = given.get(id(earlier))
@@ -280,7 +285,7 @@ def admit_all(stream: BuyerStream, events: list[BuyerEvent], terms_at: TermsAt) 
                 field="effective",
             )) from None
         if place is not None:
-            found[place], latest = checked, earlier
+            found[place], latest = checked or NO_WARNINGS, earlier
         book.apply(earlier)
     stream.book, stream.events = book, candidate
     return found
