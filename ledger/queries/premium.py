@@ -10,7 +10,7 @@ import msgspec
 
 from ledger.queries import answers
 from ledger.queries.arguments import PremiumArgs, Query
-from ledger.queries.book import account_lines, bought_top_up, read_book
+from ledger.queries.book import account_lines, book_now, bought_top_up, in_account_order, read_book
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.dates import period_bounds
@@ -19,14 +19,31 @@ from ledger.vocabulary.terms import PolicyTerms
 from projections.cover import buyer_cover
 from projections.exposure import policy_periods
 from projections.lines import PremiumLine
-from projections.premium import maximum_liability, minimum_premium, summarise
+from projections.premium import fees_of, maximum_liability, minimum_premium, premium_lines, summarise
+from projections.turnover import declarations
 
 
 def premium_account(
     ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None
 ) -> tuple[PolicyTerms, list[PremiumLine]]:
-    """Every premium, fee and top-up line of the policy, as known at `known_at`: the book read
-    once, folding only the covers of the buyers with a top-up (their top-up lines)."""
+    """Every premium, fee and top-up line of the policy, as known at `known_at`: from the book
+    read model (the book's sales, each buyer's fee basis), folding only the covers of the buyers
+    with a top-up (their top-up lines); as known at an earlier time, the book read once."""
+    now = book_now(ledger, known_at)
+    if now is None:
+        return premium_folded(ledger, as_of, known_at)
+    terms = now.timeline.at(as_of)
+    lines = premium_lines(terms, now.sales, declarations(now.policy, None))
+    lines += fees_of(terms, (facts.fees for facts in now.facts.values()))
+    top_ups = [buyer_cover(buyer, ledger.buyer_events(buyer), now.policy, as_of, None)
+               for buyer, facts in now.facts.items() if facts.top_up]
+    return terms, in_account_order(lines, top_ups)
+
+
+def premium_folded(
+    ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None
+) -> tuple[PolicyTerms, list[PremiumLine]]:
+    """`premium_account` read from the whole log as known at `known_at` (no read model)."""
     book = read_book(ledger, known_at)
     terms = book.timeline.at(as_of)
     covers = {
