@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 import msgspec
 from eventsourcing.persistence import StoredEvent
 
+from ledger.readmodels.book import book_of
 from ledger.service import Ledger
 from ledger.store import CHAIN_KEY_VARIABLE, GENESIS, ChainSlot, IndexRow, chain_hash, chain_key, checkpoint_mac
 from ledger.vocabulary.errors import LedgerError
-from ledger.readmodels.book import book_of
 from projections.bookfacts import buyer_facts
 from projections.timeline import exposure_timeline
 

@@ -32,6 +32,7 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -122,6 +123,7 @@ _BUYER_ON = (
     "WHERE buyer = ? AND since <= ? ORDER BY since DESC LIMIT 1"
 )
 _CATCH_UP_ATTEMPTS = 20
+_WARNED: weakref.WeakSet[Any] = weakref.WeakSet()  # the ledgers whose read models were sent to memory
 
 Progress = Callable[[int, int], None]  # (buyers done, buyers to do)
 
@@ -154,8 +156,10 @@ class ExposureModel:
         """Keep the rows in memory from now on (the ledger's database refuses them)."""
         if self._fallback is None:
             raise problem
-        log.warning("warning: the read models cannot be written to the ledger's database (%s); "
-                    "this process keeps them in memory", str(problem).splitlines()[0])
+        if self.ledger not in _WARNED:  # one line per ledger, whichever of its read models finds out first
+            _WARNED.add(self.ledger)
+            log.warning("warning: the read models cannot be written to the ledger's database (%s); "
+                        "this process keeps them in memory", str(problem).splitlines()[0])
         self.tables, self._fallback = self._fallback(), None
         self.tables.create(self.SCHEMA, self.TABLES, self.LAYOUT, self.NAME)
 
