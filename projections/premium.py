@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
@@ -179,7 +180,8 @@ def fees_of(terms: PolicyTerms, bases: Iterable[FeeBasis | None]) -> list[Premiu
     if fees is None:
         return []
     lines: list[PremiumLine] = []
-    months = _policy_months(terms)
+    months = [(first, _month_end(first)) for first in _policy_months(terms)]
+    month_end = functools.cache(_month_end)
     taxes: dict[tuple[str, Minor], Minor] = {}  # the same fee has the same tax: reckoned once
 
     def line(day: datetime.date, kind: str, buyer: str, amount: Minor) -> PremiumLine:
@@ -193,12 +195,11 @@ def fees_of(terms: PolicyTerms, bases: Iterable[FeeBasis | None]) -> list[Premiu
         zone = fees.zones[basis.country]
         for day in basis.requests:
             if _in_policy_month(terms, day) and zone in fees.investigation:
-                lines.append(line(_month_end(day), "investigation_fee", basis.buyer, fees.investigation[zone]))
+                lines.append(line(month_end(day), "investigation_fee", basis.buyer, fees.investigation[zone]))
         if zone not in fees.monitoring:
             continue
         decisions = basis.decisions
-        for month_first in months:
-            month_last = _month_end(month_first)
+        for month_first, month_last in months:
             limit_at_start = 0  # the limit in force on the 1st (the limit in force: decisions effective by then)
             for effective, amount in decisions:
                 if effective <= month_first:
