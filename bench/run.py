@@ -4,9 +4,10 @@
 It generates the seeded sample book once, then on each backend (a SQLite file, a fresh
 schema of the local PostgreSQL; a backend that cannot be reached is left out) measures in
 one process: the bulk import; a full replay (every event decoded, then the exposure read
-model rebuilt from nothing); interactive appends and the read model's catch-up after them;
-one buyer's exposure at random `as_of` and `known_at`; the book's exposure known now and at
-an earlier time; a claim with its explanation and the premium account. Then, as whole
+model rebuilt from nothing, and the book read model); interactive appends and the read models'
+catch-up after them; one buyer's exposure at random `as_of` and `known_at`; the book's exposure
+known now and at an earlier time; the claims register (`claims_query`), a claim with its
+explanation and the premium account. Then, as whole
 commands in fresh processes: the first book query, `creditledger --help`, one buyer's
 exposure, `claim --explain`, `premium`, and an import of the book as a JSON Lines file
 (its rate and peak memory). On SQLite, the peers of bench/peers.py on the same facts:
@@ -39,7 +40,7 @@ from typing import Any
 import peers  # bench/peers.py, beside this file
 import serve_load  # bench/serve_load.py: the load test of creditledger serve
 
-from ledger.queries.claims import claim_query, claims_of
+from ledger.queries.claims import claim_query, claims_query
 from ledger.queries.exposure import exposure_query
 from ledger.queries.premium import premium_query
 from ledger.service import Ledger
@@ -135,7 +136,7 @@ def measure(location: str, policy: dict[str, Any], rows: list[dict[str, Any]], b
 
         # Full replay: every event decoded from the store (timed, then again under tracemalloc for
         # its peak: tracing slows allocation several times), then every projection the read model
-        # keeps (each buyer's exposure timeline) rebuilt from nothing.
+        # keeps (each buyer's exposure timeline) rebuilt from nothing, then the book read model.
         replayed, elapsed = timed(lambda: sum(1 for _ in ledger.events()))
         figures["replay_events_per_s"] = round(replayed / elapsed)
         tracemalloc.start()
@@ -145,6 +146,8 @@ def measure(location: str, policy: dict[str, Any], rows: list[dict[str, Any]], b
         _, elapsed = timed(ledger.exposure_model.catch_up)
         figures["read_model_rebuild_s"] = round(elapsed, 1)
         figures["read_model_rebuild_events_per_s"] = round(replayed / elapsed)
+        _, elapsed = timed(ledger.book_model.catch_up)  # the premium, turnover and claims read model
+        figures["book_model_rebuild_s"] = round(elapsed, 1)
         figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
         rng = random.Random(5)
@@ -161,6 +164,8 @@ def measure(location: str, policy: dict[str, Any], rows: list[dict[str, Any]], b
         _, elapsed = timed(ledger.exposure_model.catch_up)
         figures["read_model_catch_up_ms"] = round(elapsed * 1e3)
         figures["read_model_catch_up_buyers"] = len(touched)
+        _, elapsed = timed(ledger.book_model.catch_up)
+        figures["book_model_catch_up_ms"] = round(elapsed * 1e3)
 
         first, last = imported, datetime.datetime.now(datetime.UTC)
         latencies = []
@@ -174,9 +179,9 @@ def measure(location: str, policy: dict[str, Any], rows: list[dict[str, Any]], b
         for label, known_at in (("book_exposure_now_ms", None), ("book_exposure_earlier_ms", first + (last - first) / 2)):
             _, elapsed = timed(lambda: exposure_query(ledger, {"as_of": YEAR_END, "known_at": known_at}))  # noqa: B023
             figures[label] = round(elapsed * 1e3)
-        register, elapsed = timed(lambda: claims_of(ledger, YEAR_END, None))
+        register, elapsed = timed(lambda: claims_query(ledger, {"as_of": YEAR_END}))
         figures["claims_register_ms"] = round(elapsed * 1e3)
-        claimant = next((c.buyer for c in register if c.loss_date is not None), buyers[0])
+        claimant = next((c.buyer for c in register.claims), buyers[0])
         _, elapsed = timed(lambda: claim_query(ledger, {"buyer": claimant, "as_of": "2025-12-31", "explain": True}))
         figures["claim_explain_ms"] = round(elapsed * 1e3)
         _, elapsed = timed(lambda: premium_query(ledger, {"as_of": "2026-01-31"}))

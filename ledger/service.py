@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import DatabaseError, IntegrityError, OperationalError
 
+from ledger.readmodels.book import BookModel
 from ledger.readmodels.exposure import ExposureModel
 from ledger.store import (
     GENESIS,
@@ -71,6 +72,7 @@ Clock = Callable[[], datetime.datetime]
 MAX_ATTEMPTS = 8
 SAVE_BATCH = 10_000  # events per batch of a large write (see `_record_in_batches`)
 UNCHANGED_TERMS = "the terms are those in force; nothing recorded"
+READ_MODELS: dict[str, type[ExposureModel]] = {"exposure_model": ExposureModel, "book_model": BookModel}
 
 
 class WritersRaced(LedgerError):
@@ -111,8 +113,9 @@ class Ledger:
         self._policy: tuple[int, list[Event]] | None = None  # (last policy notification, its events)
 
     def close(self) -> None:
-        if "exposure_model" in self.__dict__:
-            self.exposure_model.close()
+        for model in READ_MODELS:
+            if model in self.__dict__:
+                self.__dict__[model].close()
         self.store.close()
 
     @functools.cached_property
@@ -121,12 +124,23 @@ class Ledger:
         the ledger's database; in memory when that refuses the writes."""
         return ExposureModel(self, model_tables(self.store), memory_tables)
 
+    @functools.cached_property
+    def book_model(self) -> BookModel:
+        """The read model of every buyer's facts and the book's sales (ledger/readmodels/book.py)
+        that the premium account, turnover and the claims register read; where the exposure one is."""
+        return BookModel(self, model_tables(self.store), memory_tables)
+
+    def catch_up_models(self) -> int:
+        """Catch every read model up (serve's follower); returns the buyers refolded."""
+        return self.exposure_model.catch_up() + self.book_model.catch_up()
+
     def fold_afresh(self) -> None:
         """Answer from now on from read models rebuilt in memory from the stored events,
         not from the ones stored in the ledger (for checks that must not trust them)."""
-        if "exposure_model" in self.__dict__:
-            self.exposure_model.close()
-        self.__dict__["exposure_model"] = ExposureModel(self, memory_tables())
+        for model, kind in READ_MODELS.items():
+            if model in self.__dict__:
+                self.__dict__[model].close()
+            self.__dict__[model] = kind(self, memory_tables())
 
     def __enter__(self) -> Ledger:
         return self

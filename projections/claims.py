@@ -110,8 +110,26 @@ class Claim:
         return self.insured_loss - self.indemnity_paid - self.insured_recovery
 
 
-def _invoice_line(cover: BuyerCover, name: str, invoice: InvoiceCover, loss_date: datetime.date) -> InsuredInvoice:
-    """An invoice as the loss sees it: cap frozen at the loss date, balance at the first indemnity."""
+PaymentPart = tuple[str, Minor, bool]  # a payment's (or recovery's) event id, its part on an invoice, whether a recovery
+
+
+def _payment_parts(cover: BuyerCover) -> dict[str, list[PaymentPart]]:
+    """Each invoice's parts of the payments and recoveries not reversed, in payment order:
+    read once per claim, not once per invoice (a buyer's year holds hundreds of each)."""
+    parts: dict[str, list[PaymentPart]] = {}
+    for record in cover.book.payments.values():
+        if not record.reversed:
+            event = str(record.event.id)
+            for name, part in record.parts.items():
+                parts.setdefault(name, []).append((event, part, record.is_recovery))
+    return parts
+
+
+def _invoice_line(
+    cover: BuyerCover, name: str, invoice: InvoiceCover, loss_date: datetime.date, parts: Sequence[PaymentPart]
+) -> InsuredInvoice:
+    """An invoice as the loss sees it: cap frozen at the loss date, balance at the first indemnity;
+    `parts`: the invoice's parts of the payments and recoveries (`_payment_parts`)."""
     balance = invoice.balance
     if cover.balances_at_indemnity is not None:
         open_balance = cover.balances_at_indemnity.get(name, 0)
@@ -119,11 +137,6 @@ def _invoice_line(cover: BuyerCover, name: str, invoice: InvoiceCover, loss_date
         open_balance = balance.balance
     lost = invoice.lost_from is not None and invoice.lost_from <= loss_date
     cap = 0 if lost else invoice.cap
-    parts = [
-        (str(record.event.id), record.parts[name], record.is_recovery)
-        for record in cover.book.payments.values()
-        if name in record.parts and not record.reversed
-    ]
     snapshot = cover.balances_at_indemnity is not None
     before = [p for p in parts if not snapshot or p[0] in cover.payments_before_indemnity]
     after = [p for p in parts if snapshot and p[0] not in cover.payments_before_indemnity]
@@ -204,8 +217,9 @@ def _claim(cover: BuyerCover, terms: PolicyTerms, period: _Period, as_of: dateti
     loss_date = cover.loss_date
     claim = Claim(buyer=cover.buyer, loss_date=loss_date, cause=cover.loss_cause or "",
                   loss_event=str(cover.loss_event.id) if cover.loss_event else None)
+    parts = _payment_parts(cover)
     claim.invoices = [
-        _invoice_line(cover, name, invoice, loss_date)
+        _invoice_line(cover, name, invoice, loss_date, parts.get(name, ()))
         for name, invoice in cover.invoices.items()
         if invoice.balance.issued <= loss_date and invoice.balance.delivered <= loss_date
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
@@ -146,37 +147,66 @@ def _declared_period_lines(
 _REQUESTS = frozenset({LimitRequested})
 
 
+class FeeBasis(msgspec.Struct, frozen=True, array_like=True):
+    """What a buyer's fees are computed from (docs/rules.md, "Fees"): its country, the days of
+    its limit requests, and its limit decisions (effective, amount), each in fold order. The
+    book read model keeps one per buyer, so the fees need no buyer's stream."""
+
+    buyer: str
+    country: str
+    requests: tuple[datetime.date, ...]
+    decisions: tuple[tuple[datetime.date, Minor], ...]
+
+
+def fee_basis(events: Sequence[Event], known_at: datetime.datetime | None) -> FeeBasis | None:
+    """A buyer's fee basis from its stream as known at `known_at` (None: not registered)."""
+    ordered = in_fold_order(recorded_by(events, known_at))
+    registration = next((e for e in ordered if isinstance(e, BuyerRegistered)), None)
+    if registration is None:
+        return None
+    return FeeBasis(registration.buyer, registration.country,
+                    tuple(event.effective for event in of_types(ordered, _REQUESTS)),
+                    tuple((decision.effective, decision.amount) for decision in limit_decisions(ordered)))
+
+
 def fee_lines(terms: PolicyTerms, buyer_events: Iterable[Sequence[Event]], known_at: datetime.datetime | None) -> list[PremiumLine]:
     """Investigation and monitoring fees, invoiced on the last day of each month (docs/rules.md, "Fees")."""
+    return fees_of(terms, (fee_basis(events, known_at) for events in buyer_events))
+
+
+def fees_of(terms: PolicyTerms, bases: Iterable[FeeBasis | None]) -> list[PremiumLine]:
+    """The fee lines of `fee_lines`, from each buyer's fee basis (in buyer order)."""
     fees = terms.fees
     if fees is None:
         return []
     lines: list[PremiumLine] = []
-    for events in buyer_events:
-        ordered = in_fold_order(recorded_by(events, known_at))
-        registration = next((e for e in ordered if isinstance(e, BuyerRegistered)), None)
-        if registration is None or registration.country not in fees.zones:
+    months = [(first, _month_end(first)) for first in _policy_months(terms)]
+    month_end = functools.cache(_month_end)
+    taxes: dict[tuple[str, Minor], Minor] = {}  # the same fee has the same tax: reckoned once
+
+    def line(day: datetime.date, kind: str, buyer: str, amount: Minor) -> PremiumLine:
+        if (kind, amount) not in taxes:
+            taxes[kind, amount] = _taxed(terms, PremiumLine(day, kind, buyer, amount, 0), fee=True).tax
+        return PremiumLine(day, kind, buyer, amount, taxes[kind, amount])
+
+    for basis in bases:
+        if basis is None or basis.country not in fees.zones:
             continue
-        zone = fees.zones[registration.country]
-        for event in of_types(ordered, _REQUESTS):
-            if _in_policy_month(terms, event.effective) and zone in fees.investigation:
-                lines.append(_taxed(terms, PremiumLine(
-                    _month_end(event.effective), "investigation_fee", event.buyer, fees.investigation[zone], 0,
-                ), fee=True))
+        zone = fees.zones[basis.country]
+        for day in basis.requests:
+            if _in_policy_month(terms, day) and zone in fees.investigation:
+                lines.append(line(month_end(day), "investigation_fee", basis.buyer, fees.investigation[zone]))
         if zone not in fees.monitoring:
             continue
-        decisions = limit_decisions(ordered)
-        for month_first in _policy_months(terms):
-            month_last = _month_end(month_first)
+        decisions = basis.decisions
+        for month_first, month_last in months:
             limit_at_start = 0  # the limit in force on the 1st (the limit in force: decisions effective by then)
-            for decision in decisions:
-                if decision.effective <= month_first:
-                    limit_at_start = decision.amount
-            during = [d.amount for d in decisions if month_first < d.effective <= month_last]
+            for effective, amount in decisions:
+                if effective <= month_first:
+                    limit_at_start = amount
+            during = [amount for effective, amount in decisions if month_first < effective <= month_last]
             if limit_at_start > 0 or any(amount > 0 for amount in during):
-                lines.append(_taxed(terms, PremiumLine(
-                    month_last, "monitoring_fee", registration.buyer, fees.monitoring[zone], 0,
-                ), fee=True))
+                lines.append(line(month_last, "monitoring_fee", basis.buyer, fees.monitoring[zone]))
     return lines
 
 

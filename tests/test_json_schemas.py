@@ -241,8 +241,11 @@ def test_verify_clean_and_with_findings(db: str, tmp_path: Path):
         (state,) = edit.execute("SELECT state FROM stored_events WHERE rowid = ?", [n]).fetchone()
         edit.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", [state.replace(b"800000", b"900000"), n])
     found = run(str(tampered), "verify", ok=False)
-    # The read model, stored in the file, was folded from the event as it was recorded.
-    assert not found.clean and [f.check for f in found.findings] == ["chain", "read_models"]
+    # The read models, stored in the file, were folded from the event as it was recorded: the exposure
+    # timeline of its buyer, and in the book read model its buyer's sales and the book's they add to.
+    assert not found.clean and [f.check for f in found.findings] == ["chain"] + ["read_models"] * 3
+    assert [f.message.split(" of buyer ")[0] for f in found.findings[1:3]] == [
+        "the exposure read model", "the book read model"]
     assert (found.findings[0].problem, found.findings[0].notification_id, found.findings[0].key) == ("changed", n, "ERP-I1")
     assert found.head == schemas.Head(0, "0" * 64)  # a broken chain vouches for no head
 

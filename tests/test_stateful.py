@@ -51,9 +51,11 @@ from hypothesis.stateful import (
 
 from ledger.adapters.policyfile import load_policy_file
 from ledger.queries.answers import Obligations
-from ledger.queries.book import book_covers
+from ledger.queries.book import book_covers, claims_folded, claims_of, losses_of
 from ledger.queries.exposure import ExposureAnswer, book_exposures, exposure_query
 from ledger.queries.obligations import obligations_query
+from ledger.queries.premium import premium_account, premium_folded
+from ledger.readmodels.book import BookModel
 from ledger.readmodels.exposure import ExposureModel
 from ledger.service import Ledger
 from ledger.store import memory_tables
@@ -561,7 +563,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def incremental_read_models_equal_full_replay(self) -> None:
         """The live ledger's exposure read model, caught up step by step, against one
         rebuilt from nothing (in memory) over a ledger opened afresh, and the
-        book it answers against a plain fold of every buyer."""
+        book it answers against a plain fold of every buyer; the same for the book
+        read model, and the claims and premium account it answers."""
         self.ledger.exposure_model.catch_up()
         with Ledger(self.location, clock=self.clock) as fresh:
             assert [(e.id, e.recorded) for e in fresh.events()] == [(e.id, e.recorded) for e in self.ledger.events()]
@@ -571,6 +574,15 @@ class LedgerMachine(RuleBasedStateMachine):
             folded = [(cover.buyer, Exposure.of(cover, terms)) for cover in book_covers(fresh, self.today, None)]
             assert book_exposures(self.ledger, self.today, None) == folded
             rebuilt.close()
+            # The book read model too, and the claims and the premium account it answers against the fold.
+            self.ledger.book_model.catch_up()
+            rebuilt_book = BookModel(fresh, memory_tables())
+            assert rebuilt_book.stored_facts() == self.ledger.book_model.stored_facts()
+            rebuilt_book.close()
+            register = claims_folded(fresh, self.today, None)
+            assert claims_of(self.ledger, self.today, None) == register
+            assert losses_of(self.ledger, self.today, None) == [claim for claim in register if claim.loss_date]
+            assert premium_account(self.ledger, self.today, None) == premium_folded(fresh, self.today, None)
 
 
 class PostgresLedgerMachine(LedgerMachine):

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ledger.queries import answers
 from ledger.queries.arguments import day_argument
+from ledger.readmodels.exposure import ExposureModel
 from ledger.service import Ledger, ledger_exists
 from ledger.vocabulary.errors import LedgerError
 from ledger.vocabulary.location import Location
@@ -79,9 +80,10 @@ class progress_bar:
         self.bar.stop()
 
 
-def caught_up(ledger: Ledger) -> None:
-    """Bring the exposure read model up to date, on a progress bar when many buyers are
-    refolded (a deleted cache of a large ledger takes minutes to rebuild)."""
+def caught_up(ledger: Ledger, model: ExposureModel | None = None) -> None:
+    """Bring a read model (default: the exposure one) up to date, on a progress bar when many
+    buyers are refolded (a deleted cache of a large ledger takes minutes to rebuild)."""
+    model = model or ledger.exposure_model
     bar: list[Any] = []
 
     def advance(done: int, total: int) -> None:
@@ -91,7 +93,7 @@ def caught_up(ledger: Ledger) -> None:
         bar[1](1)
 
     try:
-        ledger.exposure_model.catch_up(advance)
+        model.catch_up(advance)
     finally:
         if bar:
             bar[0].__exit__()

@@ -180,6 +180,8 @@ def turnover(
 ) -> None:
     """Insurable turnover of a period, the declared figure, and every exclusion by reason."""
     with _open(db) as ledger:
+        if known_at is None:  # an earlier known_at is folded from the log
+            caught_up(ledger, ledger.book_model)
         answer = turnover_query(ledger, {"period": period, "country": country, "known_at": known_at})
     if as_json:
         print_json(answer)
@@ -214,6 +216,8 @@ def premium(
     """The premium account: premium, adjustment, fees, top-up and tax invoiced up to --as-of; its lines
     with --lines, summed by kind, period or buyer with --by (--kind and --period choose the lines)."""
     with _open(db) as ledger:
+        if known_at is None:  # an earlier known_at is folded from the log
+            caught_up(ledger, ledger.book_model)
         answer = premium_query(ledger, {"as_of": as_of, "known_at": known_at, "lines": lines, "kind": kind,
                                         "period": period, "by": by})
     if as_json:
@@ -273,6 +277,8 @@ def declare(
     if force and xlsx is None:
         raise LedgerError("is only for --xlsx", field="force")
     with _open(db) as ledger:
+        if known_at is None:  # an earlier known_at is folded from the log
+            caught_up(ledger, ledger.book_model)
         answer = declaration_query(ledger, {"period": period, "known_at": known_at})
         if xlsx is not None:  # before recording: a file that cannot be written leaves the ledger as it was
             from ledger.adapters.xlsx import declaration_sheet, write_xlsx  # openpyxl only when used
@@ -320,6 +326,8 @@ def claim(
 ) -> None:
     """A buyer's claim: loss, insured loss, indemnity, recoveries; --explain shows every step."""
     with _open(db) as ledger:
+        if known_at is None:  # an earlier known_at is folded from the log
+            caught_up(ledger, ledger.book_model)
         answer = claim_query(ledger, {"buyer": buyer, "as_of": as_of, "known_at": known_at, "explain": explain})
     if as_json:
         print_json(answer)
@@ -398,6 +406,8 @@ def claims(
 ) -> None:
     """The claims register of the book: every loss in loss-date order, with its indemnity."""
     with _open(db) as ledger:
+        if known_at is None:  # an earlier known_at is folded from the log
+            caught_up(ledger, ledger.book_model)
         day = as_of_argument({"as_of": as_of}, ledger.clock().date())
         register = claims_query(ledger, {"as_of": day, "known_at": known_at}).claims
     if as_json:

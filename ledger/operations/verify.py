@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 import msgspec
 from eventsourcing.persistence import StoredEvent
 
+from ledger.readmodels.book import book_of
 from ledger.service import Ledger
 from ledger.store import CHAIN_KEY_VARIABLE, GENESIS, ChainSlot, IndexRow, chain_hash, chain_key, checkpoint_mac
 from ledger.vocabulary.errors import LedgerError
+from projections.bookfacts import buyer_facts
 from projections.timeline import exposure_timeline
 
 
@@ -295,7 +297,7 @@ def _check_checkpoints(ledger: Ledger, key: bytes, report: Report) -> list[Findi
 
 def check_read_models(ledger: Ledger, report: Report) -> list[Finding]:
     """The exposure read model (ledger/readmodels/exposure.py), caught up, must equal a fresh fold
-    of the stored events: every buyer's timeline, entry by entry."""
+    of the stored events: every buyer's timeline, entry by entry; and so must the book read model."""
     if not ledger.has_policy():
         return []
     stored = ledger.exposure_model.stored()
@@ -315,6 +317,27 @@ def check_read_models(ledger: Ledger, report: Report) -> list[Finding]:
             ))
     if findings:  # never served again: the stored rows are replaced by a fresh fold
         ledger.exposure_model.rebuild()
+    return findings + _check_book_model(ledger)
+
+
+def _check_book_model(ledger: Ledger) -> list[Finding]:
+    """The book read model (ledger/readmodels/book.py), caught up, must equal a fresh fold:
+    every buyer's facts and day sales, and the book's sales they sum to."""
+    facts, sales, book = ledger.book_model.stored_facts()
+    policy = ledger.policy_events()
+    findings = []
+    folded = []
+    for buyer in sorted(set(ledger.buyers()) | set(facts) | set(sales)):
+        fresh = buyer_facts(buyer, ledger.buyer_events(buyer), policy)
+        folded.append((buyer, None, ()) if fresh is None else (buyer, *fresh))
+        if (facts.get(buyer), sales.get(buyer)) != ((None, None) if fresh is None else fresh):
+            findings.append(Finding("read_models", "read_model",
+                                    f"the book read model of buyer {buyer} differs from a fresh fold (rebuilt now)"))
+    if book != book_of(folded):
+        findings.append(Finding("read_models", "read_model",
+                                "the book read model's sales by country differ from a fresh fold (rebuilt now)"))
+    if findings:
+        ledger.book_model.rebuild()
     return findings
 
 

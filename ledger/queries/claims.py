@@ -9,7 +9,7 @@ import msgspec
 
 from ledger.queries import answers
 from ledger.queries.arguments import ClaimArgs, ClaimsArgs, Query
-from ledger.queries.book import claim_of
+from ledger.queries.book import claim_of, losses_of
 from ledger.queries.book import claims_of as claims_of  # the register, where copy's check and the tests look
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.bulk import collector_paused
@@ -105,9 +105,9 @@ def _claims(ledger: LedgerReader, arguments: ClaimsArgs) -> answers.ClaimsRegist
     """`claims`: the register of the buyers with a loss, in loss-date order."""
     as_of = arguments.as_of or ledger.clock().date()
     with collector_paused():
-        register = claims_of(ledger, as_of, arguments.known_at)
+        register = losses_of(ledger, as_of, arguments.known_at)
     currency = ledger.terms().currency
-    return answers.ClaimsRegister(claims=tuple(claim_answer(c, currency) for c in register if c.loss_date is not None))
+    return answers.ClaimsRegister(claims=tuple(claim_answer(c, currency) for c in register))
 
 
 claims_query = Query(ClaimsArgs, _claims)

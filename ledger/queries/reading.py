@@ -6,18 +6,22 @@ import datetime
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
+from ledger.readmodels.book import BookModel
 from ledger.readmodels.exposure import ExposureModel, LogReader
 from ledger.vocabulary.events import Event
 from ledger.vocabulary.terms import PolicyTerms
 
 
 class LedgerReader(LogReader, Protocol):
-    """The streams, the policy terms, the exposure read model and the ledger's clock."""
+    """The streams, the policy terms, the read models and the ledger's clock."""
 
     clock: Callable[[], datetime.datetime]
 
     @property
     def exposure_model(self) -> ExposureModel: ...
+    @property
+    def book_model(self) -> BookModel: ...
+    def last_recorded(self) -> str | None: ...
     def terms(self) -> PolicyTerms: ...
     def events(self, known_at: datetime.datetime | None = None) -> Iterator[Event]: ...
     def positions(self, event_ids: Iterable[str]) -> dict[str, int]: ...

@@ -9,7 +9,7 @@ import msgspec
 
 from ledger.queries import answers
 from ledger.queries.arguments import DeclarationArgs, Query, TurnoverArgs
-from ledger.queries.book import read_book
+from ledger.queries.book import book_sales
 from ledger.queries.reading import LedgerReader
 from ledger.vocabulary.money import format_minor
 from projections.turnover import (
@@ -25,7 +25,7 @@ def _turnover(ledger: LedgerReader, arguments: TurnoverArgs) -> answers.Turnover
     """`turnover`: insurable, declared and excluded (by reason) for a period and a country (default: all)."""
     period, country, known_at = arguments.period, arguments.country, arguments.known_at
     currency = ledger.terms().currency
-    book = read_book(ledger, known_at)
+    book = book_sales(ledger, known_at)
     figures = period_turnover(book.sales, period, book.timeline.latest(), country)
     declared = declared_amount(declarations(book.policy, known_at), period, country)
     finding: str | msgspec.UnsetType = msgspec.UNSET
@@ -52,9 +52,9 @@ turnover_query = Query(TurnoverArgs, _turnover)
 
 def _declaration(ledger: LedgerReader, arguments: DeclarationArgs) -> answers.Declaration:
     """`declaration`: the insurable turnover of a period by buyer country, as sent to the insurer
-    (`declare` prints it as CSV), every stream read once."""
+    (`declare` prints it as CSV), from the book read model (or every stream read once)."""
     terms = ledger.terms()
-    book = read_book(ledger, arguments.known_at)
+    book = book_sales(ledger, arguments.known_at)
     first, last = clipped_period(arguments.period, book.timeline.latest())
     figures = turnover_by_country(book.sales, first, last)
     return answers.Declaration(

@@ -32,6 +32,7 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -73,6 +74,8 @@ class Writer(Protocol):
     """A catch-up's open transaction, under the model's catch-up lock (ledger.store's `ModelWriter`)."""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
     def insert(self, table: str, rows: Sequence[Sequence[Any]]) -> None: ...
     def binding(self) -> Bound | None: ...
     def bind(self, position: int, chain_hash: str | None, layout: str) -> None: ...
@@ -120,12 +123,21 @@ _BUYER_ON = (
     "WHERE buyer = ? AND since <= ? ORDER BY since DESC LIMIT 1"
 )
 _CATCH_UP_ATTEMPTS = 20
+_WARNED: weakref.WeakSet[Any] = weakref.WeakSet()  # the ledgers whose read models were sent to memory
 
 Progress = Callable[[int, int], None]  # (buyers done, buyers to do)
 
 
 class ExposureModel:
-    """Every buyer's exposure timeline as known now, kept from the notification log."""
+    """Every buyer's exposure timeline as known now, kept from the notification log.
+
+    Another read model of per-buyer rows (ledger/readmodels/book.py) is a subclass: its own
+    name, tables and layout, and its own `_fold` and `_write`; the catch-up is this one."""
+
+    NAME = NAME
+    TABLES: tuple[str, ...] = TABLES
+    SCHEMA: tuple[str, ...] = _SCHEMA
+    LAYOUT = LAYOUT
 
     def __init__(self, ledger: LogReader, tables: Tables, fallback: Callable[[], Tables] | None = None) -> None:
         self.ledger = ledger
@@ -133,7 +145,7 @@ class ExposureModel:
         self._fallback = fallback
         self._lock = threading.RLock()  # one catch-up at a time in this process (serve's follower and requests)
         try:
-            tables.create(_SCHEMA, TABLES, LAYOUT, NAME)
+            tables.create(self.SCHEMA, self.TABLES, self.LAYOUT, self.NAME)
         except PermissionError as problem:
             self._to_memory(problem)
 
@@ -144,19 +156,21 @@ class ExposureModel:
         """Keep the rows in memory from now on (the ledger's database refuses them)."""
         if self._fallback is None:
             raise problem
-        log.warning("warning: the read models cannot be written to the ledger's database (%s); "
-                    "this process keeps them in memory", str(problem).splitlines()[0])
+        if self.ledger not in _WARNED:  # one line per ledger, whichever of its read models finds out first
+            _WARNED.add(self.ledger)
+            log.warning("warning: the read models cannot be written to the ledger's database (%s); "
+                        "this process keeps them in memory", str(problem).splitlines()[0])
         self.tables, self._fallback = self._fallback(), None
-        self.tables.create(_SCHEMA, TABLES, LAYOUT, NAME)
+        self.tables.create(self.SCHEMA, self.TABLES, self.LAYOUT, self.NAME)
 
     def position(self) -> int:
         """The log position the stored rows reflect (0: none)."""
-        bound = self.tables.binding(NAME)
+        bound = self.tables.binding(self.NAME)
         return bound.position if bound is not None else 0
 
     def bound(self, binding: Bound | None) -> bool:
         """Whether stored rows with this binding belong to this log, as it is, in this layout."""
-        return (binding is not None and binding.layout == LAYOUT
+        return (binding is not None and binding.layout == self.LAYOUT
                 and self.ledger.chain_hash_at(binding.position) == binding.chain_hash)
 
     def catch_up(self, progress: Progress | None = None) -> int:
@@ -172,8 +186,8 @@ class ExposureModel:
         """Rows as known now: read with the check that they are current (one round trip on
         PostgreSQL); when they are not, catch up and read again."""
         if self.tables.in_ledger:
-            (last, bound, linked), rows = self.tables.standing_and_read(NAME, sql, params)
-            if bound is not None and bound.position >= last and bound.layout == LAYOUT and bound.chain_hash == linked:
+            (last, bound, linked), rows = self.tables.standing_and_read(self.NAME, sql, params)
+            if bound is not None and bound.position >= last and bound.layout == self.LAYOUT and bound.chain_hash == linked:
                 return rows
         self.catch_up()
         return self.tables.read(sql, params)
@@ -183,7 +197,7 @@ class ExposureModel:
         # binding and the chain there, in one read: the whole cost of a query with nothing new,
         # and no lock taken for it (serve's requests read side by side).
         last, bound, linked = self._standing()
-        if not rebuild and bound is not None and bound.position >= last and bound.layout == LAYOUT \
+        if not rebuild and bound is not None and bound.position >= last and bound.layout == self.LAYOUT \
                 and bound.chain_hash == linked:
             return 0
         with self._lock:
@@ -196,11 +210,11 @@ class ExposureModel:
     def _catch_up_once(self, progress: Progress | None, rebuild: bool, last: int) -> int:
         for _attempt in range(_CATCH_UP_ATTEMPTS):
             tables = self.tables
-            bound = tables.binding(NAME)
+            bound = tables.binding(self.NAME)
             if not rebuild and bound is not None and bound.position >= last and self.bound(bound):
                 return 0
             if tables.lock_first:  # PostgreSQL: lock, then fold; the others wait for this catch-up
-                with tables.write(NAME) as writer:
+                with tables.write(self.NAME) as writer:
                     bound = writer.binding()
                     if not rebuild and bound is not None and bound.position >= last and self.bound(bound):
                         return 0  # another process caught up while this one waited
@@ -214,18 +228,18 @@ class ExposureModel:
             buyers, everyone = self._touched(bound, target, rebuild)
             rows = self._fold(buyers, progress)
             chain_hash = self.ledger.chain_hash_at(target)  # read before the lock: memory databases
-            with tables.write(NAME) as writer:            # keep readers out while a writer holds it
+            with tables.write(self.NAME) as writer:            # keep readers out while a writer holds it
                 if writer.binding() != bound:
                     continue  # another catch-up committed first: start again from where it stopped
                 self._write(writer, rows, buyers, everyone, target, chain_hash)
                 return len(buyers)
-        raise RuntimeError(f"the exposure read model kept moving; gave up after {_CATCH_UP_ATTEMPTS} catch-ups")
+        raise RuntimeError(f"the read model {self.NAME} kept moving; gave up after {_CATCH_UP_ATTEMPTS} catch-ups")
 
     def _standing(self) -> tuple[int, Bound | None, str | None]:
         """(the log's last position, the binding, the chain hash at the binding's position)."""
         if self.tables.in_ledger:
-            return self.tables.standing(NAME)
-        bound = self.tables.binding(NAME)  # in memory: the log is elsewhere
+            return self.tables.standing(self.NAME)
+        bound = self.tables.binding(self.NAME)  # in memory: the log is elsewhere
         return self.ledger.log_position()[0], bound, None if bound is None else self.ledger.chain_hash_at(bound.position)
 
     def _touched(self, bound: Bound | None, target: int, rebuild: bool) -> tuple[list[str], bool]:
@@ -262,19 +276,20 @@ class ExposureModel:
                 writer.execute(f"DELETE FROM exposure_buyers WHERE buyer IN ({marks})", chunk)  # noqa: S608 (placeholders only)
         writer.insert("exposure_timeline", rows)
         writer.insert("exposure_buyers", [(buyer,) for buyer in dict.fromkeys(row[0] for row in rows)])
-        writer.bind(target, chain_hash, LAYOUT)
+        writer.bind(target, chain_hash, self.LAYOUT)
 
-    def follow(self, stop: threading.Event, poll: float = 1.0) -> None:
+    def follow(self, stop: threading.Event, poll: float = 1.0, catch_up: Callable[[], object] | None = None) -> None:
         """Keep catching up until `stop` is set: after each write's notification on PostgreSQL
         (and at least every `poll` seconds), every `poll` seconds on SQLite. For `serve`'s
         background thread, so that a request seldom has anything left to catch up; it
-        notices `stop` within half a second."""
+        notices `stop` within half a second. `catch_up` (default: this model's) lets one
+        follower keep every read model of the ledger."""
         with self.tables.waiter() as wait:
             due, notified = 0.0, True
             while not stop.is_set():
                 if notified or time.monotonic() >= due:
                     try:
-                        self.catch_up()
+                        (catch_up or self.catch_up)()
                     except Exception as problem:  # a dropped connection must not end the follower
                         log.warning("warning: the read models' catch-up failed (%s); trying again", problem)
                     due = time.monotonic() + poll

@@ -75,6 +75,11 @@ class ModelWriter:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.cursor.execute(self.tables.sql(sql), list(params))
 
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows read inside the catch-up's transaction (what the model held before this write)."""
+        self.cursor.execute(self.tables.sql(sql), list(params))
+        return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in self.cursor.fetchall()]
+
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self.cursor.executemany(self.tables.sql(sql), rows)

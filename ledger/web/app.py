@@ -91,7 +91,7 @@ class CatchUp:
 
     def _run(self) -> None:
         with Ledger(self.location) as ledger:
-            ledger.exposure_model.follow(self.stopping, poll=self.every)
+            ledger.exposure_model.follow(self.stopping, poll=self.every, catch_up=ledger.catch_up_models)
 
     def start(self) -> None:
         self.thread.start()
