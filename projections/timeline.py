@@ -64,7 +64,7 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
         fold.close_day(day)
         reading = fold.reading_on(day)
         if reading.registered is not None:
-            exposure = Exposure.of(reading, terms)
+            exposure = Exposure.of(reading, terms, fold.open_totals(day))
             if not timeline or timeline[-1].exposure != exposure:
                 timeline.append(ExposureStep(day, exposure))
         following = _next_day(fold, day, by_day[position][0] if position < len(by_day) else None, quiet_changes)
