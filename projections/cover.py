@@ -382,6 +382,7 @@ class CoverFold:
         self._awaiting: dict[str, datetime.date] = {}  # invoice -> delivery day, judged at the end of that day
         self._judged: set[str] = set()  # invoices whose reporting deadline has been met or missed
         self._thresholds_of: dict[str, _Thresholds] = {}  # by invoice, set at issue and when its due date moves
+        self._thresholds_on: dict[datetime.date, _Thresholds] = {}  # by due date
         # The calendar's index: heaps of (day, invoice), pushed when an invoice is issued, its due
         # date moves or a reversal reopens it. An entry no longer valid (the invoice closed or
         # judged, its thresholds moved, its day past) is dropped when it comes to the top, so that
@@ -445,10 +446,11 @@ class CoverFold:
                 continue
             part = parts[name] = _part(cover, day)
             outstanding, overdue, insured = outstanding + part[0], overdue + part[1], insured + part[2]
-            if cover.balance.due >= day:
-                heappush(flips, (cover.balance.due + ONE_DAY, name))
-            if cover.lost_from is not None and cover.lost_from > day:
-                heappush(flips, (cover.lost_from, name))
+            due, lost_from = cover.balance.due, cover.lost_from
+            if due >= day:
+                heappush(flips, (due + ONE_DAY, name))
+            if lost_from is not None and lost_from > day:
+                heappush(flips, (lost_from, name))
         changed.clear()
         self._totals = OpenTotals(outstanding, overdue, insured)
         return self._totals
@@ -553,8 +555,12 @@ class CoverFold:
         """An invoice's on-stop day and reporting deadline, from its due date (at issue, and
         again when the due date moves): the calendar reads them for every event."""
         due = self._state.book.invoices[name].due
-        terms = self.terms.at(due)
-        self._thresholds_of[name] = _Thresholds(terms.stop_day(due), terms.reporting_deadline(due), due + ONE_DAY)
+        thresholds = self._thresholds_on.get(due)
+        if thresholds is None:  # the same for every invoice due that day: many share it
+            terms = self.terms.at(due)
+            thresholds = self._thresholds_on[due] = _Thresholds(terms.stop_day(due), terms.reporting_deadline(due),
+                                                                due + ONE_DAY)
+        self._thresholds_of[name] = thresholds
         self._schedule(name)
 
     def _change_on(self, day: datetime.date) -> None:
@@ -788,6 +794,8 @@ class CoverFold:
     def _settle_deliveries(self, up_to: datetime.date) -> None:
         """Judge every delivery dated up to `up_to` that was still waiting for its day: a delivery
         after its invoice's issue, the buyer's state that day decides (docs/rules.md)."""
+        if not self._awaiting:
+            return
         for name in [name for name, delivered in self._awaiting.items() if delivered <= up_to]:
             del self._awaiting[name]
             reason = self._stopped_on(self._state.invoices[name].balance.delivered)
