@@ -50,17 +50,22 @@ class Exposure:
     not_available: str
 
     @classmethod
-    def of(cls, cover: CoverFigures, terms: TermsTimeline, totals: OpenTotals | None = None) -> Exposure:
-        """The exposure of `cover`; `totals`, its `open_totals(as_of)` when the caller has them
-        (the timeline's fold keeps them as it goes)."""
-        outstanding, overdue, insured = cover.open_totals(cover.as_of) if totals is None else totals
-        limit, top_up = cover.limit, cover.top_up_amount
-        available, not_available = availability(cover, terms, insured)
-        return cls(
-            outstanding=outstanding, overdue=overdue, insured=insured, uninsured=outstanding - insured,
-            limit=limit, top_up=top_up, headroom=max(0, limit + top_up - insured), available=available,
-            status=cover.status_with(overdue, outstanding), not_available=not_available,
-        )
+    def of(cls, cover: CoverFigures, terms: TermsTimeline) -> Exposure:
+        return cls(*exposure_values(cover, terms))
+
+
+ExposureValues = tuple[Minor, Minor, Minor, Minor, Minor, Minor, Minor, Minor, str, str]
+
+
+def exposure_values(cover: CoverFigures, terms: TermsTimeline, totals: OpenTotals | None = None) -> ExposureValues:
+    """The fields of `Exposure.of(cover, terms)`, in order, as a plain tuple (the exposure
+    timeline samples thousands and keeps the changes); `totals`, the cover's
+    `open_totals(as_of)` when the caller has them (the timeline's fold keeps them as it goes)."""
+    outstanding, overdue, insured = cover.open_totals(cover.as_of) if totals is None else totals
+    limit, top_up = cover.limit, cover.top_up_amount
+    available, not_available = availability(cover, terms, insured)
+    return (outstanding, overdue, insured, outstanding - insured, limit, top_up, max(0, limit + top_up - insured),
+            available, cover.status_with(overdue, outstanding), not_available)
 
 
 def availability(cover: CoverFigures, terms: TermsTimeline, insured: Minor) -> tuple[Minor, str]:

@@ -75,7 +75,7 @@ def test_processes_catching_up_at_once_fold_once(durable_location: str):
 def test_a_fresh_process_answers_from_what_another_folded(durable_location: str, monkeypatch: pytest.MonkeyPatch):
     stale(durable_location)
     finish(start("catch-up", durable_location))
-    monkeypatch.setattr(readmodels, "exposure_timeline", lambda *args: pytest.fail("refolded"))
+    monkeypatch.setattr(readmodels, "exposure_changes", lambda *args: pytest.fail("refolded"))
     with Ledger(durable_location) as ledger:
         assert tracked(ledger) == ledger.log_position()[0]
         book_exposures(ledger, DAYS[2], None)

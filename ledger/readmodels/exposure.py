@@ -32,14 +32,14 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ledger.vocabulary.bulk import collector_paused
 from ledger.vocabulary.events import Event, format_recorded
-from projections.exposure import EXPOSURE_FIGURES, Exposure
-from projections.timeline import ExposureStep, Timeline, exposure_timeline
+from projections.exposure import EXPOSURE_FIGURES, Exposure, ExposureValues
+from projections.timeline import ExposureStep, Timeline, exposure_changes
 
 log = logging.getLogger("creditledger")
 
@@ -242,7 +242,7 @@ class ExposureModel:
         rows: list[tuple[Any, ...]] = []
         with collector_paused(len(buyers) * 100):  # the timelines' rows stay alive until written
             for done, buyer in enumerate(buyers, 1):
-                rows += _rows(buyer, exposure_timeline(buyer, self.ledger.buyer_events(buyer), policy))
+                rows += _rows(buyer, exposure_changes(buyer, self.ledger.buyer_events(buyer), policy))
                 if progress is not None:
                     progress(done, len(buyers))
         return rows
@@ -308,10 +308,8 @@ class ExposureModel:
         return timelines
 
 
-def _rows(buyer: str, timeline: Timeline) -> Iterable[tuple[Any, ...]]:
-    for step in timeline:
-        exposure = step.exposure
-        yield (buyer, step.since.isoformat(), *(getattr(exposure, name) for name in _FIELDS))
+def _rows(buyer: str, changes: list[tuple[datetime.date, ExposureValues]]) -> list[tuple[Any, ...]]:
+    return [(buyer, since.isoformat(), *values) for since, values in changes]
 
 
 def _exposure(row: Sequence[Any]) -> Exposure:
