@@ -45,6 +45,7 @@ from ledger.vocabulary.events import (
     LimitReduced,
     OverdueCleared,
     OverdueReported,
+    PaymentReceived,
     PaymentReversed,
     PoliticalEvent,
     RecoveryReceived,
@@ -672,7 +673,15 @@ class CoverFold:
         """Fold one event, after the calendar has been brought to its day."""
         self._advance(event.effective)
         s = self._state
-        match event:
+        match event:  # the commonest first: a match tries its cases in order
+            case PaymentReceived():
+                pass  # the book allocates it
+            case InvoiceIssued():
+                s.book.apply(event)
+                self._set_thresholds(event.invoice)
+                self._lock_cap(event)
+                self._catch_up(event.effective, (event.invoice,))
+                return
             case BuyerRegistered():
                 s.registered = event
             case LimitGranted() | LimitReduced():
@@ -683,12 +692,6 @@ class CoverFold:
             case LimitCancelled():
                 if s.top_up is not None and not s.top_up.ended:
                     self._end_top_up(event.effective)
-            case InvoiceIssued():
-                s.book.apply(event)
-                self._set_thresholds(event.invoice)
-                self._lock_cap(event)
-                self._catch_up(event.effective, (event.invoice,))
-                return
             case PaymentReversed():
                 s.book.apply(event)
                 reopened = list(s.book.open_ids)  # the allocation ran again: any of them may be open again
