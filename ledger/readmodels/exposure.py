@@ -22,6 +22,9 @@ binding: a new figure rebuilds the model.
   from where that one stopped.
 - A database that refuses the writes (read-only file or mount, a replica)
   leaves the rows in memory for this process, with one warning line.
+- A fold of many buyers (a rebuild) is split: a forked process opens the log
+  afresh and folds half of them, and sends their rows back; only from a
+  process with no other thread, and a child that fails costs a fold here.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ import dataclasses
 import datetime
 import hashlib
 import logging
+import os
+import pickle
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -120,6 +126,11 @@ _BUYER_ON = (
     "WHERE buyer = ? AND since <= ? ORDER BY since DESC LIMIT 1"
 )
 _CATCH_UP_ATTEMPTS = 20
+# From this many buyers on, a fold is split with a forked process (`ExposureModel._may_split`):
+# on the two-core benchmark machine a rebuild of 500 buyers (100,000 events) took 0.85 of the
+# time with the other core busy with other work, and a fork costs milliseconds; a catch-up of a
+# few hundred buyers gains little.
+SPLIT_BUYERS = 400
 
 Progress = Callable[[int, int], None]  # (buyers done, buyers to do)
 
@@ -127,8 +138,12 @@ Progress = Callable[[int, int], None]  # (buyers done, buyers to do)
 class ExposureModel:
     """Every buyer's exposure timeline as known now, kept from the notification log."""
 
-    def __init__(self, ledger: LogReader, tables: Tables, fallback: Callable[[], Tables] | None = None) -> None:
+    def __init__(
+        self, ledger: LogReader, tables: Tables, fallback: Callable[[], Tables] | None = None,
+        reopen: Callable[[], AbstractContextManager[LogReader]] | None = None,
+    ) -> None:
         self.ledger = ledger
+        self._reopen = reopen  # the log opened afresh, in another process (None: it cannot be)
         self.tables = tables
         self._fallback = fallback
         self._lock = threading.RLock()  # one catch-up at a time in this process (serve's follower and requests)
@@ -238,13 +253,64 @@ class ExposureModel:
         return sorted(b for b in touched if b is not None), False
 
     def _fold(self, buyers: list[str], progress: Progress | None) -> list[tuple[Any, ...]]:
-        policy = self.ledger.policy_events()
-        rows: list[tuple[Any, ...]] = []
         with collector_paused(len(buyers) * 100):  # the timelines' rows stay alive until written
-            for done, buyer in enumerate(buyers, 1):
-                rows += _rows(buyer, exposure_changes(buyer, self.ledger.buyer_events(buyer), policy))
-                if progress is not None:
-                    progress(done, len(buyers))
+            if not self._may_split(len(buyers)):
+                return _fold_rows(self.ledger, buyers, progress, len(buyers))
+            half = len(buyers) // 2
+            theirs = self._fold_in_a_child(buyers[half:])
+            try:
+                rows = _fold_rows(self.ledger, buyers[:half], progress, len(buyers))
+            except BaseException:
+                theirs(abandon=True)
+                raise
+            rows += theirs(abandon=False)
+            if progress is not None:
+                progress(len(buyers), len(buyers))
+            return rows
+
+    def _may_split(self, buyers: int) -> bool:
+        """Whether to fold half of the buyers in a forked process: many buyers, a second core, a
+        log another process can open, and no other thread in this one (a fork copies the locks
+        other threads hold: serve, a PostgreSQL pool's workers)."""
+        return (self._reopen is not None and buyers >= SPLIT_BUYERS and hasattr(os, "fork")
+                and (os.cpu_count() or 1) > 1 and threading.active_count() == 1
+                and threading.current_thread() is threading.main_thread())
+
+    def _fold_in_a_child(self, buyers: list[str]) -> Callable[..., list[tuple[Any, ...]]]:
+        """Fold `buyers` in a forked process that opens the log afresh (never this process's
+        connections) and sends the rows back pickled; returns the wait for them. A child that
+        fails costs a fold of its buyers here; `abandon=True` ends it."""
+        reopen = self._reopen
+        assert reopen is not None
+        source, sink = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover (the child; its rows are what the tests compare)
+            code = 1
+            try:
+                os.close(source)
+                with reopen() as ledger:
+                    data = pickle.dumps(_fold_rows(ledger, buyers, None, 0), protocol=pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(sink, "wb") as out:
+                    out.write(data)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(sink)
+
+        def rows(*, abandon: bool) -> list[tuple[Any, ...]]:
+            if abandon:
+                os.kill(child, signal.SIGKILL)
+            with os.fdopen(source, "rb") as received:
+                data = b"" if abandon else received.read()
+            _, status = os.waitpid(child, 0)
+            if abandon:
+                return []
+            if status != 0:
+                log.warning("warning: the process folding half of the read model failed; folding it here")
+                return _fold_rows(self.ledger, buyers, None, 0)
+            folded: list[tuple[Any, ...]] = pickle.loads(data)  # noqa: S301 (our own child's rows)
+            return folded
+
         return rows
 
     def _write(
@@ -306,6 +372,17 @@ class ExposureModel:
             timelines.setdefault(row[0], []).append(
                 ExposureStep(datetime.date.fromisoformat(row[1]), _exposure((row[0], *row[2:]))))
         return timelines
+
+
+def _fold_rows(ledger: LogReader, buyers: list[str], progress: Progress | None, total: int) -> list[tuple[Any, ...]]:
+    """The rows of `buyers`, folded here; `progress` told of each done out of `total`."""
+    policy = ledger.policy_events()
+    rows: list[tuple[Any, ...]] = []
+    for done, buyer in enumerate(buyers, 1):
+        rows += _rows(buyer, exposure_changes(buyer, ledger.buyer_events(buyer), policy))
+        if progress is not None:
+            progress(done, total)
+    return rows
 
 
 def _rows(buyer: str, changes: list[tuple[datetime.date, ExposureValues]]) -> list[tuple[Any, ...]]:
