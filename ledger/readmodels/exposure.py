@@ -127,10 +127,10 @@ _BUYER_ON = (
 )
 _CATCH_UP_ATTEMPTS = 20
 # From this many buyers on, a fold is split with a forked process (`ExposureModel._may_split`):
-# on the two-core benchmark machine a rebuild of 500 buyers (100,000 events) took 0.85 of the
-# time with the other core busy with other work, and a fork costs milliseconds; a catch-up of a
-# few hundred buyers gains little.
-SPLIT_BUYERS = 400
+# on the two-core benchmark machine, with the other core busy with other work, a rebuild of 500
+# buyers (100,000 events) took 0.85 of the time and a catch-up of 165 buyers 0.65; the child
+# opens the ledger afresh, not worth it for a few buyers.
+SPLIT_BUYERS = 100
 
 Progress = Callable[[int, int], None]  # (buyers done, buyers to do)
 
