@@ -270,3 +270,18 @@ def test_the_cli_warns_once_and_answers_on_a_ledger_that_cannot_be_written(immut
                            "--as-of", "2025-06-30", "--json"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("warning: the read models cannot be written")
+
+
+def test_text_with_tabs_newlines_and_backslashes_is_stored_as_it_is(durable_location: str):
+    """The rows go to PostgreSQL in COPY's text format, written here (ledger/store/postgres.py):
+    a delimiter, a line end, a backslash or the NULL marker inside a value comes back unchanged."""
+    awkward = ["tab\there", "back\\slash", "new\nline", "cr\rhere", "\\N", "plain", ""]
+    rows = [(text, f"2025-01-{day + 1:02d}", day, -day, 0, 0, 10**15, 0, 0, 0, None, text)
+            for day, text in enumerate(awkward)]
+    with Ledger(durable_location) as ledger:
+        tables = ledger.exposure_model.tables
+        with tables.write(NAME) as writer:
+            writer.execute("DELETE FROM exposure_timeline")
+            writer.insert("exposure_timeline", rows)
+        stored = tables.read("SELECT * FROM exposure_timeline ORDER BY since")
+    assert [tuple(row) for row in stored] == rows
