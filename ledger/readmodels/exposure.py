@@ -282,6 +282,7 @@ class ExposureModel:
         fails costs a fold of its buyers here; `abandon=True` ends it."""
         reopen = self._reopen
         assert reopen is not None
+        last, first = self.ledger.log_position()
         source, sink = os.pipe()
         child = os.fork()
         if child == 0:  # pragma: no cover (the child; its rows are what the tests compare)
@@ -289,6 +290,9 @@ class ExposureModel:
             try:
                 os.close(source)
                 with reopen() as ledger:
+                    seen, seen_first = ledger.log_position()
+                    if seen_first != first or seen < last:  # not this log (a private memory database)
+                        raise RuntimeError("the child opened another log")
                     data = pickle.dumps(_fold_rows(ledger, buyers, None, 0), protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(sink, "wb") as out:
                     out.write(data)
