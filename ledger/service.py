@@ -52,6 +52,7 @@ from ledger.vocabulary.events import (
     parse_event,
     parse_recorded,
 )
+from ledger.vocabulary.location import Location
 from ledger.vocabulary.terms import PolicyTerms
 from ledger.write.pipeline import (
     CLOCK_TOLERANCE_VARIABLE,
@@ -122,7 +123,9 @@ class Ledger:
     def exposure_model(self) -> ExposureModel:
         """The read model of every buyer's exposure timeline (ledger/readmodels/exposure.py), in
         the ledger's database; in memory when that refuses the writes."""
-        return ExposureModel(self, model_tables(self.store), memory_tables)
+        shared = Location.parse(self.location).kind != "memory"  # another process can open it
+        return ExposureModel(self, model_tables(self.store), memory_tables,
+                             (lambda: Ledger(self.location)) if shared else None)
 
     @functools.cached_property
     def book_model(self) -> BookModel:

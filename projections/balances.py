@@ -203,7 +203,17 @@ class BuyerBook:
         self.folded += 1
         if self.last_effective is None or event.effective > self.last_effective:
             self.last_effective = event.effective
-        match event:
+        match event:  # the commonest first: a match tries its cases in order
+            case PaymentReceived() | RecoveryReceived():
+                self._receive(event)
+            case InvoiceIssued():
+                invoice = InvoiceBalance(
+                    invoice=event.invoice, amount=event.amount, due=event.due,
+                    delivered=event.delivered, issued=event.effective, order=self.folded, event_id=str(event.id),
+                )
+                self.invoices[event.invoice] = invoice
+                self._touch(invoice)
+                self._use_credit()
             case BuyerRegistered():
                 self.registered = event
             case LimitGranted():
@@ -225,20 +235,10 @@ class BuyerBook:
                 self.top_up_bought = False
             case TopUpPurchased():
                 self.top_up_bought = True
-            case InvoiceIssued():
-                invoice = InvoiceBalance(
-                    invoice=event.invoice, amount=event.amount, due=event.due,
-                    delivered=event.delivered, issued=event.effective, order=self.folded, event_id=str(event.id),
-                )
-                self.invoices[event.invoice] = invoice
-                self._touch(invoice)
-                self._use_credit()
             case CreditNoteIssued():
                 self.invoices[event.invoice].credited += event.amount
                 self.invoices[event.invoice].credit_notes += (EventPart(str(event.id), event.amount),)
                 self._touch(self.invoices[event.invoice])
-            case PaymentReceived() | RecoveryReceived():
-                self._receive(event)
             case PaymentReversed():
                 self._reverse(event)
             case DueDateExtended():

@@ -9,7 +9,9 @@ of their day, before that day's events, from the state the previous day
 ended with; the answer is the state at the end of day `as_of`. The fold
 finds the next such day in heaps of scheduled days (each invoice's on-stop
 day, the day after its reporting deadline, the day it falls overdue), so
-that a step costs what changed, not a look at every open invoice.
+that a step costs what changed, not a look at every open invoice; in the same way the
+fold keeps what the open invoices add up to (`open_totals`), recounting only the invoices
+changed since the day last asked.
 
 `CoverFold` keeps its working state to itself and hands out frozen values: a
 `BuyerCover` at the end (`cover`), or a read-only view of the day it has
@@ -25,7 +27,7 @@ from decimal import Decimal
 from heapq import heappop, heappush
 from itertools import compress
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -43,6 +45,7 @@ from ledger.vocabulary.events import (
     LimitReduced,
     OverdueCleared,
     OverdueReported,
+    PaymentReceived,
     PaymentReversed,
     PoliticalEvent,
     RecoveryReceived,
@@ -156,6 +159,20 @@ class _Thresholds(msgspec.Struct, frozen=True):
     overdue: datetime.date  # the day after the due date
 
 
+class OpenTotals(NamedTuple):
+    """What the open invoices add up to on a day (`CoverFigures.open_totals`)."""
+
+    outstanding: Minor
+    overdue: Minor
+    insured: Minor
+
+
+def _part(cover: InvoiceCover, day: datetime.date) -> tuple[Minor, Minor, Minor]:
+    """One open invoice's share of `OpenTotals` at the end of `day`."""
+    balance = cover.balance.balance
+    return balance, balance if cover.balance.due < day else 0, cover.insured(day)
+
+
 class CoverFigures:
     """The figures of a cover state, read from its facts (the frozen `BuyerCover`, or the
     fold's working state as `CoverFold.reading_on` shows it)."""
@@ -188,6 +205,14 @@ class CoverFigures:
     def open_covers(self) -> list[InvoiceCover]:
         """Covers of the invoices with a balance: the only ones the figures add up."""
         return [self.invoices[name] for name in self.book.open_ids if name in self.invoices]
+
+    def open_totals(self, day: datetime.date) -> OpenTotals:
+        """The outstanding, overdue and insured balances of the open invoices at the end of `day`."""
+        outstanding = overdue = insured = 0
+        for cover in self.open_covers():
+            balance, late, covered = _part(cover, day)
+            outstanding, overdue, insured = outstanding + balance, overdue + late, insured + covered
+        return OpenTotals(outstanding, overdue, insured)
 
     @property
     def outstanding(self) -> Minor:
@@ -318,6 +343,17 @@ def _frozen(value: Any) -> Any:
     return value
 
 
+class _TrackedBook(BuyerBook):
+    """The fold's book: a `BuyerBook` that notes each invoice whose balance (or open state)
+    changed, for `CoverFold.open_totals`: every such change goes through `_touch`."""
+
+    changed: set[str]
+
+    def _touch(self, invoice: InvoiceBalance) -> None:
+        self.changed.add(invoice.invoice)
+        BuyerBook._touch(self, invoice)
+
+
 class CoverFold:
     """Folds one buyer's events, day by day, into a BuyerCover.
 
@@ -329,7 +365,17 @@ class CoverFold:
         self, buyer: str, terms: TermsTimeline, decisions: Sequence[LimitDecision] = (),
         political: Sequence[PoliticalEvent] = (),
     ) -> None:
-        self._state = _Working(buyer=buyer)
+        book = _TrackedBook()
+        # What `open_totals` keeps between days: each open invoice's share on the day last
+        # asked, their sum, the invoices changed since (a balance, a due date, a cover), and
+        # (day, invoice) when a share changes by the calendar alone (overdue, cover lost).
+        self._changed: set[str] = set()
+        book.changed = self._changed
+        self._state = _Working(buyer=buyer, book=book)
+        self._parts: dict[str, tuple[Minor, Minor, Minor]] = {}
+        self._totals = OpenTotals(0, 0, 0)
+        self._totals_day: datetime.date | None = None
+        self._flips: list[tuple[datetime.date, str]] = []
         self.terms = terms
         self._all_decisions = decisions
         self._political = political
@@ -337,6 +383,7 @@ class CoverFold:
         self._awaiting: dict[str, datetime.date] = {}  # invoice -> delivery day, judged at the end of that day
         self._judged: set[str] = set()  # invoices whose reporting deadline has been met or missed
         self._thresholds_of: dict[str, _Thresholds] = {}  # by invoice, set at issue and when its due date moves
+        self._thresholds_on: dict[datetime.date, _Thresholds] = {}  # by due date
         # The calendar's index: heaps of (day, invoice), pushed when an invoice is issued, its due
         # date moves or a reversal reopens it. An entry no longer valid (the invoice closed or
         # judged, its thresholds moved, its day past) is dropped when it comes to the top, so that
@@ -377,6 +424,38 @@ class CoverFold:
         self._close_obligations()
         return self._state.frozen()
 
+    def open_totals(self, day: datetime.date) -> OpenTotals:
+        """`CoverFigures.open_totals(day)` of the state the fold has reached, recounting only the
+        invoices changed since the last day asked (days are asked in order as the fold goes on;
+        an earlier day recounts every open invoice)."""
+        s, changed, flips, parts = self._state, self._changed, self._flips, self._parts
+        if self._totals_day is not None and day < self._totals_day:
+            changed.update(parts)
+        self._totals_day = day
+        while flips and flips[0][0] <= day:
+            changed.add(heappop(flips)[1])
+        if not changed:
+            return self._totals
+        outstanding, overdue, insured = self._totals
+        open_ids, invoices = s.book.open_ids, s.invoices
+        for name in changed:
+            old = parts.pop(name, None)
+            if old is not None:
+                outstanding, overdue, insured = outstanding - old[0], overdue - old[1], insured - old[2]
+            cover = invoices.get(name)
+            if cover is None or name not in open_ids:
+                continue
+            part = parts[name] = _part(cover, day)
+            outstanding, overdue, insured = outstanding + part[0], overdue + part[1], insured + part[2]
+            due, lost_from = cover.balance.due, cover.lost_from
+            if due >= day:
+                heappush(flips, (due + ONE_DAY, name))
+            if lost_from is not None and lost_from > day:
+                heappush(flips, (lost_from, name))
+        changed.clear()
+        self._totals = OpenTotals(outstanding, overdue, insured)
+        return self._totals
+
     def delivering_across(self, day: datetime.date) -> bool:
         """An invoice issued before `day` and delivered on or after it (its cap waits for that day)."""
         return any(cover.balance.issued < day <= cover.balance.delivered for cover in self._state.invoices.values())
@@ -399,6 +478,8 @@ class CoverFold:
 
     def _advance(self, day: datetime.date) -> None:
         """Apply every day-driven change dated after the last processed day, up to `day`."""
+        if self._today is not None and day <= self._today:
+            return  # nothing is dated after today and by `day` (most events of a day ask again)
         while True:
             moment = self._next_change(day)
             if moment is None:
@@ -475,8 +556,12 @@ class CoverFold:
         """An invoice's on-stop day and reporting deadline, from its due date (at issue, and
         again when the due date moves): the calendar reads them for every event."""
         due = self._state.book.invoices[name].due
-        terms = self.terms.at(due)
-        self._thresholds_of[name] = _Thresholds(terms.stop_day(due), terms.reporting_deadline(due), due + ONE_DAY)
+        thresholds = self._thresholds_on.get(due)
+        if thresholds is None:  # the same for every invoice due that day: many share it
+            terms = self.terms.at(due)
+            thresholds = self._thresholds_on[due] = _Thresholds(terms.stop_day(due), terms.reporting_deadline(due),
+                                                                due + ONE_DAY)
+        self._thresholds_of[name] = thresholds
         self._schedule(name)
 
     def _change_on(self, day: datetime.date) -> None:
@@ -525,6 +610,7 @@ class CoverFold:
         cover = self._state.invoices[name]
         if cover.lost_from is None:
             self._state.invoices[name] = _replace(cover, lost_from=day, lost_reason=reason)
+            self._changed.add(name)
 
     def _catch_up(self, day: datetime.date, names: Iterable[str]) -> None:
         """An invoice unpaid again (reversed payment), issued late or whose due date moved can
@@ -587,7 +673,15 @@ class CoverFold:
         """Fold one event, after the calendar has been brought to its day."""
         self._advance(event.effective)
         s = self._state
-        match event:
+        match event:  # the commonest first: a match tries its cases in order
+            case PaymentReceived():
+                pass  # the book allocates it
+            case InvoiceIssued():
+                s.book.apply(event)
+                self._set_thresholds(event.invoice)
+                self._lock_cap(event)
+                self._catch_up(event.effective, (event.invoice,))
+                return
             case BuyerRegistered():
                 s.registered = event
             case LimitGranted() | LimitReduced():
@@ -598,12 +692,6 @@ class CoverFold:
             case LimitCancelled():
                 if s.top_up is not None and not s.top_up.ended:
                     self._end_top_up(event.effective)
-            case InvoiceIssued():
-                s.book.apply(event)
-                self._set_thresholds(event.invoice)
-                self._lock_cap(event)
-                self._catch_up(event.effective, (event.invoice,))
-                return
             case PaymentReversed():
                 s.book.apply(event)
                 reopened = list(s.book.open_ids)  # the allocation ran again: any of them may be open again
@@ -613,6 +701,7 @@ class CoverFold:
                 return
             case DueDateExtended():
                 s.book.apply(event)
+                self._changed.add(event.invoice)
                 self._set_thresholds(event.invoice)
                 self._moved.append(event.invoice)
                 beyond = self.terms.at(event.effective).beyond_max_credit(s.invoices[event.invoice].balance.delivered,
@@ -695,23 +784,27 @@ class CoverFold:
             # A delivery under the old limit (outstanding_order_days) gets no top-up:
             # the top-up fills the gap a reduction opened, never more (docs/rules.md, "Top-up").
             entry = CapEntry(in_force.amount, 0 if in_force.in_grace else self._top_up_on(event.delivered),
-                             s.insured_on(event.effective))
+                             self.open_totals(event.effective).insured)
             cap = min(event.amount, max(0, entry.limit + entry.top_up - entry.insured_outstanding))
             cover = InvoiceCover(balance=balance, cap=cap, decision=in_force.decision, not_insured=None, entry=entry)
         else:
             cover = InvoiceCover(balance=balance, cap=0, decision=in_force.decision, not_insured=reason)
         s.invoices[event.invoice] = cover
+        self._changed.add(event.invoice)
         if reason is None and event.delivered >= event.effective:
             self._awaiting[event.invoice] = event.delivered
 
     def _settle_deliveries(self, up_to: datetime.date) -> None:
         """Judge every delivery dated up to `up_to` that was still waiting for its day: a delivery
         after its invoice's issue, the buyer's state that day decides (docs/rules.md)."""
+        if not self._awaiting:
+            return
         for name in [name for name, delivered in self._awaiting.items() if delivered <= up_to]:
             del self._awaiting[name]
             reason = self._stopped_on(self._state.invoices[name].balance.delivered)
             if reason is not None:
                 self._state.invoices[name] = _replace(self._state.invoices[name], cap=0, not_insured=reason)
+                self._changed.add(name)
 
     # ------------------------------------------------------------ the top-up layer
 

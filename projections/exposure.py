@@ -12,7 +12,15 @@ from ledger.vocabulary.events import Event, LimitCancelled, TurnoverDeclared
 from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import known_at as recorded_by
 from ledger.vocabulary.terms import PERIOD_MONTHS, PolicyTerms
-from projections.cover import BuyerCover, CoverFigures, LimitDecision, Obligation, buyer_exclusion, limit_on
+from projections.cover import (
+    BuyerCover,
+    CoverFigures,
+    LimitDecision,
+    Obligation,
+    OpenTotals,
+    buyer_exclusion,
+    limit_on,
+)
 from projections.terms import TermsTimeline
 
 QUARTER_MONTHS = PERIOD_MONTHS["quarterly"]
@@ -43,21 +51,21 @@ class Exposure:
 
     @classmethod
     def of(cls, cover: CoverFigures, terms: TermsTimeline) -> Exposure:
-        as_of = cover.as_of
-        outstanding = overdue = insured = 0
-        for invoice in cover.open_covers():  # one pass: the read model samples every change day
-            balance = invoice.balance.balance
-            outstanding += balance
-            if invoice.balance.due < as_of:
-                overdue += balance
-            insured += invoice.insured(as_of)
-        limit, top_up = cover.limit, cover.top_up_amount
-        available, not_available = availability(cover, terms, insured)
-        return cls(
-            outstanding=outstanding, overdue=overdue, insured=insured, uninsured=outstanding - insured,
-            limit=limit, top_up=top_up, headroom=max(0, limit + top_up - insured), available=available,
-            status=cover.status_with(overdue, outstanding), not_available=not_available,
-        )
+        return cls(*exposure_values(cover, terms))
+
+
+ExposureValues = tuple[Minor, Minor, Minor, Minor, Minor, Minor, Minor, Minor, str, str]
+
+
+def exposure_values(cover: CoverFigures, terms: TermsTimeline, totals: OpenTotals | None = None) -> ExposureValues:
+    """The fields of `Exposure.of(cover, terms)`, in order, as a plain tuple (the exposure
+    timeline samples thousands and keeps the changes); `totals`, the cover's
+    `open_totals(as_of)` when the caller has them (the timeline's fold keeps them as it goes)."""
+    outstanding, overdue, insured = cover.open_totals(cover.as_of) if totals is None else totals
+    limit, top_up = cover.limit, cover.top_up_amount
+    available, not_available = availability(cover, terms, insured)
+    return (outstanding, overdue, insured, outstanding - insured, limit, top_up, max(0, limit + top_up - insured),
+            available, cover.status_with(overdue, outstanding), not_available)
 
 
 def availability(cover: CoverFigures, terms: TermsTimeline, insured: Minor) -> tuple[Minor, str]:

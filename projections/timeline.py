@@ -24,7 +24,7 @@ import msgspec
 from ledger.vocabulary.events import Event, PoliticalEvent
 from ledger.vocabulary.order import in_fold_order
 from projections.cover import CoverFold, limit_decisions
-from projections.exposure import Exposure, availability_days
+from projections.exposure import Exposure, ExposureValues, availability_days, exposure_values
 from projections.terms import TermsTimeline
 
 
@@ -40,6 +40,13 @@ Timeline = list[ExposureStep]
 
 def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: Sequence[Event]) -> Timeline:
     """Every change of the buyer's exposure, from its registration on (empty if none)."""
+    return [ExposureStep(day, Exposure(*values)) for day, values in exposure_changes(buyer, buyer_events, policy_events)]
+
+
+def exposure_changes(
+    buyer: str, buyer_events: Sequence[Event], policy_events: Sequence[Event]
+) -> list[tuple[datetime.date, ExposureValues]]:
+    """`exposure_timeline` as (since, the exposure's fields in order): what the read model stores."""
     terms = TermsTimeline(policy_events)
     events = list(in_fold_order(buyer_events))
     if not terms or not events:
@@ -49,7 +56,7 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
     decision_days = {decision.effective for decision in decisions}
     quiet_changes = availability_days(terms, decisions)
     by_day = [(day, list(group)) for day, group in groupby(events, key=lambda e: e.effective)]
-    timeline: Timeline = []
+    timeline: list[tuple[datetime.date, ExposureValues]] = []
     fold = CoverFold(buyer, terms, decisions, political)
     position, day = 0, by_day[0][0]
     while True:
@@ -64,9 +71,9 @@ def exposure_timeline(buyer: str, buyer_events: Sequence[Event], policy_events: 
         fold.close_day(day)
         reading = fold.reading_on(day)
         if reading.registered is not None:
-            exposure = Exposure.of(reading, terms)
-            if not timeline or timeline[-1].exposure != exposure:
-                timeline.append(ExposureStep(day, exposure))
+            values = exposure_values(reading, terms, fold.open_totals(day))
+            if not timeline or timeline[-1][1] != values:
+                timeline.append((day, values))
         following = _next_day(fold, day, by_day[position][0] if position < len(by_day) else None, quiet_changes)
         if following is None:
             return timeline

@@ -2,19 +2,25 @@
 
     python tests/readmodel_worker.py catch-up LOCATION [PAUSE_AFTER]
     python tests/readmodel_worker.py append LOCATION COUNT NAME
+    python tests/readmodel_worker.py split LOCATION [failing]
 
 `catch-up` opens the ledger and catches its exposure read model up, printing
 `progress DONE TOTAL` after each buyer folded (and, given PAUSE_AFTER, sleeping
 for a minute after that many buyers: the moment a test kills it), then
 `refolded N position P`. `append` records COUNT invoices of 1.00 spread over
-the ledger's buyers, keyed NAME-i, then prints `appended COUNT`.
+the ledger's buyers, keyed NAME-i, then prints `appended COUNT`. `split` rebuilds the
+read model with half of the buyers folded in a forked process (whatever their number; with
+`failing`, a child whose fold fails) and prints `forked N` (N processes forked).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from typing import Any
 
+from ledger.readmodels import exposure as readmodels
 from ledger.service import Ledger
 
 
@@ -39,9 +45,29 @@ def append(location: str, count: int, name: str) -> None:
         print(f"appended {count}", flush=True)
 
 
+def split(location: str, failing: bool) -> None:
+    parent, forked, fork, fold = os.getpid(), [], os.fork, readmodels._fold_rows
+
+    def counted_fork() -> int:
+        forked.append(1)
+        return fork()
+
+    def fold_rows(*args: Any) -> Any:
+        if failing and os.getpid() != parent:
+            raise RuntimeError("the child's fold failed")
+        return fold(*args)
+
+    readmodels.SPLIT_BUYERS, os.fork, readmodels._fold_rows = 2, counted_fork, fold_rows  # type: ignore[assignment]
+    with Ledger(location) as ledger:
+        ledger.exposure_model.rebuild()
+    print(f"forked {len(forked)}", flush=True)
+
+
 if __name__ == "__main__":
     command, location = sys.argv[1], sys.argv[2]
-    if command == "catch-up":
+    if command == "split":
+        split(location, sys.argv[3:] == ["failing"])
+    elif command == "catch-up":
         catch_up(location, int(sys.argv[3]) if len(sys.argv) > 3 else None)
     else:
         append(location, int(sys.argv[3]), sys.argv[4])

@@ -86,7 +86,7 @@ def test_the_book_from_the_read_model_is_the_folded_book(durable_location: str):
 def test_a_fresh_process_serves_the_stored_rows_without_refolding(durable_location: str, monkeypatch: pytest.MonkeyPatch):
     with sample_ledger(durable_location) as ledger:
         first = {day: book_exposures(ledger, day, None) for day in DAYS}
-    monkeypatch.setattr(readmodels, "exposure_timeline", lambda *args: pytest.fail("refolded"))
+    monkeypatch.setattr(readmodels, "exposure_changes", lambda *args: pytest.fail("refolded"))
     with Ledger(durable_location) as reopened:
         assert {day: book_exposures(reopened, day, None) for day in DAYS} == first
 
@@ -140,7 +140,7 @@ def test_a_catch_up_that_fails_half_way_leaves_the_old_state_and_the_next_one_fi
             buyer = ledger.store.index.buyers()[number]
             ledger.append({"type": "limit_reduced", "buyer": buyer, "effective": "2025-05-01", "amount": "1000",
                            "key": f"cut-{number}"})
-        real, calls = readmodels.exposure_timeline, []
+        real, calls = readmodels.exposure_changes, []
 
         def dies_on_the_second(*args: Any) -> Any:
             calls.append(args[0])
@@ -148,10 +148,10 @@ def test_a_catch_up_that_fails_half_way_leaves_the_old_state_and_the_next_one_fi
                 raise KeyboardInterrupt  # the process stopped half way through
             return real(*args)
 
-        monkeypatch.setattr(readmodels, "exposure_timeline", dies_on_the_second)
+        monkeypatch.setattr(readmodels, "exposure_changes", dies_on_the_second)
         with pytest.raises(KeyboardInterrupt):
             ledger.exposure_model.catch_up()
-        monkeypatch.setattr(readmodels, "exposure_timeline", real)
+        monkeypatch.setattr(readmodels, "exposure_changes", real)
     with Ledger(durable_location) as reopened:
         assert tracked(reopened) == position
         assert reopened.exposure_model.catch_up() == 3
@@ -270,3 +270,18 @@ def test_the_cli_warns_once_and_answers_on_a_ledger_that_cannot_be_written(immut
                            "--as-of", "2025-06-30", "--json"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("warning: the read models cannot be written")
+
+
+def test_text_with_tabs_newlines_and_backslashes_is_stored_as_it_is(durable_location: str):
+    """The rows go to PostgreSQL in COPY's text format, written here (ledger/store/postgres.py):
+    a delimiter, a line end, a backslash or the NULL marker inside a value comes back unchanged."""
+    awkward = ["tab\there", "back\\slash", "new\nline", "cr\rhere", "\\N", "plain", ""]
+    rows = [(text, f"2025-01-{day + 1:02d}", day, -day, 0, 0, 10**15, 0, 0, 0, None, text)
+            for day, text in enumerate(awkward)]
+    with Ledger(durable_location) as ledger:
+        tables = ledger.exposure_model.tables
+        with tables.write(NAME) as writer:
+            writer.execute("DELETE FROM exposure_timeline")
+            writer.insert("exposure_timeline", rows)
+        stored = tables.read("SELECT * FROM exposure_timeline ORDER BY since")
+    assert [tuple(row) for row in stored] == rows

@@ -15,7 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_cover_properties import ACME, FIRST_DAY, LAST_DAY, RUNS, SPEC_TERMS, UNIT, books, fold_one, new_ledger
 
-from projections.cover import buyer_cover
+from ledger.vocabulary.events import PoliticalEvent
+from ledger.vocabulary.order import in_fold_order
+from projections.cover import CoverFold, buyer_cover, limit_decisions
 from projections.exposure import Exposure
 from projections.terms import TermsTimeline
 from projections.timeline import exposure_on, exposure_timeline
@@ -37,6 +39,24 @@ def test_the_timeline_gives_the_folds_exposure_on_any_day(data: st.DataObject):
             cover = buyer_cover(buyer, events, policy, day)
             expected = Exposure.of(cover, terms) if cover.registered is not None else None
             assert exposure_on(timeline, day) == expected, (buyer, day)
+
+
+@RUNS
+@given(data=st.data())
+def test_the_folds_running_totals_are_what_its_open_invoices_add_up_to(data: st.DataObject):
+    """`CoverFold.open_totals` recounts only what changed since the last day asked (balances,
+    due dates, covers, days passing a due date or a loss of cover); on every day it is the sum
+    over the open invoices of the state the fold has reached."""
+    book = data.draw(books())
+    policy = book.policy_events()
+    terms = TermsTimeline(policy)
+    political = [event for event in policy if isinstance(event, PoliticalEvent)]
+    for buyer in book.buyers:
+        events = list(in_fold_order(book.buyer_events(buyer)))
+        fold = CoverFold(buyer, terms, limit_decisions(events), political)
+        for day in sorted({event.effective for event in events} | set(data.draw(st.lists(DAYS, max_size=10)))):
+            fold.fold_through(day, [event for event in events if event.effective == day])
+            assert fold.open_totals(day) == fold.reading_on(day).open_totals(day), (buyer, day)
 
 
 def test_a_delivery_is_judged_at_the_end_of_its_day_before_later_caps_are_locked():

@@ -398,14 +398,45 @@ class _PostgresModelRecorder(PostgresTrackingRecorder):
         super()._create_table(curs)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_BATCH = 20_000
+
+
+def copy_text(rows: Sequence[Sequence[Any]]) -> str | None:
+    """Rows of text, integers and NULLs in COPY's text format, or None for any other value (left to
+    psycopg to adapt): psycopg's own `write_row` formats value by value in Python (without its C
+    implementation): a third of a read model's catch-up on PostgreSQL."""
+    lines = []
+    for row in rows:
+        fields = []
+        for value in row:
+            kind = type(value)
+            if kind is str:
+                fields.append(value.translate(_COPY_ESCAPES))
+            elif kind is int:
+                fields.append(str(value))
+            elif value is None:
+                fields.append("\\N")
+            else:
+                return None
+        lines.append("\t".join(fields))
+    return "\n".join(lines) + "\n"
+
+
 class _PostgresModelWriter(ModelWriter):
     def insert(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
         """COPY: a rebuild writes hundreds of thousands of rows."""
         if rows:
             schema = Identifier(self.tables.schema)  # type: ignore[attr-defined]
             with self.cursor.copy(SQL("COPY {0}.{1} FROM STDIN").format(schema, Identifier(table))) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for start in range(0, len(rows), _COPY_BATCH):
+                    batch = rows[start:start + _COPY_BATCH]
+                    text = copy_text(batch)
+                    if text is not None:
+                        copy.write(text)
+                        continue
+                    for row in batch:
+                        copy.write_row(row)
 
 
 class PostgresModelTables(ModelTables):
