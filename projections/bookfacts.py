@@ -11,16 +11,25 @@ every buyer after a policy event.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import msgspec
 
-from ledger.vocabulary.events import BuyerRegistered, Event, Insolvency, OverdueReported, PoliticalEvent, TopUpPurchased
+from ledger.vocabulary.events import (
+    BuyerRegistered,
+    Event,
+    Insolvency,
+    InvoiceIssued,
+    OverdueReported,
+    PoliticalEvent,
+    TopUpPurchased,
+)
 from ledger.vocabulary.money import Minor
 from ledger.vocabulary.order import known_at as recorded_by
-from projections.cover import buyer_cover, of_types
+from projections.cover import buyer_cover, limit_decisions, of_types
 from projections.premium import FeeBasis, fee_basis
 from projections.terms import TermsTimeline
 from projections.turnover import BuyerSales, Sale, buyer_sales
@@ -87,7 +96,9 @@ class BuyerFacts(msgspec.Struct, frozen=True):
     top_up: bool
     fees: FeeBasis
     losses: tuple[LossFact, ...]
-    loss_on: datetime.date | None  # its loss date as known now; None: no loss, whenever asked
+    # Its loss date as known now, or, where a fold at an earlier as_of may find another loss (a
+    # delivery after a limit decision), its earliest loss event's day; None: no loss, whenever asked.
+    loss_on: datetime.date | None
 
 
 class DaySales(NamedTuple):
@@ -124,10 +135,29 @@ def buyer_facts(
     losses = loss_facts(events)
     loss_on = None
     if may_lose(losses, political_countries(policy)):
-        loss_on = buyer_cover(buyer, events, policy, LOSSES_SETTLED).loss_date
+        if _delivered_across_a_decision(events):
+            # Its cap is locked on delivery from a limit decided after issue: a fold at an earlier
+            # as_of, not knowing that decision yet, can find a loss the settled fold does not.
+            loss_on = min(fact.effective for fact in losses)
+        else:
+            loss_on = buyer_cover(buyer, events, policy, LOSSES_SETTLED).loss_date
     facts = BuyerFacts(buyer, registration.country, registration.effective, bought_top_up(events), basis, losses,
                        loss_on)
     return facts, day_sales(sales)
+
+
+def _delivered_across_a_decision(events: Sequence[Event]) -> bool:
+    """Whether an invoice is issued before a limit decision's day and delivered on or after it."""
+    days = sorted({decision.effective for decision in limit_decisions(events)})
+    for invoice in of_types(events, _INVOICES):
+        assert isinstance(invoice, InvoiceIssued)
+        after = bisect.bisect_right(days, invoice.effective)
+        if after < len(days) and days[after] <= invoice.delivered:
+            return True
+    return False
+
+
+_INVOICES = frozenset({InvoiceIssued})
 
 
 def book_sales(sales: Iterable[tuple[str, Iterable[DaySales]]]) -> list[BuyerSales]:

@@ -96,6 +96,31 @@ def test_premium_and_turnover_from_the_model_are_the_fold(book: tuple[dict[str, 
         assert_model_answers_as_the_fold(ledger, [datetime.date(2025, 3, 31), datetime.date(2026, 1, 31)])
 
 
+def test_a_loss_an_earlier_fold_finds_before_a_later_limit_decision_is_in_the_register():
+    """An invoice issued before a limit cancellation and delivered after it takes its cap from
+    the cancelled limit: folded as of a day before the cancellation, the buyer has a protracted
+    default (03-12) that the fold after every event has not. The register from the model must
+    still have it (it once left the buyer out)."""
+    table = {"id": "P1", "currency": "GBP", "start": datetime.date(2025, 1, 1), "end": datetime.date(2025, 12, 31),
+             "cover": "proportional", "indemnity_pct": "90", "excess": "0", "non_qualifying_loss": "0",
+             "protracted_default_days": 30}
+    rows = [
+        {"type": "buyer_registered", "effective": "2025-01-02", "buyer": "B1", "name": "B1", "country": "GB"},
+        {"type": "invoice_issued", "effective": "2025-01-05", "buyer": "B1", "invoice": "A", "amount": "100",
+         "due": "2025-02-04"},
+        {"type": "limit_granted", "effective": "2025-01-06", "buyer": "B1", "amount": "1000"},
+        {"type": "invoice_issued", "effective": "2025-02-01", "buyer": "B1", "invoice": "X", "amount": "500",
+         "due": "2025-08-01", "delivered": "2025-05-01"},
+        {"type": "overdue_reported", "effective": "2025-02-10", "buyer": "B1"},
+        {"type": "limit_cancelled", "effective": "2025-04-01", "buyer": "B1"},
+    ]
+    with record_book(table, rows) as ledger:
+        day = datetime.date(2025, 3, 20)
+        assert [(c.buyer, c.loss_date) for c in queries.losses_of(ledger, day, None)] == [
+            ("B1", datetime.date(2025, 3, 12))]
+        assert_model_answers_as_the_fold(ledger, [day, datetime.date(2025, 4, 15), datetime.date(2025, 5, 15)])
+
+
 def test_appends_refold_only_the_buyers_they_touch(durable_location: str):
     with sample_ledger(durable_location) as ledger:
         assert ledger.book_model.catch_up() == len(ledger.buyers())

@@ -282,9 +282,10 @@ def claims_folded(ledger: LedgerReader, as_of: datetime.date, known_at: datetime
 
 def losses_of(ledger: LedgerReader, as_of: datetime.date, known_at: datetime.datetime | None) -> list[Claim]:
     """The claims with a loss by `as_of`, in loss-date order (the register `claims` shows):
-    from the read model, only the buyers whose loss as known now falls by `as_of` are folded
-    (a loss depends on nothing dated after it, so a fold at `as_of` finds that loss, and no
-    other buyer's)."""
+    from the read model, only the buyers whose `loss_on` falls by `as_of` are folded (a loss
+    depends on nothing dated after it, so a fold at `as_of` finds that loss, and no other
+    buyer's; where a delivery waits on a later limit decision, `loss_on` is the earliest day a
+    loss can fall, projections/bookfacts.py)."""
     now = book_now(ledger, known_at)
     if now is None:
         return [claim for claim in claims_folded(ledger, as_of, known_at) if claim.loss_date is not None]

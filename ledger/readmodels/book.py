@@ -29,7 +29,7 @@ from projections.turnover import BuyerSales, Sale
 
 NAME = "book_facts"
 TABLES = ("book_buyers", "book_buyer_sales", "book_sales")
-FACTS_VERSION = "1"  # of the JSON in the rows: a change rebuilds the model, like a new table layout
+FACTS_VERSION = "2"  # of the JSON in the rows: a change rebuilds the model, like a new table layout
 _SCHEMA = (
     "CREATE TABLE book_buyers (buyer TEXT PRIMARY KEY, facts TEXT NOT NULL)",
     "CREATE TABLE book_buyer_sales (buyer TEXT PRIMARY KEY, country TEXT NOT NULL, sales TEXT NOT NULL)",
