@@ -267,6 +267,12 @@ class LedgerPostgresRecorder(ChainQueries, PostgresApplicationRecorder):
             curs.execute(SQL(f"SELECT count(*) AS n FROM {self.datastore.schema}.ledger_index"))  # noqa: S608 (checked identifier)
             counted = curs.fetchone()
             assert counted is not None
+            if not counted["n"]:
+                # Empty: the ids start at 1 again, whatever a rolled-back write drew from the sequence
+                # (a sequence does not roll back), so that a verified ledger's log re-imported here
+                # gets the ids its chain was hashed with.
+                curs.execute(SQL("SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), 1, false)"),
+                             [f"{self.datastore.schema}.{self.events_table_name}"])
 
             def write(stored_events: Sequence[StoredEvent], rows: Sequence[IndexRow]) -> None:
                 self._insert_stored_events(curs, stored_events)
