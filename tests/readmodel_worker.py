@@ -2,7 +2,7 @@
 
     python tests/readmodel_worker.py catch-up LOCATION [PAUSE_AFTER]
     python tests/readmodel_worker.py append LOCATION COUNT NAME
-    python tests/readmodel_worker.py split LOCATION [failing]
+    python tests/readmodel_worker.py split LOCATION [failing|unforkable]
 
 `catch-up` opens the ledger and catches its exposure read model up, printing
 `progress DONE TOTAL` after each buyer folded (and, given PAUSE_AFTER, sleeping
@@ -45,15 +45,17 @@ def append(location: str, count: int, name: str) -> None:
         print(f"appended {count}", flush=True)
 
 
-def split(location: str, failing: bool) -> None:
+def split(location: str, child: str) -> None:
     parent, forked, fork, fold = os.getpid(), [], os.fork, readmodels._fold_rows
 
     def counted_fork() -> int:
         forked.append(1)
+        if child == "unforkable":
+            raise BlockingIOError("Resource temporarily unavailable")  # as fork(2) under a process limit
         return fork()
 
     def fold_rows(*args: Any) -> Any:
-        if failing and os.getpid() != parent:
+        if child == "failing" and os.getpid() != parent:
             raise RuntimeError("the child's fold failed")
         return fold(*args)
 
@@ -66,7 +68,7 @@ def split(location: str, failing: bool) -> None:
 if __name__ == "__main__":
     command, location = sys.argv[1], sys.argv[2]
     if command == "split":
-        split(location, sys.argv[3:] == ["failing"])
+        split(location, sys.argv[3] if len(sys.argv) > 3 else "folding")
     elif command == "catch-up":
         catch_up(location, int(sys.argv[3]) if len(sys.argv) > 3 else None)
     else:

@@ -160,13 +160,14 @@ def test_catch_up_is_safe_from_several_threads(durable_location: str):
         assert ledger.exposure_model.stored() == fresh_fold(ledger)
 
 
-@pytest.mark.parametrize("child", ["folding", "failing"])
+@pytest.mark.parametrize("child", ["folding", "failing", "unforkable"])
 def test_a_rebuild_split_with_a_forked_process_stores_the_rows_of_one_fold(durable_location: str, child: str):
     """A rebuild of many buyers folds half of them in a forked process (a second core); its rows
-    are those of a fold in one process, and a child that fails costs a fold here, not the rows."""
+    are those of a fold in one process, and a child that fails (or a fork refused) costs a fold
+    here, not the rows."""
     with sample_ledger(durable_location) as ledger:
         expected = fresh_fold(ledger)
-    lines = finish(start("split", durable_location, *(["failing"] if child == "failing" else [])))
+    lines = finish(start("split", durable_location, child))
     # PostgreSQL's connection pool runs threads: a process with threads never forks
     assert lines[-1] == ("forked 0" if durable_location.startswith("postgresql") else "forked 1")
     with Ledger(durable_location) as ledger:

@@ -298,7 +298,13 @@ class ExposureModel:
         assert reopen is not None
         last, first = self.ledger.log_position()
         source, sink = os.pipe()
-        child = os.fork()
+        try:
+            child = os.fork()
+        except OSError as problem:  # no process to be had (memory, a process limit): fold them here
+            os.close(source)
+            os.close(sink)
+            log.warning("warning: no process to fold half of the read model (%s); folding it here", problem)
+            return lambda *, abandon: [] if abandon else _fold_rows(self.ledger, buyers, None, 0)
         if child == 0:  # pragma: no cover (the child; its rows are what the tests compare)
             code = 1
             try:
